@@ -1,0 +1,47 @@
+# losslab: two commands on a fresh machine.
+#   make demo   set up .venv, then a quick paper reproduction -> reports/quick/report.html
+#   make test   set up .venv with the test extra, then the test suite
+PYTHON ?= python3
+VENV ?= .venv
+# The pinned CPU wheel; an open range would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+PRESET ?= quick
+PYTEST_ARGS ?= -n 2
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test setup setup-test lint bench clean
+
+$(VENV)/.stamp-torch:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install "$(TORCH_SPEC)"
+	touch $@
+
+$(VENV)/.stamp-experiments: $(VENV)/.stamp-torch pyproject.toml
+	$(PIP) install --quiet -e ".[experiments]"
+	touch $@
+
+$(VENV)/.stamp-test: $(VENV)/.stamp-torch pyproject.toml
+	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.stamp-experiments
+setup-test: $(VENV)/.stamp-test
+
+demo: setup
+	$(VENV)/bin/losslab reproduce --preset $(PRESET) --out reports/$(PRESET)
+	@echo "report: reports/$(PRESET)/report.html"
+
+test: setup-test
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup-test
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: setup-test
+	$(VENV)/bin/losslab bench --json reports/bench.json
+
+clean:
+	rm -rf $(VENV) reports build *.egg-info src/*.egg-info

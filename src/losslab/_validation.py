@@ -1,0 +1,175 @@
+"""Argument checks and reductions shared by every loss.
+
+Every check raises ``ValueError`` or ``TypeError`` with a message that names the argument,
+what was expected and what was given. Checks that need the tensor's values (class indices in
+range, binary targets in [0, 1]) synchronise with the device, so they can be switched off
+globally with :func:`set_validation` and are skipped while ``torch.compile`` traces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
+
+_validate_values = True
+
+
+def set_validation(enabled: bool) -> None:
+    """Turn the value checks (index ranges, target ranges, NaN targets) on or off globally.
+
+    Shape, dtype and argument checks always run; only the checks that read tensor values
+    (and so synchronise with an accelerator) are affected.
+    """
+    global _validate_values
+    _validate_values = bool(enabled)
+
+
+def validation_enabled() -> bool:
+    """Whether value checks run now (never while ``torch.compile`` traces)."""
+    if not _validate_values:
+        return False
+    return not torch.compiler.is_compiling()
+
+
+def check_reduction(reduction: str, *, allowed: Sequence[str] = REDUCTIONS) -> str:
+    if not isinstance(reduction, str) or reduction not in allowed:
+        raise ValueError(
+            f"reduction: expected one of {', '.join(repr(r) for r in allowed)}, got {reduction!r}"
+        )
+    return reduction
+
+
+def check_tensor(name: str, value: object) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def check_floating(name: str, value: object) -> Tensor:
+    tensor = check_tensor(name, value)
+    if not tensor.is_floating_point():
+        raise TypeError(
+            f"{name}: expected a floating-point tensor (float16/bfloat16/float32/float64), "
+            f"got dtype {tensor.dtype}"
+        )
+    return tensor
+
+
+def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{name_b}: expected the same shape as {name_a} {tuple(a.shape)}, "
+            f"got {tuple(b.shape)} (losslab never broadcasts silently)"
+        )
+
+
+def check_min_dim(name: str, tensor: Tensor, ndim: int, layout: str) -> None:
+    if tensor.dim() < ndim:
+        raise ValueError(
+            f"{name}: expected at least {ndim} dimensions {layout}, got shape {tuple(tensor.shape)}"
+        )
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    ok = value >= 0 if allow_zero else value > 0
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}: expected a number {bound}, got {value!r}")
+    return float(value)
+
+
+def check_eps(eps: float) -> float:
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 <= eps < 0.5:
+        raise ValueError(f"eps: expected a number in [0, 0.5), got {eps!r}")
+    return float(eps)
+
+
+def check_values_in_range(
+    name: str, tensor: Tensor, low: float, high: float, what: str = "values"
+) -> None:
+    """Raise unless every value lies in [low, high] (NaN fails). Skipped when disabled."""
+    if not validation_enabled() or tensor.numel() == 0:
+        return
+    bad = ~((tensor >= low) & (tensor <= high))
+    if bool(bad.any()):
+        first = tensor[bad].flatten()[0].item()
+        raise ValueError(
+            f"{name}: expected {what} in [{low:g}, {high:g}], got {first!r} "
+            f"({int(bad.sum())} of {tensor.numel()} entries outside)"
+        )
+
+
+def check_class_indices(name: str, target: Tensor, num_classes: int, ignore_index: int) -> None:
+    if target.dtype in (torch.bool,) or target.is_floating_point() or target.is_complex():
+        raise TypeError(f"{name}: expected an integer tensor of class indices, got dtype {target.dtype}")
+    if not validation_enabled() or target.numel() == 0:
+        return
+    valid = target != ignore_index
+    bad = valid & ((target < 0) | (target >= num_classes))
+    if bool(bad.any()):
+        first = int(target[bad].flatten()[0])
+        raise ValueError(
+            f"{name}: expected class indices in [0, {num_classes - 1}] (or ignore_index="
+            f"{ignore_index}), got {first}"
+        )
+
+
+def check_class_weight(weight: Tensor | None, num_classes: int, ref: Tensor) -> Tensor | None:
+    if weight is None:
+        return None
+    weight = check_floating("weight", weight)
+    if weight.shape != (num_classes,):
+        raise ValueError(
+            f"weight: expected a 1-D tensor with one entry per class, shape ({num_classes},), "
+            f"got {tuple(weight.shape)}"
+        )
+    return weight.to(device=ref.device, dtype=ref.dtype)
+
+
+def check_multiclass_target(input: Tensor, target: Tensor, ignore_index: int) -> None:
+    """Class indices ``(N, d1..dk)`` or probabilities of the input's shape ``(N, C, d1..dk)``."""
+    target = check_tensor("target", target)
+    if input.dim() == 0:
+        raise ValueError("input: expected logits of shape (C,) or (N, C, d1..dk), got a 0-d tensor")
+    if target.is_floating_point():
+        check_same_shape("input", input, "target", target)
+        check_values_in_range("target", target, 0.0, 1.0, "class probabilities")
+        return
+    class_dim = 0 if input.dim() == 1 else 1
+    expected = input.shape[:class_dim] + input.shape[class_dim + 1 :]
+    if target.shape != expected:
+        raise ValueError(
+            f"target: expected class indices of shape {tuple(expected)} for input of shape "
+            f"{tuple(input.shape)} (or probabilities of the input's shape), got {tuple(target.shape)}"
+        )
+    check_class_indices("target", target, input.shape[class_dim], ignore_index)
+
+
+def reduce(loss: Tensor, reduction: str) -> Tensor:
+    """Apply a torch-style reduction to an unreduced loss."""
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def weighted_mean(loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
+    """``loss_sum / weight_sum`` that returns 0 (not NaN) when every sample is ignored."""
+    return torch.where(weight_sum > 0, loss_sum / weight_sum.clamp_min(torch.finfo(loss_sum.dtype).tiny), loss_sum * 0)
+
+
+def compute_dtype(tensor: Tensor) -> torch.dtype:
+    """float16/bfloat16 are computed in float32 (as autocast does for torch's losses)."""
+    return torch.float32 if tensor.dtype in (torch.float16, torch.bfloat16) else tensor.dtype
+
+
+def effective_eps(eps: float, dtype: torch.dtype) -> float:
+    """The clamp used for a tensor of ``dtype``: never finer than the dtype can resolve near 1."""
+    if dtype in (torch.float16, torch.bfloat16):
+        return max(eps, float(torch.finfo(dtype).eps))
+    return eps

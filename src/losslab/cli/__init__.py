@@ -1,0 +1,58 @@
+"""The ``losslab`` command line: one module per subcommand, imported when the parser is built.
+
+Each command module defines ``register(subparsers)``, which adds its parser and sets
+``handler=run`` (a function taking the parsed arguments and returning an exit code). Heavy
+imports (matplotlib, pandas, data code) stay inside the handlers, so ``losslab --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# The order here is the order of ``losslab --help``.
+_COMMAND_MODULES = (
+    "list_cmd",
+    "reproduce_cmd",
+)
+
+
+class CommandError(Exception):
+    """A user error: printed as ``losslab: error: ...`` with exit code 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from losslab import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="losslab",
+        description="Loss functions for PyTorch, and a lab to compare them on your task.",
+    )
+    parser.add_argument("--version", action="version", version=f"losslab {__version__}")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"losslab.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except (CommandError, ValueError, TypeError, FileNotFoundError) as error:
+        # Argument and data errors carry a message written for the user.
+        print(f"losslab {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"losslab {args.command}: interrupted; finished work is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,3 @@
+from losslab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""``losslab list``: the registered losses and their formulas."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from losslab.cli._common import text_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from losslab.registry import FAMILIES
+
+    parser = subparsers.add_parser(
+        "list", help="list the registered losses with their formulas",
+        description="List the registered losses: name, family, formula, convexity, reference.",
+    )
+    parser.add_argument("--family", choices=FAMILIES, help="only this family")
+    parser.add_argument("--no-extras", action="store_true", help="hide experimental losses")
+    parser.add_argument("--json", action="store_true", help="print the metadata records as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from losslab.registry import list_losses
+
+    infos = list_losses(args.family, include_extras=not args.no_extras)
+    if args.json:
+        print(json.dumps([info.to_dict() for info in infos], indent=2))
+        return 0
+    rows = [
+        (
+            info.name + (" *" if info.extra else ""),
+            info.family,
+            info.formula,
+            {True: "yes", False: "no", None: "-"}[info.convex],
+            info.reference_impl or "-",
+        )
+        for info in infos
+    ]
+    print(text_table(("name", "family", "formula", "convex", "matches"), rows))
+    if any(info.extra for info in infos):
+        print("\n* experimental (the paper's v1 extras)")
+    return 0

@@ -1,0 +1,126 @@
+"""Regression losses on the error ``e = input - target``.
+
+SMAE and log-cosh are losslab's own; MSE, MAE, Huber and smooth L1 are thin, documented entries
+over ``torch.nn.functional`` that add losslab's argument checks (torch only warns when input and
+target broadcast to a different shape; losslab raises).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from losslab._validation import (
+    check_floating,
+    check_positive,
+    check_reduction,
+    check_same_shape,
+    reduce,
+)
+
+__all__ = [
+    "huber_loss",
+    "l1_loss",
+    "log_cosh_loss",
+    "mae_loss",
+    "mse_loss",
+    "smae_loss",
+    "smooth_absolute_error",
+    "smooth_l1_loss",
+]
+
+_LOG2 = math.log(2.0)
+
+
+def _check_pair(input: object, target: object, reduction: str) -> tuple[Tensor, Tensor]:
+    check_reduction(reduction)
+    input = check_floating("input", input)
+    target = check_floating("target", target)
+    check_same_shape("input", input, "target", target)
+    return input, target
+
+
+def smae_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
+    r"""Smooth absolute error (SMAE) of Noel et al. 2023: ``e tanh(e / 2)``.
+
+    .. math:: \ell(e) = e \tanh(e/2), \quad e = \text{input} - \text{target}
+
+    About ``e^2 / 2`` for small errors and ``|e|`` with no offset for large ones (log-cosh keeps
+    an offset of log 2, Huber one of delta / 2); no hyperparameter; infinitely
+    differentiable. Not convex (the second derivative is negative for ``|e| > ~2.4``) but
+    strictly quasi-convex. The name "smooth MAE" is also used elsewhere for the Huber loss;
+    this is not that loss.
+
+    Args:
+        input: predictions, any shape, floating point.
+        target: the same shape.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or the input's shape with ``reduction="none"``.
+
+    References:
+        Noel et al., arXiv:2303.09935, section 3; the second author's ``CustomSMAELoss``.
+    """
+    input, target = _check_pair(input, target, reduction)
+    error = input - target
+    return reduce(error * torch.tanh(0.5 * error), reduction)
+
+
+smooth_absolute_error = smae_loss
+
+
+def log_cosh_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
+    r"""Log-cosh loss ``log(cosh(e))``, computed without overflow.
+
+    .. math:: \ell(e) = \log\cosh(e) = |e| + \operatorname{softplus}(-2|e|) - \log 2
+
+    Keras' ``LogCosh`` semantics (mean over elements with ``reduction="mean"``).
+
+    Args, Returns: as :func:`smae_loss`.
+    """
+    input, target = _check_pair(input, target, reduction)
+    abs_error = (input - target).abs()
+    return reduce(abs_error + F.softplus(-2.0 * abs_error) - _LOG2, reduction)
+
+
+def mse_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
+    """Squared error ``e^2``: ``F.mse_loss`` with shape checks."""
+    input, target = _check_pair(input, target, reduction)
+    return F.mse_loss(input, target, reduction=reduction)
+
+
+def l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
+    """Absolute error ``|e|`` (MAE): ``F.l1_loss`` with shape checks."""
+    input, target = _check_pair(input, target, reduction)
+    return F.l1_loss(input, target, reduction=reduction)
+
+
+mae_loss = l1_loss
+
+
+def huber_loss(
+    input: Tensor, target: Tensor, *, delta: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    """Huber loss: ``0.5 e^2`` if ``|e| <= delta`` else ``delta (|e| - 0.5 delta)``.
+
+    ``F.huber_loss`` with shape checks.
+    """
+    input, target = _check_pair(input, target, reduction)
+    check_positive("delta", delta)
+    return F.huber_loss(input, target, reduction=reduction, delta=delta)
+
+
+def smooth_l1_loss(
+    input: Tensor, target: Tensor, *, beta: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    """Smooth L1 loss: Huber / beta (``0.5 e^2 / beta`` near 0, ``|e| - 0.5 beta`` beyond).
+
+    ``F.smooth_l1_loss`` with shape checks; ``beta=0`` is the L1 loss.
+    """
+    input, target = _check_pair(input, target, reduction)
+    check_positive("beta", beta, allow_zero=True)
+    return F.smooth_l1_loss(input, target, reduction=reduction, beta=beta)

@@ -1,0 +1,70 @@
+"""Figures (matplotlib, the ``plot`` extra): a shared style and a saver that writes PNG + SVG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from losslab.report import Figure
+
+# One colour per loss, the same in every figure of a report.
+LOSS_COLORS: dict[str, str] = {
+    "cross_entropy": "#222222",
+    "bce": "#222222",
+    "binary_cross_entropy": "#222222",
+    "m": "#d62728",
+    "full_m": "#ff7f0e",
+    "l": "#1f77b4",
+    "full_l": "#17becf",
+    "mse": "#7f7f7f",
+    "mae": "#222222",
+    "huber": "#2ca02c",
+    "smooth_l1": "#bcbd22",
+    "log_cosh": "#9467bd",
+    "smae": "#d62728",
+}
+_FALLBACK = ("#8c564b", "#e377c2", "#bcbd22", "#2ca02c", "#9467bd", "#7f7f7f")
+
+
+def color_for(name: str, index: int = 0) -> str:
+    return LOSS_COLORS.get(name, _FALLBACK[index % len(_FALLBACK)])
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the non-interactive Agg backend, with losslab's style."""
+    try:
+        import matplotlib
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "figures need matplotlib: pip install 'losslab[plot]'"
+        ) from error
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "figure.dpi": 110,
+            "savefig.dpi": 130,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "legend.frameon": False,
+            "font.size": 10,
+            "svg.fonttype": "none",
+        }
+    )
+    return plt
+
+
+def save_figure(fig: Any, out_dir: str | Path, stem: str, caption: str) -> Figure:
+    """Save ``fig`` as ``stem.png`` and ``stem.svg`` in ``out_dir`` and close it."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    png, svg = out / f"{stem}.png", out / f"{stem}.svg"
+    fig.savefig(png, bbox_inches="tight")
+    fig.savefig(svg, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return Figure(png=png, caption=caption, svg=svg)
