@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # The order here is the order of ``losslab --help``.
 _COMMAND_MODULES = (
     "list_cmd",
+    "plot_cmd",
     "reproduce_cmd",
 )
 
