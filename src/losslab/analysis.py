@@ -11,6 +11,7 @@ a function of the error ``e``. Derivatives come from autograd in float64.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -161,7 +162,7 @@ def _intervals(grid: Tensor, mask: Tensor, cuts: list[float]) -> list[tuple[floa
     """Maximal runs of ``mask`` over (0, 1), their ends moved to the exact crossings."""
     edges = [0.0, *sorted(cuts), 1.0]
     out = []
-    for low, high in zip(edges[:-1], edges[1:]):
+    for low, high in itertools.pairwise(edges):
         inside = (grid > low) & (grid < high)
         if bool(inside.any()) and bool(mask[inside].float().mean() > 0.5):
             if out and math.isclose(out[-1][1], low):
