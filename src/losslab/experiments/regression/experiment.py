@@ -1,0 +1,513 @@
+"""Run a robust-regression comparison: losses and baselines on one scenario, over seeds.
+
+:func:`run_regression` fits every loss (all seeds in one batched program per loss) and every
+baseline (one call per seed) on the same data, scores them, and returns a
+:class:`RegressionResult`; :func:`write_outputs` writes the table (Markdown, CSV, JSON with the
+configuration and environment) and Figure 4 (PNG + SVG).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from losslab.experiments.regression.baselines import (
+    BASELINE_LABELS,
+    BASELINES,
+    baseline_settings,
+    check_baseline,
+    fit_baseline,
+)
+from losslab.experiments.regression.data import (
+    SYNTHETIC_SCENARIOS,
+    RegressionData,
+    check_scenario,
+    csv_data,
+    load_scenario,
+)
+from losslab.experiments.regression.fitting import (
+    FitSettings,
+    check_regression_loss,
+    fit_linear,
+    regression_loss_names,
+)
+
+DEFAULT_LOSSES: tuple[str, ...] = ("mse", "mae", "huber", "log_cosh", "smae")
+# A point is flagged as an outlier when its residual exceeds this many robust residual sds
+# (1.4826 x the median absolute deviation of the fit's residuals): the usual 2.5 cut-off.
+FLAG_THRESHOLD = 2.5
+
+
+@dataclass
+class RegressionResult:
+    """Everything one comparison produced.
+
+    Attributes:
+        scenario: scenario name (or the CSV file's stem).
+        methods: the losses, then the baselines, in table order.
+        records: one dict per (method, seed): coefficients, errors, residual scale, flags,
+            iterations, convergence.
+        summary: one dict per method: the metrics' mean, sd and 95 % t-interval over seeds.
+        example: the first seed's data (for the figure).
+        example_fits: the first seed's ``(coef, intercept)`` per method.
+        config: the settings that produced the result.
+        wall_time: seconds, fitting and scoring.
+    """
+
+    scenario: str
+    methods: list[str]
+    records: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    example: RegressionData
+    example_fits: dict[str, tuple[np.ndarray, float]]
+    config: dict[str, Any]
+    wall_time: float = 0.0
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.example.true_coef is not None
+
+    def summary_for(self, method: str) -> dict[str, Any]:
+        for row in self.summary:
+            if row["method"] == method:
+                return row
+        raise KeyError(f"method: {method!r} not in this result; methods: {', '.join(self.methods)}")
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float, float]:
+    """Mean, sample sd and the two-sided t-interval of the mean (sd and bounds NaN for n < 2)."""
+    from scipy import stats
+
+    data = np.asarray(values, dtype=float)
+    mean = float(data.mean())
+    if data.size < 2:
+        return mean, math.nan, math.nan, math.nan
+    sd = float(data.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, data.size - 1)) * sd / math.sqrt(data.size)
+    return mean, sd, mean - half, mean + half
+
+
+def robust_scale(residuals: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation: the residual sd under Gaussian noise."""
+    return float(1.4826 * np.median(np.abs(residuals - np.median(residuals))))
+
+
+def _score(
+    data: RegressionData, coef: np.ndarray, intercept: float, clean: tuple[np.ndarray, float] | None
+) -> dict[str, Any]:
+    residuals = data.y - data.x @ coef - intercept
+    scale = robust_scale(residuals)
+    flagged = np.abs(residuals) > FLAG_THRESHOLD * scale if scale > 0 else np.zeros(len(residuals), bool)
+    row: dict[str, Any] = {"intercept": float(intercept)}
+    for feature, value in zip(data.feature_names, coef):
+        row[f"coef[{feature}]"] = float(value)
+    row["residual_scale"] = scale
+    row["n_flagged"] = int(flagged.sum())
+    if data.true_coef is not None:
+        row["slope_error_pct"] = float(100 * np.linalg.norm(coef - data.true_coef) / np.linalg.norm(data.true_coef))
+        if data.true_intercept:
+            row["intercept_error_pct"] = float(100 * abs(intercept - data.true_intercept) / abs(data.true_intercept))
+        else:
+            row["intercept_abs_error"] = float(abs(intercept - (data.true_intercept or 0.0)))
+    else:
+        row["flagged_rows"] = " ".join(label for label, f in zip(data.row_labels, flagged) if f)
+    if data.known_outliers is not None:
+        row["known_outliers_flagged"] = int((flagged & data.known_outliers).sum())
+        row["inliers_flagged"] = int((flagged & ~data.known_outliers).sum())
+    if clean is not None:
+        clean_coef, clean_intercept = clean
+        row["distance_to_clean_fit"] = float(
+            np.linalg.norm(np.r_[intercept - clean_intercept, coef - clean_coef])
+        )
+    return row
+
+
+def clean_fit(data: RegressionData) -> tuple[np.ndarray, float] | None:
+    """OLS on the points not known to be outliers (None if no outliers are known)."""
+    if data.known_outliers is None or not data.known_outliers.any():
+        return None
+    from losslab.experiments.regression.baselines import _ols
+
+    keep = ~data.known_outliers
+    return _ols(data.x[keep], data.y[keep], 0)
+
+
+# Metrics summarised over seeds, in table order.
+_SEED_METRICS = (
+    "slope_error_pct", "intercept_error_pct", "intercept_abs_error", "distance_to_clean_fit",
+    "residual_scale", "n_flagged", "known_outliers_flagged", "inliers_flagged",
+)
+
+
+def _summarise(method: str, kind: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {"method": method, "kind": kind, "n_seeds": len(rows)}
+    if len(rows) == 1:
+        summary.update({k: v for k, v in rows[0].items() if k not in ("method", "kind", "seed")})
+        return summary
+    for metric in _SEED_METRICS:
+        if metric in rows[0]:
+            mean, sd, low, high = t_interval([r[metric] for r in rows])
+            summary[metric] = mean
+            summary[f"{metric}_sd"] = sd
+            summary[f"{metric}_ci95"] = [low, high]
+    for key in rows[0]:
+        if key.startswith("coef[") or key == "intercept":
+            summary[key] = float(np.mean([r[key] for r in rows]))
+    if "iterations" in rows[0]:
+        summary["iterations"] = float(np.mean([r["iterations"] for r in rows]))
+        summary["iterations_max"] = int(max(r["iterations"] for r in rows))
+        summary["converged_fraction"] = float(np.mean([r["converged"] for r in rows]))
+    return summary
+
+
+def run_regression(
+    scenario: str = "table1",
+    *,
+    seeds: int = 20,
+    seed: int = 0,
+    losses: Sequence[str] | None = None,
+    baselines: Sequence[str] | None = BASELINES,
+    data: RegressionData | None = None,
+    data_path: str | Path | None = None,
+    x_cols: Sequence[str] | None = None,
+    y_col: str | None = None,
+    scenario_options: dict[str, Any] | None = None,
+    loss_kwargs: dict[str, dict[str, Any]] | None = None,
+    fit_settings: FitSettings | None = None,
+    log: Any = None,
+) -> RegressionResult:
+    """Fit each loss and baseline on a scenario and score them.
+
+    Args:
+        scenario: one of :data:`~losslab.experiments.regression.data.SCENARIOS`; ignored when
+            ``data`` or ``data_path`` is given.
+        seeds: number of seeds for synthetic scenarios (seeds ``seed .. seed + seeds - 1``,
+            each draws its own data set); real data are fitted once.
+        seed: first seed; also seeds RANSAC and Theil-Sen.
+        losses: registered regression losses (default :data:`DEFAULT_LOSSES`).
+        baselines: names from :data:`BASELINES`, or None / empty for none.
+        data: a ready :class:`RegressionData` (fitted once).
+        data_path, x_cols, y_col: a CSV file and its columns.
+        scenario_options: overrides of the synthetic scenario's configuration.
+        loss_kwargs: hyperparameters per loss, e.g. ``{"huber": {"delta": 2.0}}``.
+        fit_settings: optimiser settings shared by all losses.
+        log: optional callable for progress lines.
+    """
+    losses = [check_regression_loss(name) for name in (losses or DEFAULT_LOSSES)]
+    if len(set(losses)) != len(losses):
+        raise ValueError(f"losses: each loss once, got {', '.join(losses)}")
+    baselines = [check_baseline(name) for name in (baselines or ())]
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds: expected a positive integer, got {seeds!r}")
+    settings = fit_settings or FitSettings()
+    loss_kwargs = dict(loss_kwargs or {})
+    started = time.perf_counter()
+
+    if data_path is not None:
+        if not x_cols or not y_col:
+            raise ValueError("data: a CSV file needs --x COL [COL ...] and --y COL")
+        data = csv_data(data_path, x_cols, y_col)
+    if data is not None:
+        datasets, seed_list = [data], [seed]
+        scenario = data.name
+    else:
+        check_scenario(scenario)
+        if scenario in SYNTHETIC_SCENARIOS:
+            seed_list = list(range(seed, seed + seeds))
+            datasets = [load_scenario(scenario, s, scenario_options) for s in seed_list]
+        else:
+            datasets, seed_list = [load_scenario(scenario, seed, scenario_options)], [seed]
+    if any(d.x.shape != datasets[0].x.shape for d in datasets):
+        raise ValueError("data: every seed must give a data set of the same shape to be fitted as one batch")
+    x_batch = np.stack([d.x for d in datasets])
+    y_batch = np.stack([d.y for d in datasets])
+    cleans = [clean_fit(d) for d in datasets]
+
+    records: list[dict[str, Any]] = []
+    example_fits: dict[str, tuple[np.ndarray, float]] = {}
+    warnings_by_method: dict[str, list[str]] = {}
+    for name in losses:
+        t0 = time.perf_counter()
+        fits = fit_linear(x_batch, y_batch, name, loss_kwargs=loss_kwargs.get(name), settings=settings)
+        for i, (d, s) in enumerate(zip(datasets, seed_list)):
+            row = {"method": name, "kind": "loss", "seed": s}
+            row.update(_score(d, fits.coef[i], float(fits.intercept[i]), cleans[i]))
+            row.update({"iterations": int(fits.iterations[i]), "converged": bool(fits.converged[i]),
+                        "objective": float(fits.objective[i])})
+            records.append(row)
+        example_fits[name] = (fits.coef[0], float(fits.intercept[0]))
+        if log:
+            log(f"[regress] {name}: {len(seed_list)} fits in {time.perf_counter() - t0:.2f} s, "
+                f"{int(fits.converged.sum())}/{len(seed_list)} converged")
+    for name in baselines:
+        t0 = time.perf_counter()
+        messages: set[str] = set()
+        for i, (d, s) in enumerate(zip(datasets, seed_list)):
+            coef, intercept, caught = fit_baseline(name, d.x, d.y, seed=s)
+            messages.update(caught)
+            row = {"method": name, "kind": "baseline", "seed": s}
+            row.update(_score(d, coef, intercept, cleans[i]))
+            records.append(row)
+            if i == 0:
+                example_fits[name] = (coef, intercept)
+        if messages:
+            warnings_by_method[name] = sorted(messages)
+        if log:
+            log(f"[regress] {name}: {len(seed_list)} fits in {time.perf_counter() - t0:.2f} s")
+
+    methods = [*losses, *baselines]
+    summary = [
+        _summarise(m, "loss" if m in losses else "baseline", [r for r in records if r["method"] == m])
+        for m in methods
+    ]
+    example = datasets[0]
+    config = {
+        "scenario": scenario,
+        "description": example.description,
+        "n_rows": example.n_rows,
+        "features": list(example.feature_names),
+        "target": example.target_name,
+        "seeds": seed_list,
+        "losses": losses,
+        "loss_kwargs": loss_kwargs,
+        "baselines": {b: baseline_settings()[b] for b in baselines},
+        "fit_settings": settings.to_dict(),
+        "scenario_options": dict(scenario_options or {}),
+        "flag_threshold": f"|residual| > {FLAG_THRESHOLD} x 1.4826 MAD(residuals)",
+        "data_path": str(data_path) if data_path is not None else None,
+    }
+    if example.true_coef is not None:
+        config["true_coef"] = example.true_coef.tolist() if len(datasets) == 1 else "per seed"
+        config["true_intercept"] = example.true_intercept
+    if cleans[0] is not None:
+        config["clean_fit"] = "OLS on the rows not known to be outliers"
+        if len(datasets) == 1:
+            config["clean_fit_coef"] = cleans[0][0].tolist()
+            config["clean_fit_intercept"] = cleans[0][1]
+            config["known_outlier_rows"] = [
+                label for label, o in zip(example.row_labels, example.known_outliers) if o
+            ]
+    return RegressionResult(
+        scenario=scenario, methods=methods, records=records, summary=summary, example=example,
+        example_fits=example_fits, config=config, wall_time=time.perf_counter() - started,
+        warnings=warnings_by_method,
+    )
+
+
+def method_label(method: str) -> str:
+    return BASELINE_LABELS.get(method, method)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-style Markdown table (first column left-aligned, the others right-aligned)."""
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join([":---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _mean_sd_ci(row: dict[str, Any], metric: str, digits: int = 2) -> str:
+    if metric not in row:
+        return ""
+    if f"{metric}_sd" not in row:
+        return _fmt(row[metric], digits + 1)
+    low, high = row[f"{metric}_ci95"]
+    if math.isnan(low):
+        return f"{row[metric]:.{digits}f}"
+    return f"{row[metric]:.{digits}f} ± {row[f'{metric}_sd']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def summary_table(result: RegressionResult) -> tuple[list[str], list[list[str]]]:
+    """The result's main table as headers and formatted rows (synthetic or real layout)."""
+    rows: list[list[str]] = []
+    if result.synthetic:
+        intercept_metric = "intercept_error_pct" if "intercept_error_pct" in result.summary[0] else "intercept_abs_error"
+        headers = ["method", "slope error % (mean ± sd [95% CI])",
+                   "intercept error % (mean ± sd [95% CI])" if intercept_metric.endswith("pct")
+                   else "intercept |error| (mean ± sd [95% CI])",
+                   "outliers flagged / inliers flagged", "converged", "iterations (mean / max)"]
+        for row in result.summary:
+            converged = _fmt(row.get("converged_fraction", row.get("converged")))
+            if isinstance(row.get("converged_fraction"), float):
+                converged = f"{100 * row['converged_fraction']:.0f} %"
+            iterations = (f"{row['iterations']:.0f} / {row['iterations_max']}" if "iterations_max" in row
+                          else _fmt(row.get("iterations")))
+            rows.append([
+                method_label(row["method"]), _mean_sd_ci(row, "slope_error_pct"),
+                _mean_sd_ci(row, intercept_metric),
+                f"{_fmt(row.get('known_outliers_flagged'), 1)} / {_fmt(row.get('inliers_flagged'), 1)}",
+                converged, iterations,
+            ])
+        return headers, rows
+    features = list(result.example.feature_names)
+    headers = ["method", "intercept", *features, "residual scale"]
+    has_clean = "distance_to_clean_fit" in result.summary[0]
+    if has_clean:
+        headers.append("distance to clean fit")
+    headers += ["flagged rows", "converged (iterations)"]
+    for row in result.summary:
+        cells = [method_label(row["method"]), _fmt(row["intercept"], 4),
+                 *[_fmt(row[f"coef[{f}]"], 4) for f in features], _fmt(row["residual_scale"], 3)]
+        if has_clean:
+            cells.append(_fmt(row["distance_to_clean_fit"], 3))
+        cells.append(row.get("flagged_rows", "") or "none")
+        cells.append(f"{_fmt(row['converged'])} ({row['iterations']})" if "converged" in row else "")
+        rows.append(cells)
+    return headers, rows
+
+
+def figure4(result: RegressionResult, out_dir: str | Path, stem: str = "figure4") -> Any:
+    """Figure 4: the data with each method's fit, and each method's error over seeds (or residuals)."""
+    from losslab.plotting import color_for, pyplot, save_figure
+
+    plt = pyplot()
+    data = result.example
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
+    losses = [m for m in result.methods if m in result.config["losses"]]
+    baselines = [m for m in result.methods if m not in losses]
+    line_style = {m: ("-", color_for(m, i)) for i, m in enumerate(losses)}
+    baseline_colors = ("#8c564b", "#e377c2", "#17becf", "#bcbd22", "#1f77b4", "#ff7f0e")
+    line_style.update({m: (":", baseline_colors[i % len(baseline_colors)]) for i, m in enumerate(baselines)})
+
+    if data.n_features == 1:
+        x = data.x[:, 0]
+        outliers = data.known_outliers if data.known_outliers is not None else np.zeros(len(x), bool)
+        step = max(1, len(x) // 3000)  # keep the vector figure light
+        left.scatter(x[~outliers][::step], data.y[~outliers][::step], s=6, color="#999999", alpha=0.5, label="data")
+        if outliers.any():
+            left.scatter(x[outliers][::step], data.y[outliers][::step], s=6, color="#f4a582", alpha=0.6,
+                         label="known outliers")
+        grid = np.linspace(x.min(), x.max(), 100)
+        if data.true_coef is not None:
+            left.plot(grid, data.true_coef[0] * grid + data.true_intercept, "k--", lw=1.5, label="true line")
+        for method in result.methods:
+            coef, intercept = result.example_fits[method]
+            style, color = line_style[method]
+            left.plot(grid, coef[0] * grid + intercept, style, color=color, lw=2 if style == "-" else 1.4,
+                      label=method_label(method))
+        left.set_xlabel(data.feature_names[0])
+        left.set_ylabel(data.target_name)
+        left.set_title(f"{result.scenario}: fitted lines" + (f" (seed {result.config['seeds'][0]})" if result.synthetic else ""))
+    else:
+        features = list(data.feature_names)
+        positions = np.arange(len(result.methods))
+        for j, feature in enumerate(["intercept", *features]):
+            values = [result.example_fits[m][1] if feature == "intercept" else result.example_fits[m][0][j - 1]
+                      for m in result.methods]
+            left.scatter(values, positions + (j - len(features) / 2) * 0.12, s=22, label=feature)
+        clean = clean_fit(data)
+        if clean is not None:
+            for j, value in enumerate([clean[1], *clean[0]]):
+                left.axvline(value, color=f"C{j}", lw=0.8, ls="--")
+        left.set_yticks(positions, [method_label(m) for m in result.methods])
+        left.invert_yaxis()
+        left.set_xlabel("coefficient" + (" (dashed: OLS on the clean rows)" if clean is not None else ""))
+        left.set_title(f"{result.scenario}: fitted coefficients")
+    left.legend(fontsize=7, loc="best")
+
+    if result.synthetic and len(result.config["seeds"]) > 1:
+        values = [[r["slope_error_pct"] for r in result.records if r["method"] == m] for m in result.methods]
+        right.boxplot(values, vert=False, showfliers=False)
+        for i, (method, v) in enumerate(zip(result.methods, values)):
+            jitter = np.random.default_rng(i).uniform(-0.15, 0.15, len(v))
+            right.scatter(v, np.full(len(v), i + 1) + jitter, s=9, color=line_style[method][1], zorder=3)
+        right.set_yticks(np.arange(1, len(result.methods) + 1), [method_label(m) for m in result.methods])
+        right.invert_yaxis()
+        right.set_xlabel(f"slope error % over {len(result.config['seeds'])} seeds")
+        right.set_title("error distribution over seeds")
+    else:
+        rows = np.arange(1, data.n_rows + 1)
+        for method in result.methods:
+            coef, intercept = result.example_fits[method]
+            residuals = data.y - data.x @ coef - intercept
+            scale = robust_scale(residuals) or 1.0
+            style, color = line_style[method]
+            right.plot(rows, residuals / scale, marker="o" if style == "-" else ".", ms=3, lw=0.6,
+                       ls=style, color=color, label=method_label(method))
+        if data.known_outliers is not None:
+            for r in rows[data.known_outliers]:
+                right.axvspan(r - 0.5, r + 0.5, color="#f4a582", alpha=0.25, lw=0)
+        for sign in (-1, 1):
+            right.axhline(sign * FLAG_THRESHOLD, color="k", lw=0.8, ls="--")
+        right.set_xlabel("row (shaded: known outliers)")
+        right.set_ylabel("residual / robust scale")
+        right.set_title(f"scaled residuals; |r| > {FLAG_THRESHOLD} is flagged")
+        right.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    caption = (f"Figure 4 ({result.scenario}): left, the data and each method's fit; right, "
+               + ("the slope error of each method over seeds." if result.synthetic and len(result.config["seeds"]) > 1
+                  else "each method's residuals in units of its robust residual scale."))
+    return save_figure(fig, out_dir, stem, caption)
+
+
+def write_outputs(result: RegressionResult, out_dir: str | Path, *, figure: bool = True,
+                  stem: str = "regression") -> dict[str, Path]:
+    """Write ``{stem}.md``, ``{stem}.csv`` (summary), ``{stem}_per_seed.csv``, ``{stem}.json`` and Figure 4."""
+    import pandas as pd
+
+    from losslab.experiments.environment import environment_info
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    headers, rows = summary_table(result)
+    lines = [
+        f"# Robust regression: {result.scenario}", "",
+        f"Data: {result.config['description']} ({result.example.n_rows} rows).", "",
+        f"Seeds: {len(result.config['seeds'])} (first {result.config['seeds'][0]}). "
+        f"Wall time: {result.wall_time:.1f} s.", "",
+        markdown_table(headers, rows), "",
+    ]
+    for method, messages in result.warnings.items():
+        lines.append(f"- {method_label(method)} warned: {'; '.join(messages)}")
+    paths = {"markdown": out / f"{stem}.md", "csv": out / f"{stem}.csv",
+             "per_seed_csv": out / f"{stem}_per_seed.csv", "json": out / f"{stem}.json"}
+    paths["markdown"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    flat = [{k: (" ".join(f"{v:.6g}" for v in value) if isinstance(value, list) else value)
+             for k, value in row.items()} for row in result.summary]
+    pd.DataFrame(flat).to_csv(paths["csv"], index=False)
+    pd.DataFrame(result.records).to_csv(paths["per_seed_csv"], index=False)
+    payload = {"config": result.config, "wall_time_seconds": round(result.wall_time, 3),
+               "summary": result.summary, "per_seed": result.records, "warnings": result.warnings,
+               "environment": environment_info()}
+    paths["json"].write_text(json.dumps(payload, indent=2, default=_json_default), encoding="utf-8")
+    if figure:
+        fig = figure4(result, out, stem=f"{stem}_figure4")
+        paths["figure_png"], paths["figure_svg"] = fig.png, fig.svg
+    return paths
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+__all__ = [
+    "DEFAULT_LOSSES", "FLAG_THRESHOLD", "RegressionResult", "figure4", "markdown_table",
+    "regression_loss_names", "robust_scale", "run_regression", "summary_table", "t_interval",
+    "write_outputs",
+]
