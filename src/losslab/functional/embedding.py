@@ -1,0 +1,723 @@
+"""Embedding and metric-learning losses: pairs, triplets, in-batch contrast, class centres, speakers.
+
+Every loss takes its distances and similarities from :mod:`losslab.distances` (so the
+zero-norm and zero-distance handling is written once) and follows torch's argument and
+reduction conventions. float16 / bfloat16 embeddings are computed in float32.
+
+The losses that compare the items of a batch with each other (:func:`info_nce_loss`,
+:func:`nt_xent_loss`, :func:`multiple_negatives_ranking_loss`, :func:`ge2e_loss`,
+:func:`batch_triplet_loss`) take ``gather_across_ranks=False``. When True, and a
+``torch.distributed`` process group is initialised, they all-gather every rank's embeddings
+WITH gradients and compute the terms of this rank's rows against the whole gathered batch
+(see :mod:`losslab.distributed`). The per-rank ``"mean"`` and ``"sum"`` are scaled so that their
+average over ranks is exactly the single-process loss on the concatenated batch; ``"none"``
+returns this rank's terms. Without a process group the flag changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from losslab import distributed
+from losslab._validation import (
+    check_floating,
+    check_positive,
+    check_reduction,
+    check_same_shape,
+    check_tensor,
+    compute_dtype,
+    reduce,
+    validation_enabled,
+)
+from losslab.distances import (
+    check_metric,
+    cosine_similarity_matrix,
+    distance_matrix,
+    lp_distance,
+    normalize_rows,
+    paired_distance,
+)
+
+__all__ = [
+    "arcface_loss",
+    "batch_triplet_loss",
+    "contrastive_loss",
+    "ge2e_loss",
+    "info_nce_loss",
+    "multiple_negatives_ranking_loss",
+    "nt_xent_loss",
+    "triplet_margin_loss",
+]
+
+_SIMILARITIES = {"cosine": "cosine_similarity", "dot": "dot"}
+
+
+# --- shared checks and reductions ----------------------------------------------------------
+
+
+def _embeddings(name: str, value: object, ndim: int, layout: str) -> Tensor:
+    """A floating tensor of exactly ``ndim`` dimensions, in its compute dtype."""
+    tensor = check_floating(name, value)
+    if tensor.dim() != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D tensor {layout}, got shape {tuple(tensor.shape)}")
+    return tensor.to(compute_dtype(tensor))
+
+
+def _same_rows(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    check_same_shape(name_a, a, name_b, b)
+
+
+def _labels(name: str, value: object, batch: int) -> Tensor:
+    labels = check_tensor(name, value)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"{name}: expected an integer tensor of class labels, got dtype {labels.dtype}")
+    if labels.shape != (batch,):
+        raise ValueError(
+            f"{name}: expected one label per embedding, shape ({batch},), got {tuple(labels.shape)}"
+        )
+    return labels
+
+
+def _number(name: str, value: object, *, low: float = -math.inf, high: float = math.inf,
+            low_open: bool = False) -> float:
+    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok_type and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name}: expected a number in {bracket}{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return value
+
+
+def _similarity_metric(similarity: object) -> str:
+    return _SIMILARITIES[check_metric("similarity", similarity, tuple(_SIMILARITIES))]
+
+
+def _gather(tensor: Tensor, enabled: bool) -> tuple[Tensor, int]:
+    return distributed.gather_across_ranks(tensor) if enabled else (tensor, 0)
+
+
+def _gathered(enabled: bool) -> bool:
+    return enabled and distributed.world_size() > 1
+
+
+def _reduce_terms(terms: Tensor, reduction: str, gathered: bool, count: Tensor | int | None = None) -> Tensor:
+    """``"mean"`` divides by ``count`` (default: number of terms); 0 terms give 0, never NaN.
+
+    When the batch was gathered across ranks the mean divides by the global count and both
+    ``"mean"`` and ``"sum"`` are multiplied by the world size, so that averaging the per-rank
+    losses (as DDP averages gradients) gives the single-process loss.
+    """
+    if reduction == "none":
+        return terms
+    total = terms.sum()
+    count = terms.numel() if count is None else count
+    if gathered:
+        if reduction == "sum":
+            return total * distributed.world_size()
+        return distributed.global_mean(total, count)
+    if reduction == "sum":
+        return total
+    count = torch.as_tensor(count, dtype=total.dtype, device=total.device)
+    return torch.where(count > 0, total / count.clamp_min(1), total * 0.0)
+
+
+# --- pairs and triplets --------------------------------------------------------------------
+
+
+def contrastive_loss(
+    input1: Tensor,
+    input2: Tensor,
+    target: Tensor,
+    *,
+    margin: float = 1.0,
+    distance: str = "euclidean",
+    similar_label: int = 0,
+    squared: bool = True,
+    reduction: str = "mean",
+) -> Tensor:
+    """Contrastive loss of Hadsell, Chopra and LeCun (2006) on pairs of embeddings.
+
+    With ``D`` the distance between the two embeddings of a pair and ``Y`` its label::
+
+        L = (1 - Y) 0.5 D^2 + Y 0.5 max(0, margin - D)^2          (squared=True, default)
+        L = (1 - Y) D       + Y max(0, margin - D)                 (squared=False)
+
+    in the paper's (and the seed's) convention ``Y = 0`` for a SIMILAR pair. Many libraries
+    (sentence-transformers, most tutorials) label similar pairs 1 instead: pass
+    ``similar_label=1`` for that convention; the formula is the same with ``Y`` read as
+    "dissimilar". ``squared=False`` is the unsquared hinge form of pytorch-metric-learning's
+    ``ContrastiveLoss`` (``pos_margin=0``, ``neg_margin=margin``).
+
+    Args:
+        input1: ``(N, D)`` or ``(D,)`` embeddings of the first items.
+        input2: embeddings of the second items, same shape.
+        target: ``(N,)`` or ``()`` pair labels with values 0 and 1 (bool, integer or float).
+        margin: ``m > 0``; dissimilar pairs farther apart than ``m`` cost nothing.
+        distance: ``"euclidean"`` (``||x1 - x2||``) or ``"cosine"`` (``1 - cos``).
+        similar_label: the label value that marks a similar pair, 0 (default) or 1.
+        squared: the paper's halved squares (True) or the plain hinge (False).
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+
+    Returns:
+        The reduced loss, or per-pair losses of shape ``target.shape`` for ``"none"``.
+
+    References:
+        Hadsell, Chopra, LeCun, "Dimensionality Reduction by Learning an Invariant Mapping",
+        CVPR 2006.
+    """
+    check_reduction(reduction)
+    margin = _number("margin", margin, low=0.0, low_open=True)
+    metric = check_metric("distance", distance, ("euclidean", "cosine"))
+    if similar_label not in (0, 1) or isinstance(similar_label, bool):
+        raise ValueError(f"similar_label: expected 0 (the paper's convention) or 1, got {similar_label!r}")
+    squared = _flag("squared", squared)
+    input1 = check_floating("input1", input1)
+    input2 = check_floating("input2", input2)
+    if input1.dim() not in (1, 2):
+        raise ValueError(f"input1: expected embeddings of shape (N, D) or (D,), got {tuple(input1.shape)}")
+    _same_rows("input1", input1, "input2", input2)
+    target = check_tensor("target", target)
+    if target.shape != input1.shape[:-1]:
+        raise ValueError(
+            f"target: expected one label per pair, shape {tuple(input1.shape[:-1])}, got {tuple(target.shape)}"
+        )
+    if validation_enabled() and target.numel() and not bool(((target == 0) | (target == 1)).all()):
+        bad = target[(target != 0) & (target != 1)].flatten()[0].item()
+        raise ValueError(f"target: expected pair labels 0 or 1, got {bad!r}")
+    dtype = compute_dtype(input1)
+    dist = paired_distance(input1.to(dtype), input2.to(dtype), metric=metric)
+    similar = target == similar_label
+    if squared:
+        loss = torch.where(similar, 0.5 * dist.square(), 0.5 * F.relu(margin - dist).square())
+    else:
+        loss = torch.where(similar, dist, F.relu(margin - dist))
+    return reduce(loss, reduction)
+
+
+def triplet_margin_loss(
+    anchor: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    *,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-6,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """Triplet margin loss with ``F.triplet_margin_loss`` semantics (defaults included)::
+
+        L = max(0, margin + d(a, p) - d(a, n)),   d(x, y) = ||x - y + eps||_p
+
+    ``eps`` is added to the difference before the norm, exactly as torch does. With
+    ``swap=True`` (Balntas et al. 2016) ``d(a, n)`` is replaced by ``min(d(a, n), d(p, n))``.
+
+    Args:
+        anchor: ``(N, D)`` or ``(D,)``.
+        positive: same shape (no broadcasting).
+        negative: same shape.
+        margin: ``>= 0``, default 1.0.
+        p: the norm's order, ``> 0`` (``math.inf`` allowed), default 2.
+        eps: added to every difference, default 1e-6.
+        swap: use the distance swap.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+
+    Returns:
+        The reduced loss, or ``(N,)`` (``()`` unbatched) for ``"none"``.
+
+    References:
+        Schroff, Kalenichenko, Philbin, "FaceNet", CVPR 2015; Balntas et al., "Learning local
+        feature descriptors with triplets and shallow convolutional neural networks", BMVC 2016.
+    """
+    check_reduction(reduction)
+    margin = _number("margin", margin, low=0.0)
+    p = _number("p", p, low=0.0, low_open=True)
+    eps = _number("eps", eps, low=0.0)
+    swap = _flag("swap", swap)
+    anchor = check_floating("anchor", anchor)
+    if anchor.dim() not in (1, 2):
+        raise ValueError(f"anchor: expected embeddings of shape (N, D) or (D,), got {tuple(anchor.shape)}")
+    _same_rows("anchor", anchor, "positive", check_floating("positive", positive))
+    _same_rows("anchor", anchor, "negative", check_floating("negative", negative))
+    dtype = compute_dtype(anchor)
+    anchor, positive, negative = anchor.to(dtype), positive.to(dtype), negative.to(dtype)
+    d_ap = lp_distance(anchor, positive, p=p, eps=eps)
+    d_an = lp_distance(anchor, negative, p=p, eps=eps)
+    if swap:
+        d_an = torch.minimum(d_an, lp_distance(positive, negative, p=p, eps=eps))
+    return reduce(F.relu(margin + d_ap - d_an), reduction)
+
+
+def batch_triplet_loss(
+    embeddings: Tensor,
+    labels: Tensor,
+    *,
+    mining: str = "hard",
+    margin: float = 1.0,
+    distance: str = "euclidean",
+    soft_margin: bool = False,
+    average: str = "nonzero",
+    reduction: str = "mean",
+    gather_across_ranks: bool = False,
+) -> Tensor:
+    """Triplet loss with online mining from class labels (Hermans, Beyer, Leibe 2017).
+
+    A valid triplet ``(a, p, n)`` has ``labels[p] == labels[a]``, ``p != a`` and
+    ``labels[n] != labels[a]``; its loss is ``max(0, margin + D(a, p) - D(a, n))``
+    (``softplus(margin + D(a, p) - D(a, n))`` with ``soft_margin=True``; Hermans et al.'s
+    soft margin is ``margin=0``).
+
+    * ``mining="hard"`` (batch-hard): one triplet per anchor, the farthest positive and the
+      closest negative. ``"mean"`` averages over the anchors that have a valid triplet.
+    * ``mining="all"`` (batch-all): every valid triplet. ``"mean"`` averages over the triplets
+      with a positive loss (``average="nonzero"``, Hermans et al.'s BA≠0, the default of
+      pytorch-metric-learning and sentence-transformers) or over all valid triplets
+      (``average="all"``).
+
+    A batch with no valid triplet (one class only, or singletons only) gives 0, never NaN,
+    with a zero gradient. ``"none"`` returns one value per anchor: its batch-hard loss, or the
+    sum of its batch-all triplet losses (0 for an anchor without valid triplet).
+
+    Args:
+        embeddings: ``(N, D)``.
+        labels: ``(N,)`` integer class labels.
+        mining: ``"hard"`` or ``"all"``.
+        margin: ``>= 0``, default 1.0 (as :func:`triplet_margin_loss`).
+        distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
+        soft_margin: softplus instead of the hinge.
+        average: ``"nonzero"`` or ``"all"``: the batch-all mean's denominator.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+        gather_across_ranks: mine among the embeddings of every rank (see module docstring).
+
+    Returns:
+        The reduced loss, or ``(N,)`` for ``"none"``.
+
+    References:
+        Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person Re-Identification",
+        arXiv:1703.07737, 2017.
+    """
+    check_reduction(reduction)
+    mining = check_metric("mining", mining, ("hard", "all"))
+    margin = _number("margin", margin, low=0.0)
+    metric = check_metric("distance", distance, ("euclidean", "squared_euclidean", "cosine"))
+    soft_margin = _flag("soft_margin", soft_margin)
+    average = check_metric("average", average, ("nonzero", "all"))
+    gather = _flag("gather_across_ranks", gather_across_ranks)
+    embeddings = _embeddings("embeddings", embeddings, 2, "of embeddings (N, D)")
+    labels = _labels("labels", labels, embeddings.shape[0])
+
+    everyone, offset = _gather(embeddings, gather)
+    all_labels, _ = _gather(labels, gather)
+    dist = distance_matrix(embeddings, everyone, metric=metric)  # (n, N)
+    rows = torch.arange(embeddings.shape[0], device=embeddings.device)
+    same = labels[:, None] == all_labels[None, :]
+    is_self = torch.zeros_like(same)
+    is_self[rows, rows + offset] = True
+    positive, negative = same & ~is_self, ~same
+
+    def hinge(violation: Tensor) -> Tensor:
+        return F.softplus(violation) if soft_margin else F.relu(violation)
+
+    if mining == "hard":
+        hardest_positive = dist.masked_fill(~positive, -math.inf).max(dim=1).values
+        hardest_negative = dist.masked_fill(~negative, math.inf).min(dim=1).values
+        valid = positive.any(1) & negative.any(1)
+        violation = torch.where(valid, margin + hardest_positive - hardest_negative, 0.0)
+        terms = torch.where(valid, hinge(violation), 0.0)
+        count = valid.sum()
+    else:
+        valid = positive[:, :, None] & negative[:, None, :]  # (anchor, positive, negative)
+        violation = torch.where(valid, margin + dist[:, :, None] - dist[:, None, :], 0.0)
+        per_triplet = torch.where(valid, hinge(violation), 0.0)
+        terms = per_triplet.sum((1, 2))
+        count = (valid & (per_triplet > 0)).sum() if average == "nonzero" else valid.sum()
+    return _reduce_terms(terms, reduction, _gathered(gather), count)
+
+
+# --- in-batch contrast -----------------------------------------------------------------------
+
+
+def info_nce_loss(
+    query: Tensor,
+    positive_key: Tensor,
+    negative_keys: Tensor | None = None,
+    *,
+    temperature: float = 0.1,
+    negative_mode: str = "unpaired",
+    similarity: str = "cosine",
+    symmetric: bool = False,
+    reduction: str = "mean",
+    gather_across_ranks: bool = False,
+) -> Tensor:
+    """InfoNCE (van den Oord et al. 2018): cross-entropy of picking the positive among negatives.
+
+    With ``s(q, k)`` the similarity divided by the temperature, per query ``i``::
+
+        L_i = -s(q_i, k_i^+) + log( exp s(q_i, k_i^+) + sum_{k^- in N_i} exp s(q_i, k^-) )
+
+    * ``negative_keys=None``: in-batch negatives, ``N_i`` = the other queries' positive keys
+      (``logits = q @ k.T``, target ``arange(N)``). ``symmetric=True`` averages this with the
+      transposed direction (each key picks its query among all queries), as in CLIP.
+    * ``negative_keys`` of shape ``(M, D)`` with ``negative_mode="unpaired"``: every query
+      uses all M negatives; of shape ``(N, M, D)`` with ``"paired"``: query i uses its own M.
+      The other queries' positives are NOT negatives then (the convention of the
+      ``info-nce-pytorch`` package).
+
+    Args:
+        query: ``(N, D)``.
+        positive_key: ``(N, D)``, row i is query i's positive.
+        negative_keys: None, ``(M, D)`` (unpaired) or ``(N, M, D)`` (paired).
+        temperature: ``> 0``, default 0.1.
+        negative_mode: ``"unpaired"`` or ``"paired"``.
+        similarity: ``"cosine"`` (default) or ``"dot"``.
+        symmetric: add the key-to-query direction (in-batch negatives only).
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"`` (``(N,)``, per query; the average of
+            the two directions when symmetric).
+        gather_across_ranks: use every rank's keys (and queries, when symmetric; unpaired
+            negatives too) as candidates.
+
+    References:
+        van den Oord, Li, Vinyals, "Representation Learning with Contrastive Predictive
+        Coding", arXiv:1807.03748, 2018.
+    """
+    check_reduction(reduction)
+    temperature = _number("temperature", temperature, low=0.0, low_open=True)
+    negative_mode = check_metric("negative_mode", negative_mode, ("unpaired", "paired"))
+    metric = _similarity_metric(similarity)
+    symmetric = _flag("symmetric", symmetric)
+    gather = _flag("gather_across_ranks", gather_across_ranks)
+    query = _embeddings("query", query, 2, "of query embeddings (N, D)")
+    positive_key = _embeddings("positive_key", positive_key, 2, "of positive keys (N, D)")
+    _same_rows("query", query, "positive_key", positive_key)
+    batch, dim = query.shape
+
+    if negative_keys is None:
+        keys, offset = _gather(positive_key, gather)
+        logits = distance_matrix(query, keys, metric=metric) / temperature
+        target = torch.arange(batch, device=query.device) + offset
+        terms = F.cross_entropy(logits, target, reduction="none")
+        if symmetric:
+            queries, _ = _gather(query, gather)
+            logits_back = distance_matrix(positive_key, queries, metric=metric) / temperature
+            terms = 0.5 * (terms + F.cross_entropy(logits_back, target, reduction="none"))
+        return _reduce_terms(terms, reduction, _gathered(gather))
+
+    if symmetric:
+        raise ValueError(
+            "symmetric: expected False when negative_keys are given (the symmetric form needs "
+            "in-batch negatives, negative_keys=None), got True"
+        )
+    negative_keys = check_floating("negative_keys", negative_keys).to(query.dtype)
+    if negative_mode == "unpaired":
+        if negative_keys.dim() != 2 or negative_keys.shape[1] != dim:
+            raise ValueError(
+                f"negative_keys: expected shape (M, {dim}) for negative_mode='unpaired', "
+                f"got {tuple(negative_keys.shape)}"
+            )
+        negatives, _ = _gather(negative_keys, gather)
+        negative_logits = distance_matrix(query, negatives, metric=metric)
+    else:
+        if negative_keys.dim() != 3 or negative_keys.shape[0] != batch or negative_keys.shape[2] != dim:
+            raise ValueError(
+                f"negative_keys: expected shape ({batch}, M, {dim}) for negative_mode='paired', "
+                f"got {tuple(negative_keys.shape)}"
+            )
+        if metric == "cosine_similarity":
+            negative_logits = (normalize_rows(query)[:, None, :] * normalize_rows(negative_keys)).sum(-1)
+        else:
+            negative_logits = (query[:, None, :] * negative_keys).sum(-1)
+    positive_logits = paired_distance(query, positive_key, metric=metric)
+    logits = torch.cat([positive_logits[:, None], negative_logits], dim=1) / temperature
+    terms = torch.logsumexp(logits, dim=1) - logits[:, 0]
+    return _reduce_terms(terms, reduction, _gathered(gather))
+
+
+def nt_xent_loss(
+    view1: Tensor,
+    view2: Tensor,
+    *,
+    temperature: float = 0.1,
+    similarity: str = "cosine",
+    reduction: str = "mean",
+    gather_across_ranks: bool = False,
+) -> Tensor:
+    """NT-Xent, the normalized temperature-scaled cross-entropy of SimCLR (Chen et al. 2020).
+
+    The ``2N`` embeddings ``z = cat(view1, view2)`` each pick their other view among the
+    ``2N - 1`` others (itself excluded)::
+
+        L_i = -s(z_i, z_j(i)) + log sum_{k != i} exp s(z_i, z_k),   s = cos / temperature
+
+    and the loss averages the ``2N`` terms. Equal to pytorch-metric-learning's
+    ``NTXentLoss(temperature)`` on ``cat(view1, view2)`` with labels ``cat(arange(N),
+    arange(N))``.
+
+    Args:
+        view1: ``(N, D)``, the first augmented view of each item.
+        view2: ``(N, D)``, the second view, row-aligned with ``view1``.
+        temperature: ``> 0``, default 0.1 (SimCLR's ImageNet setting).
+        similarity: ``"cosine"`` (default) or ``"dot"``.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"`` (``(2N,)``: view1 rows, then view2 rows).
+        gather_across_ranks: every rank's views are candidates (see module docstring).
+
+    References:
+        Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive Learning of
+        Visual Representations", ICML 2020.
+    """
+    check_reduction(reduction)
+    temperature = _number("temperature", temperature, low=0.0, low_open=True)
+    metric = _similarity_metric(similarity)
+    gather = _flag("gather_across_ranks", gather_across_ranks)
+    view1 = _embeddings("view1", view1, 2, "of embeddings (N, D)")
+    view2 = _embeddings("view2", view2, 2, "of embeddings (N, D)")
+    _same_rows("view1", view1, "view2", view2)
+    batch = view1.shape[0]
+    all1, offset = _gather(view1, gather)
+    all2, _ = _gather(view2, gather)
+    total = all1.shape[0]
+    local = torch.cat([view1, view2])
+    logits = distance_matrix(local, torch.cat([all1, all2]), metric=metric) / temperature
+    rows = torch.arange(batch, device=view1.device) + offset
+    own = torch.cat([rows, rows + total])  # each local row's own column
+    partner = torch.cat([rows + total, rows])
+    logits = logits.clone()
+    logits[torch.arange(2 * batch, device=view1.device), own] = -math.inf
+    terms = F.cross_entropy(logits, partner, reduction="none")
+    return _reduce_terms(terms, reduction, _gathered(gather))
+
+
+def multiple_negatives_ranking_loss(
+    anchors: Tensor,
+    positives: Tensor,
+    negatives: Tensor | None = None,
+    *,
+    scale: float = 20.0,
+    similarity: str = "cosine",
+    symmetric: bool = False,
+    reduction: str = "mean",
+    gather_across_ranks: bool = False,
+) -> Tensor:
+    """Multiple negatives ranking loss (Henderson et al. 2017), sentence-transformers semantics.
+
+    Scores ``scale * cos(a_i, c)`` of every anchor against every candidate ``c``: all the
+    positives of the batch, then all the hard negatives; cross-entropy with target ``i`` (the
+    anchor's own positive, labels ``arange(B)``)::
+
+        L_i = -scale cos(a_i, p_i) + log sum_c exp(scale cos(a_i, c))
+
+    ``symmetric=True`` also lets each positive pick its anchor among all anchors and averages
+    the two cross-entropies (sentence-transformers' ``MultipleNegativesSymmetricRankingLoss``,
+    i.e. ``directions=("query_to_doc", "doc_to_query"), partition_mode="per_direction"``).
+
+    Args:
+        anchors: ``(B, D)``.
+        positives: ``(B, D)``.
+        negatives: None, ``(B, D)`` (one hard negative per anchor) or ``(B, K, D)``; every
+            negative is a candidate for every anchor.
+        scale: ``> 0``, the inverse temperature, default 20.
+        similarity: ``"cosine"`` (default) or ``"dot"`` (then use ``scale=1``).
+        symmetric: add the positive-to-anchor direction.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"`` (``(B,)``).
+        gather_across_ranks: every rank's anchors, positives and negatives are candidates
+            (sentence-transformers' ``gather_across_devices``).
+
+    References:
+        Henderson et al., "Efficient Natural Language Response Suggestion for Smart Reply",
+        arXiv:1705.00652, 2017; Reimers and Gurevych, sentence-transformers.
+    """
+    check_reduction(reduction)
+    scale = _number("scale", scale, low=0.0, low_open=True)
+    metric = _similarity_metric(similarity)
+    symmetric = _flag("symmetric", symmetric)
+    gather = _flag("gather_across_ranks", gather_across_ranks)
+    anchors = _embeddings("anchors", anchors, 2, "of anchor embeddings (B, D)")
+    positives = _embeddings("positives", positives, 2, "of positive embeddings (B, D)")
+    _same_rows("anchors", anchors, "positives", positives)
+    batch, dim = anchors.shape
+    candidates, offset = _gather(positives, gather)
+    if negatives is not None:
+        negatives = check_floating("negatives", negatives).to(anchors.dtype)
+        if negatives.dim() == 2:
+            negatives = negatives[:, None, :]
+        if negatives.dim() != 3 or negatives.shape[0] != batch or negatives.shape[2] != dim:
+            raise ValueError(
+                f"negatives: expected shape ({batch}, {dim}) or ({batch}, K, {dim}), "
+                f"got {tuple(negatives.shape)}"
+            )
+        all_negatives, _ = _gather(negatives, gather)
+        candidates = torch.cat([candidates, all_negatives.transpose(0, 1).reshape(-1, dim)])
+    target = torch.arange(batch, device=anchors.device) + offset
+    scores = scale * distance_matrix(anchors, candidates, metric=metric)
+    terms = F.cross_entropy(scores, target, reduction="none")
+    if symmetric:
+        all_anchors, _ = _gather(anchors, gather)
+        scores_back = scale * distance_matrix(positives, all_anchors, metric=metric)
+        terms = 0.5 * (terms + F.cross_entropy(scores_back, target, reduction="none"))
+    return _reduce_terms(terms, reduction, _gathered(gather))
+
+
+# --- class centres and speakers ----------------------------------------------------------------
+
+
+def arcface_loss(
+    embeddings: Tensor,
+    labels: Tensor,
+    centers: Tensor,
+    *,
+    scale: float = 64.0,
+    margin: float = 0.5,
+    reduction: str = "mean",
+) -> Tensor:
+    """ArcFace, additive angular margin loss (Deng et al. 2018).
+
+    With ``cos(theta_j)`` the cosine between an embedding and class centre ``j``, the target
+    class's logit gets the angular margin, then softmax cross-entropy on ``scale`` times::
+
+        logit_y = cos(theta_y + m)          if theta_y <= pi - m
+                = cos(theta_y) - m sin(m)   otherwise (keeps the logit decreasing in theta)
+        logit_j = cos(theta_j)              for j != y
+        L = CE(scale * logits, y)
+
+    ``cos(theta + m)`` is computed as ``cos(theta) cos(m) - sin(theta) sin(m)`` with
+    ``sin(theta) = sqrt(max(1 - cos^2, eps))`` (``eps`` the dtype's resolution): no ``acos``,
+    so the loss and its gradient stay finite at ``cos = ±1`` (where the exact derivative of
+    ``theta`` is infinite). Under autocast, and for float16 / bfloat16 inputs, everything is
+    computed in float32: ``scale=64`` logits overflow half precision.
+
+    Args:
+        embeddings: ``(N, D)``.
+        labels: ``(N,)`` class indices in ``[0, C)``.
+        centers: ``(C, D)`` class-centre matrix (need not be normalised).
+        scale: ``s > 0``, default 64.
+        margin: ``m`` in radians, ``[0, pi)``, default 0.5.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"`` (``(N,)``).
+
+    References:
+        Deng, Guo, Xue, Zafeiriou, "ArcFace: Additive Angular Margin Loss for Deep Face
+        Recognition", CVPR 2019 (arXiv:1801.07698).
+    """
+    check_reduction(reduction)
+    scale = _number("scale", scale, low=0.0, low_open=True)
+    margin = _number("margin", margin, low=0.0, high=math.pi)
+    if margin == math.pi:
+        raise ValueError(f"margin: expected a number in [0, pi), got {margin!r}")
+    embeddings = _embeddings("embeddings", embeddings, 2, "of embeddings (N, D)")
+    centers = check_floating("centers", centers)
+    if centers.dim() != 2 or centers.shape[1] != embeddings.shape[1]:
+        raise ValueError(
+            f"centers: expected a class-centre matrix of shape (C, {embeddings.shape[1]}), "
+            f"got {tuple(centers.shape)}"
+        )
+    labels = _labels("labels", labels, embeddings.shape[0])
+    num_classes = centers.shape[0]
+    if validation_enabled() and labels.numel():
+        bad = (labels < 0) | (labels >= num_classes)
+        if bool(bad.any()):
+            raise ValueError(
+                f"labels: expected class indices in [0, {num_classes - 1}], got {int(labels[bad][0])}"
+            )
+    dtype = torch.promote_types(embeddings.dtype, compute_dtype(centers))
+    with torch.autocast(device_type=embeddings.device.type, enabled=False):
+        cosine = cosine_similarity_matrix(embeddings.to(dtype), centers.to(dtype))
+        target_cos = cosine.gather(1, labels[:, None]).clamp(-1.0, 1.0)
+        sine = torch.sqrt((1.0 - target_cos.square()).clamp_min(torch.finfo(dtype).eps))
+        with_margin = target_cos * math.cos(margin) - sine * math.sin(margin)
+        # theta > pi - m  <=>  cos(theta) < cos(pi - m) = -cos(m)
+        fallback = target_cos - margin * math.sin(margin)
+        target_logit = torch.where(target_cos >= -math.cos(margin), with_margin, fallback)
+        logits = cosine.scatter(1, labels[:, None], target_logit) * scale
+        return F.cross_entropy(logits, labels, reduction=reduction)
+
+
+def _check_ge2e_scalar(name: str, value: object, positive: bool) -> Tensor | float:
+    if isinstance(value, Tensor):
+        if not value.is_floating_point() or value.numel() != 1:
+            raise ValueError(
+                f"{name}: expected a number or a one-element floating tensor, got dtype "
+                f"{value.dtype} and shape {tuple(value.shape)}"
+            )
+        if positive and validation_enabled() and not bool(value.detach().reshape(()) > 0):
+            raise ValueError(f"{name}: expected a value > 0, got {value.detach().reshape(()).item()!r}")
+        return value.reshape(())
+    if positive:
+        return check_positive(name, value)  # type: ignore[arg-type]
+    return _number(name, value)
+
+
+def ge2e_loss(
+    embeddings: Tensor,
+    *,
+    w: Tensor | float = 10.0,
+    b: Tensor | float = -5.0,
+    variant: str = "softmax",
+    reduction: str = "mean",
+    gather_across_ranks: bool = False,
+) -> Tensor:
+    """Generalized end-to-end loss for speaker verification (Wan et al. 2018).
+
+    For utterance ``i`` of speaker ``j`` (embedding ``e_ji``) and speaker centroids ``c_k``::
+
+        S_ji,k = w cos(e_ji, c_k) + b,     c_k = mean_m e_km  (k != j)
+        S_ji,j = w cos(e_ji, c_j^(-i)) + b,  c_j^(-i) = mean_{m != i} e_jm
+        softmax:  L(e_ji) = -S_ji,j + log sum_k exp S_ji,k
+        contrast: L(e_ji) = 1 - sigmoid(S_ji,j) + max_{k != j} sigmoid(S_ji,k)
+
+    The own-speaker centroid excludes the utterance itself, as in the paper. The paper sums
+    over all utterances (``reduction="sum"``); ``"mean"`` averages them. The paper feeds
+    L2-normalised embeddings; the centroids are means of the embeddings as given.
+
+    Args:
+        embeddings: ``(N, M, D)``: N >= 2 speakers, M >= 2 utterances each.
+        w: similarity scale, ``> 0`` (a float, or a one-element tensor to learn it; see
+            :class:`losslab.nn.GE2ELoss`, which keeps it positive), default 10.
+        b: similarity bias, default -5.
+        variant: ``"softmax"`` or ``"contrast"``.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"`` (``(N, M)``).
+        gather_across_ranks: every rank's speakers are candidates; ranks hold different
+            speakers with the same M.
+
+    References:
+        Wan, Wang, Papir, Lopez Moreno, "Generalized End-to-End Loss for Speaker
+        Verification", ICASSP 2018 (arXiv:1710.10467).
+    """
+    check_reduction(reduction)
+    variant = check_metric("variant", variant, ("softmax", "contrast"))
+    gather = _flag("gather_across_ranks", gather_across_ranks)
+    w = _check_ge2e_scalar("w", w, positive=True)
+    b = _check_ge2e_scalar("b", b, positive=False)
+    embeddings = _embeddings("embeddings", embeddings, 3, "(speakers, utterances, dim)")
+    speakers, utterances, dim = embeddings.shape
+    if utterances < 2:
+        raise ValueError(
+            f"embeddings: expected at least 2 utterances per speaker (the own centroid excludes "
+            f"the utterance), got shape {tuple(embeddings.shape)}"
+        )
+    everyone, offset = _gather(embeddings, gather)
+    if everyone.shape[0] < 2:
+        raise ValueError(f"embeddings: expected at least 2 speakers in total, got shape {tuple(everyone.shape)}")
+    centroids = everyone.mean(1)  # (N_all, D)
+    flat = embeddings.reshape(-1, dim)
+    cosine = cosine_similarity_matrix(flat, centroids).reshape(speakers, utterances, -1)
+    own_exclusive = (embeddings.sum(1, keepdim=True) - embeddings) / (utterances - 1)
+    own_cosine = (normalize_rows(embeddings) * normalize_rows(own_exclusive)).sum(-1)  # (n, M)
+    own = (torch.arange(speakers, device=embeddings.device) + offset)[:, None].expand(speakers, utterances)
+    is_own = F.one_hot(own, everyone.shape[0]).bool()
+    cosine = torch.where(is_own, own_cosine[..., None], cosine)
+    scores = w * cosine + b
+    own_score = scores.gather(2, own[..., None]).squeeze(2)
+    if variant == "softmax":
+        terms = torch.logsumexp(scores, dim=2) - own_score
+    else:
+        others = torch.sigmoid(scores).masked_fill(is_own, -math.inf).amax(dim=2)
+        terms = 1.0 - torch.sigmoid(own_score) + others
+    return _reduce_terms(terms, reduction, _gathered(gather))
