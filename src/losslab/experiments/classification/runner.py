@@ -1,0 +1,568 @@
+"""The grid runner: tasks × losses × seeds, trained and recorded epoch by epoch.
+
+A run is deterministic given its seed: ``torch.manual_seed(seed)`` before the model is built,
+the data order of epoch ``e`` drawn from a generator seeded with ``(seed, e)``, deterministic
+algorithms, and the torch RNG state (dropout) saved in every checkpoint. A run resumed from
+its last recorded epoch therefore continues exactly as the uninterrupted run would have.
+
+After each epoch the runner writes, in one transaction, the epoch's metrics and the state to
+resume from (see :mod:`.store`). Killing the process at any moment loses at most the epoch in
+progress; running the same grid again skips finished runs and resumes the others.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from losslab.experiments.classification.store import ResultsStore, RunKey, config_hash
+
+STAGES: tuple[str, ...] = ("test",)  # a later protocol adds "sweep" (validation split)
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How every run of a task is trained (Adam, constant learning rate, fixed epochs).
+
+    Attributes:
+        epochs: passes over the training data.
+        lr: Adam's learning rate.
+        batch_size: training mini-batch size.
+        weight_decay: Adam's (L2) weight decay.
+        eval_batch_size: batch size when scoring (no effect on results).
+        loss_options: keyword arguments for every loss (e.g. ``{"eps": 1e-7}``).
+        device: ``"cpu"`` or a CUDA device.
+        deterministic: ``torch.use_deterministic_algorithms(True)`` during training.
+    """
+
+    epochs: int = 5
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    eval_batch_size: int = 512
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr: expected a positive learning rate, got {self.lr!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
+
+    def to_config(self) -> dict[str, Any]:
+        """What determines the results (the eval batch size and device label do not)."""
+        config = asdict(self)
+        config.pop("eval_batch_size")
+        config["optimizer"] = "adam"
+        return config
+
+
+@dataclass
+class PreparedData:
+    """A task ready to train: tensors (or a torch Dataset) and a model factory.
+
+    ``x_train``/``x_eval`` are tensors indexed along dim 0 or ``torch.utils.data.Dataset``
+    objects returning ``(input, label)``; ``model_factory()`` builds a fresh model mapping a
+    batch of inputs to logits ``(B, num_classes)``. ``eval_split`` names what the eval
+    arrays are ("test" here; a validation split for a learning-rate sweep later).
+    """
+
+    x_train: Any
+    y_train: Tensor
+    x_eval: Any
+    y_eval: Tensor
+    num_classes: int
+    model_factory: Callable[[], nn.Module]
+    eval_split: str = "test"
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class DataSource(Protocol):
+    """Something that can produce :class:`PreparedData` in any process (must pickle)."""
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able description of the data and model (part of the run's identity)."""
+
+    def prepare(self, stage: str) -> PreparedData:
+        """Load and prepare the data for ``stage`` ("test": train on train, score on test)."""
+
+
+@dataclass
+class PlannedTask:
+    """One row of the grid: a label (the ``task`` column), a data source, training settings."""
+
+    label: str
+    source: Any  # a DataSource
+    settings: TrainingSettings
+
+    def config(self) -> dict[str, Any]:
+        return {"task": self.label, "data": self.source.config(), "training": self.settings.to_config()}
+
+
+@dataclass(frozen=True)
+class Job:
+    task_index: int
+    loss: str
+    seed: int
+    stage: str = "test"
+
+
+@dataclass
+class GridResult:
+    """What a grid run did: run ids by (task, loss, seed), and counts."""
+
+    run_ids: dict[tuple[str, str, int], int]
+    trained: int
+    skipped: int
+    busy: int
+    failed: list[str]
+    wall_time: float
+
+
+# --- one run --------------------------------------------------------------------------------
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    # A distinct, reproducible stream per (seed, epoch): resuming needs no generator state.
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63 - 1))
+
+
+def _length(x: Any) -> int:
+    return int(x.shape[0]) if isinstance(x, Tensor) else len(x)
+
+
+def _batches(x: Any, y: Tensor, order: Tensor, batch_size: int) -> Iterator[tuple[Any, Tensor]]:
+    from torch.utils.data import default_collate
+
+    for start in range(0, order.numel(), batch_size):
+        index = order[start:start + batch_size]
+        if isinstance(x, Tensor):
+            yield x[index], y[index]
+        else:  # a Dataset: gather its items; its own labels are replaced by y (the same ones)
+            items = [x[int(i)] for i in index]
+            inputs = default_collate([item[0] if isinstance(item, tuple) else item for item in items])
+            yield inputs, y[index]
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.to(device)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(item, device) for item in batch)
+    return batch
+
+
+@contextmanager
+def _training_mode(settings: TrainingSettings, threads: int | None) -> Iterator[None]:
+    """Deterministic algorithms and a thread count, restored afterwards."""
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    previous_threads = torch.get_num_threads()
+    if settings.deterministic:
+        torch.use_deterministic_algorithms(True)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous_deterministic)
+        torch.set_num_threads(previous_threads)
+
+
+def _serialize(model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(
+        {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+         "torch_rng": torch.get_rng_state()},
+        buffer,
+    )
+    return buffer.getvalue()
+
+
+def _evaluate(model: nn.Module, loss_fn: nn.Module, data: PreparedData,
+              settings: TrainingSettings, device: torch.device) -> tuple[float, float, float]:
+    """(mean loss, accuracy, mean cross-entropy) on the eval split."""
+    model.eval()
+    total_loss = total_ce = 0.0
+    correct = 0
+    n = _length(data.x_eval)
+    order = torch.arange(n)
+    with torch.no_grad():
+        for inputs, targets in _batches(data.x_eval, data.y_eval, order, settings.eval_batch_size):
+            inputs, targets = _to_device(inputs, device), targets.to(device)
+            logits = model(inputs)
+            total_loss += float(loss_fn(logits, targets)) * targets.shape[0]
+            total_ce += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
+            correct += int((logits.argmax(dim=1) == targets).sum())
+    return total_loss / n, correct / n, total_ce / n
+
+
+def train_run(
+    store: ResultsStore,
+    run_id: int,
+    data: PreparedData,
+    loss: str,
+    seed: int,
+    settings: TrainingSettings,
+    *,
+    threads: int | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> None:
+    """Train one (task, loss, seed) run, resuming from its last recorded epoch.
+
+    Each finished epoch is recorded with its checkpoint; the last one marks the run finished.
+    ``on_epoch(epoch, metrics)`` is called after each record (progress bars).
+    """
+    from losslab.registry import get_loss
+
+    device = torch.device(settings.device)
+    with _training_mode(settings, threads):
+        torch.manual_seed(seed)
+        model = data.model_factory().to(device)
+        loss_fn = get_loss(loss, **settings.loss_options)
+        optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr,
+                                     weight_decay=settings.weight_decay)
+        start_epoch = 0
+        checkpoint = store.resume_point(run_id)
+        if checkpoint is not None:
+            state = torch.load(io.BytesIO(checkpoint.state), map_location=device, weights_only=True)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            start_epoch = checkpoint.epoch
+        n_train = _length(data.x_train)
+        for epoch in range(start_epoch + 1, settings.epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            order = torch.randperm(n_train, generator=_epoch_generator(seed, epoch))
+            loss_sum = 0.0
+            correct = 0
+            grad_sum = grad_square_sum = 0.0
+            for inputs, targets in _batches(data.x_train, data.y_train, order, settings.batch_size):
+                inputs, targets = _to_device(inputs, device), targets.to(device)
+                logits = model(inputs)
+                logits.retain_grad()
+                batch_loss = loss_fn(logits, targets)
+                if not torch.isfinite(batch_loss):
+                    raise FloatingPointError(
+                        f"loss {loss!r} became {float(batch_loss)} at epoch {epoch} (lr={settings.lr}); "
+                        "try a smaller --lr"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                optimizer.step()
+                size = targets.shape[0]
+                loss_sum += batch_loss.item() * size
+                correct += int((logits.detach().argmax(dim=1) == targets).sum())
+                # The batch loss is a mean, so size * grad is each sample's own dLoss/dlogit;
+                # its mean absolute value over classes is the sample's gradient magnitude.
+                per_sample = (logits.grad * size).abs().mean(dim=1).double()
+                grad_sum += float(per_sample.sum())
+                grad_square_sum += float((per_sample**2).sum())
+            eval_loss, eval_accuracy, eval_ce = _evaluate(model, loss_fn, data, settings, device)
+            grad_mean = grad_sum / n_train
+            grad_variance = max(grad_square_sum / n_train - grad_mean**2, 0.0)
+            metrics = {
+                "train_loss": loss_sum / n_train,
+                "train_accuracy": correct / n_train,
+                "eval_loss": eval_loss,
+                "eval_accuracy": eval_accuracy,
+                "eval_cross_entropy": eval_ce,
+                "grad_mean": grad_mean,
+                "grad_sd": math.sqrt(grad_variance),
+                "wall_time": time.perf_counter() - started,
+            }
+            final = epoch == settings.epochs
+            store.record_epoch(
+                run_id, epoch, metrics, None if final else _serialize(model, optimizer, epoch),
+                final=final,
+            )
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+
+
+# --- the grid -------------------------------------------------------------------------------
+
+# Per-process state of a worker: its store, prepared data by task index, thread count, queue.
+_WORKER: dict[str, Any] = {}
+
+
+def _prepared(tasks: Sequence[PlannedTask], index: int, stage: str) -> PreparedData:
+    cache = _WORKER.setdefault("prepared", {})
+    if (index, stage) not in cache:
+        cache[(index, stage)] = tasks[index].source.prepare(stage)
+    return cache[(index, stage)]
+
+
+def _init_worker(db_path: str, timeout: float, tasks: Sequence[PlannedTask], threads: int,
+                 queue: Any) -> None:
+    _WORKER.update(store=ResultsStore(db_path, timeout=timeout), tasks=tasks, threads=threads,
+                   queue=queue, prepared={})
+    torch.set_num_threads(threads)
+
+
+def _execute(job: Job, run_id: int, environment: dict[str, Any]) -> str:
+    """Run one job in this process; returns "trained", "skipped" or "busy"."""
+    store: ResultsStore = _WORKER["store"]
+    tasks: Sequence[PlannedTask] = _WORKER["tasks"]
+    if not store.claim(run_id, environment):
+        return "skipped" if store.status(run_id) == "finished" else "busy"
+    task = tasks[job.task_index]
+    queue = _WORKER.get("queue")
+    callback = _WORKER.get("callback")
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        event = (task.label, job.loss, job.seed, epoch, metrics)
+        if queue is not None:
+            queue.put(event)
+        if callback is not None:
+            callback(*event)
+
+    try:
+        data = _prepared(tasks, job.task_index, job.stage)
+        train_run(store, run_id, data, job.loss, job.seed, task.settings,
+                  threads=_WORKER.get("threads"), on_epoch=on_epoch)
+    except BaseException as error:
+        if not isinstance(error, KeyboardInterrupt):
+            store.fail(run_id, f"{type(error).__name__}: {error}")
+        raise
+    return "trained"
+
+
+def _execute_in_worker(job: Job, run_id: int, environment: dict[str, Any]) -> tuple[str, str | None]:
+    try:
+        return _execute(job, run_id, environment), None
+    except Exception as error:  # reported by the parent; the other runs go on
+        return "failed", f"{type(error).__name__}: {error}"
+
+
+def default_threads(workers: int) -> int:
+    """Torch threads per worker: the machine's cores split evenly among the workers."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def run_grid(
+    tasks: Sequence[PlannedTask],
+    losses: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    db: str | Path | ResultsStore,
+    workers: int = 1,
+    threads: int | None = None,
+    stage: str = "test",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    timeout: float = 60.0,
+    on_epoch: Callable[..., None] | None = None,
+) -> GridResult:
+    """Train every (task, loss, seed) not already finished in ``db``; resume interrupted ones.
+
+    Args:
+        tasks: the grid's tasks (label, data source, training settings).
+        losses: registered classification loss names.
+        seeds: seeds; every loss of a task uses the same seeds (paired comparisons).
+        db: the SQLite results file (or an open :class:`ResultsStore`).
+        workers: processes training in parallel (each with ``threads`` torch threads).
+        threads: torch threads per worker (default: the cores split among the workers).
+        stage: ``"test"`` (train on the training split, score on the test split).
+        progress: show a tqdm progress bar with ETA over all remaining epochs.
+        log: where one-line messages go.
+        timeout: seconds to wait for a locked database before failing.
+        on_epoch: ``on_epoch(task, loss, seed, epoch, metrics)`` after every recorded epoch
+            (in-process runs only).
+
+    Returns:
+        A :class:`GridResult`. Runs that raised are recorded as failed (their finished epochs
+        are kept) and listed; other runs still go on.
+    """
+    from losslab.experiments.environment import environment_info
+
+    losses, seeds = check_losses(losses), check_seeds(seeds)
+    if stage not in STAGES:
+        raise ValueError(f"stage: expected one of {', '.join(STAGES)}, got {stage!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: expected a positive integer, got {workers!r}")
+    labels = [task.label for task in tasks]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"tasks: labels must be unique, got {labels}")
+    store = db if isinstance(db, ResultsStore) else ResultsStore(db, timeout=timeout)
+    threads = default_threads(workers) if threads is None else int(threads)
+    started = time.perf_counter()
+
+    # Register every run first: the unique key makes this idempotent across re-runs.
+    jobs: list[tuple[Job, int]] = []
+    run_ids: dict[tuple[str, str, int], int] = {}
+    for seed in seeds:  # seed-major: complete pairs (all losses of a seed) arrive first
+        for index, task in enumerate(tasks):
+            config = task.config()
+            for loss in losses:
+                key = RunKey(task.label, loss, seed, stage, config_hash({**config, "loss": loss, "seed": seed}))
+                run_id = store.ensure_run(
+                    key, {**config, "loss": loss, "seed": seed, "stage": stage},
+                    epochs=task.settings.epochs,
+                )
+                run_ids[(task.label, loss, seed)] = run_id
+                jobs.append((Job(index, loss, seed, stage), run_id))
+    remaining = {run_id: task_epochs - store.epoch_count(run_id)
+                 for (job, run_id), task_epochs in
+                 ((item, tasks[item[0].task_index].settings.epochs) for item in jobs)
+                 if store.status(run_id) != "finished"}
+    pending = [(job, run_id) for job, run_id in jobs if run_id in remaining]
+    log(f"[compare] {len(jobs)} runs in the grid: {len(jobs) - len(pending)} already finished, "
+        f"{len(pending)} to train ({sum(remaining.values())} epochs) with {workers} worker(s) "
+        f"× {threads} thread(s); results in {store.path}")
+    environment = environment_info()
+    bar = _progress_bar(sum(remaining.values()), progress)
+    counts = {"trained": 0, "skipped": len(jobs) - len(pending), "busy": 0}
+    failed: list[str] = []
+
+    def advance(task_label: str, loss: str, seed: int, epoch: int, metrics: dict[str, float]) -> None:
+        if bar is not None:
+            bar.set_postfix_str(f"{task_label} {loss} seed {seed} ep {epoch} "
+                                f"acc {metrics['eval_accuracy']:.3f}", refresh=False)
+            bar.update(1)
+        if on_epoch is not None:
+            on_epoch(task_label, loss, seed, epoch, metrics)
+
+    try:
+        if workers == 1 or len(pending) <= 1:
+            _WORKER.clear()
+            _WORKER.update(store=store, tasks=tasks, threads=threads, queue=None,
+                           callback=advance, prepared={})
+            try:
+                for job, run_id in pending:
+                    try:
+                        counts[_execute(job, run_id, environment)] += 1
+                    except (KeyboardInterrupt, SystemExit):
+                        raise
+                    except Exception as error:
+                        failed.append(f"{tasks[job.task_index].label}/{job.loss}/seed {job.seed}: "
+                                      f"{type(error).__name__}: {error}")
+                        log(f"[compare] failed: {failed[-1]}")
+                        if _is_store_error(error):
+                            raise
+            finally:
+                _WORKER.clear()
+        else:
+            _run_parallel(store, tasks, pending, workers, threads, timeout, environment,
+                          counts, failed, advance, log)
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - started
+    log(f"[compare] done in {wall:.1f} s: {counts['trained']} trained, {counts['skipped']} "
+        f"already finished, {counts['busy']} busy in another process, {len(failed)} failed")
+    return GridResult(run_ids, counts["trained"], counts["skipped"], counts["busy"], failed, wall)
+
+
+def _is_store_error(error: BaseException) -> bool:
+    from losslab.experiments.classification.store import ResultsStoreError
+
+    return isinstance(error, ResultsStoreError)
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    if not enabled or total == 0:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is in the experiments extra; run without a bar otherwise
+        return None
+    return tqdm(total=total, unit="epoch", desc="compare", dynamic_ncols=True)
+
+
+def _run_parallel(store: ResultsStore, tasks: Sequence[PlannedTask], pending: list[tuple[Job, int]],
+                  workers: int, threads: int, timeout: float, environment: dict[str, Any],
+                  counts: dict[str, int], failed: list[str], advance: Callable[..., None],
+                  log: Callable[[str], None]) -> None:
+    import multiprocessing
+    import queue as queue_module
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    context = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
+    events = context.Queue()
+
+    def drain() -> None:
+        while True:
+            try:
+                advance(*events.get_nowait())
+            except queue_module.Empty:
+                return
+
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(pending)), mp_context=context, initializer=_init_worker,
+        initargs=(str(store.path), timeout, list(tasks), threads, events),
+    ) as pool:
+        futures = {pool.submit(_execute_in_worker, job, run_id, environment): job
+                   for job, run_id in pending}
+        remaining = set(futures)
+        while remaining:
+            done = [f for f in remaining if f.done()]
+            for future in done:
+                remaining.discard(future)
+                job = futures[future]
+                outcome, error = future.result()
+                if outcome == "failed":
+                    failed.append(f"{tasks[job.task_index].label}/{job.loss}/seed {job.seed}: {error}")
+                    log(f"[compare] failed: {failed[-1]}")
+                else:
+                    counts[outcome] += 1
+            drain()
+            if remaining:  # wake on a finished run, or every 0.2 s to move the bar
+                wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
+        drain()
+
+
+def check_losses(losses: Sequence[str]) -> list[str]:
+    """Registered classification loss names (aliases resolved); unknown names list the valid."""
+    from losslab.registry import get_info, loss_names
+
+    if isinstance(losses, str):
+        losses = [losses]
+    valid = loss_names("classification")
+    if not losses:
+        raise ValueError(f"losses: expected at least one loss; valid: {', '.join(valid)}")
+    names = []
+    for loss in losses:
+        try:
+            info = get_info(loss)
+        except ValueError:
+            raise ValueError(
+                f"losses: unknown loss {loss!r}; valid classification losses: {', '.join(valid)}"
+            ) from None
+        if info.family != "classification":
+            raise ValueError(
+                f"losses: {loss!r} is a {info.family} loss; the comparison trains multiclass "
+                f"models, valid classification losses: {', '.join(valid)}"
+            )
+        if info.name not in names:
+            names.append(info.name)
+    return names
+
+
+def check_seeds(seeds: Sequence[int] | int) -> list[int]:
+    """A list of distinct non-negative seeds (an int n means seeds 0..n-1)."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds: expected a positive number of seeds, got {seeds}")
+        return list(range(seeds))
+    values = list(seeds)
+    if not values or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in values):
+        raise ValueError(f"seeds: expected non-negative integers, got {values!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"seeds: expected distinct seeds, got {values!r}")
+    return values
