@@ -16,6 +16,7 @@ from collections.abc import Sequence
 _COMMAND_MODULES = (
     "list_cmd",
     "plot_cmd",
+    "data_cmd",
     "reproduce_cmd",
 )
 

@@ -147,6 +147,12 @@ def load_dataset(
                 f"data set {name!r} is not in {base}; run `{spec.how_to_get}`"
             )
         fetch_dataset(name, root=base)
+    if path is not None and not (spec.accepts_path or spec.needs_path):
+        takes = [n for n, s in _REGISTRY.items() if s.accepts_path or s.needs_path]
+        raise ValueError(
+            f"data set {name!r} does not load from a path (it comes from {spec.origin}); "
+            f"path= works for: {', '.join(takes)}"
+        )
     if path is not None:
         path = Path(path).expanduser()
         if not path.exists():

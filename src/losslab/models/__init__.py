@@ -12,6 +12,24 @@ encoder loads sentence-transformers when first called.
 
 from __future__ import annotations
 
+from losslab.models.encoder import (
+    EMBEDDING_DIM,
+    EncoderUnavailableError,
+    encode_sentences,
+    load_encoder,
+)
+from losslab.models.text import LSTMClassifier, Vocabulary, tokenize
 from losslab.models.vision import MLP, VGG19_BLOCKS, VGGStyleCNN
 
-__all__ = ["MLP", "VGG19_BLOCKS", "VGGStyleCNN"]
+__all__ = [
+    "EMBEDDING_DIM",
+    "MLP",
+    "VGG19_BLOCKS",
+    "EncoderUnavailableError",
+    "LSTMClassifier",
+    "VGGStyleCNN",
+    "Vocabulary",
+    "encode_sentences",
+    "load_encoder",
+    "tokenize",
+]
