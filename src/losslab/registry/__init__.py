@@ -20,6 +20,8 @@ _CATALOGUES = (
     "_classification",
     "_alternate",
     "_regression",
+    "_margin",
+    "_segmentation",
 )
 
 for _module in _CATALOGUES:
