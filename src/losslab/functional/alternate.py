@@ -51,6 +51,7 @@ from losslab._validation import (
     reduce,
     weighted_mean,
 )
+from losslab.functional import _fused
 
 __all__ = [
     "binary_circle_loss",
@@ -183,6 +184,8 @@ def multiclass_loss(
     ignore_index: int,
     reduction: str,
     eps: float,
+    impl: str = "reference",
+    fused_kind: str | None = None,
 ) -> Tensor:
     """Sum over classes of ``y_c true(p_c) + (1 - y_c) false(p_c)``, softmax over dim 1.
 
@@ -190,6 +193,9 @@ def multiclass_loss(
     ``(N, d1..dk)`` or probabilities ``(N, C, d1..dk)``; a per-class ``weight`` scales class
     c's term; with class indices ``"mean"`` divides by the summed weight of the targets and
     skips ``ignore_index``, with probabilities it divides by ``N d1..dk``.
+
+    ``fused_kind`` (``"m"``, ``"full_m"``, ``"l"``, ``"full_l"``) names the kernels of
+    :mod:`losslab.functional._fused` that compute the same loss; ``impl`` picks them or not.
     """
     check_reduction(reduction)
     input, eps = _prepare_input(input, eps)
@@ -200,6 +206,18 @@ def multiclass_loss(
     num_classes = input.shape[1]
     weight = check_class_weight(weight, num_classes, input)
     probability_target = target.is_floating_point()
+    if fused_kind is not None and _fused.wants_fused(
+        impl, supported=from_logits, reason="with from_logits=False", others=(target, weight)
+    ):
+        options = dict(true_kernel=true_kernel, false_kernel=false_kernel, from_logits=True,
+                       weight=weight, ignore_index=ignore_index, reduction=reduction, eps=eps)
+        batched_target = target.to(input.dtype) if probability_target else target
+        out = _fused.multiclass_fused(
+            input, batched_target, kind=fused_kind, weight=weight, ignore_index=ignore_index,
+            reduction=reduction, eps=eps,
+            reference=lambda z: multiclass_loss(z, batched_target, **options),
+        )
+        return out.squeeze(0) if unbatched and reduction == "none" else out
     log_p, log_q = _log_pair(input, from_logits=from_logits, eps=eps, softmax_dim=1)
 
     if probability_target:
@@ -264,11 +282,14 @@ def binary_loss(
     weight: Tensor | None,
     reduction: str,
     eps: float,
+    impl: str = "reference",
+    fused_kind: str | None = None,
 ) -> Tensor:
     """Elementwise ``pos_weight y true(p) + (1 - y) false(p)`` with ``p = sigmoid(input)``.
 
     Semantics of ``pos_weight`` and ``weight`` follow
     ``F.binary_cross_entropy_with_logits``: both broadcast to the input's shape.
+    ``impl`` and ``fused_kind``: as in :func:`multiclass_loss`.
     """
     check_reduction(reduction)
     input, eps = _prepare_input(input, eps)
@@ -278,6 +299,16 @@ def binary_loss(
     pos_weight = _check_broadcast_weight("pos_weight", pos_weight, input)
     weight = _check_broadcast_weight("weight", weight, input)
     target = target.to(input.dtype)
+    if fused_kind is not None and _fused.wants_fused(
+        impl, supported=from_logits, reason="with from_logits=False",
+        others=(target, pos_weight, weight),
+    ):
+        options = dict(true_kernel=true_kernel, false_kernel=false_kernel, from_logits=True,
+                       pos_weight=pos_weight, weight=weight, reduction=reduction, eps=eps)
+        return _fused.binary_fused(
+            input, target, kind=fused_kind, pos_weight=pos_weight, weight=weight,
+            reduction=reduction, eps=eps, reference=lambda z: binary_loss(z, target, **options),
+        )
 
     log_p, log_q = _log_pair(input, from_logits=from_logits, eps=eps, softmax_dim=None)
     positive = target * true_kernel(log_p, log_q)
@@ -302,6 +333,7 @@ def m_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
     eps: float = 1e-7,
+    impl: str = "auto",
 ) -> Tensor:
     r"""Multiclass M loss (Noel et al. 2023), a drop-in for ``F.cross_entropy``.
 
@@ -325,6 +357,10 @@ def m_loss(
         reduction: ``"mean"`` (over samples; with class indices divided by the summed target
             weights), ``"sum"`` or ``"none"``.
         eps: probabilities are clamped into ``[eps, 1 - eps]``.
+        impl: ``"auto"`` (default) uses the fused kernels of :mod:`losslab.functional._fused`
+            (same values and gradients, one input-sized tensor kept for backward) when
+            ``from_logits`` and neither target nor weight requires grad; ``"fused"`` insists
+            on them; ``"reference"`` evaluates the plain formula above under autograd.
 
     Returns:
         The loss: a scalar, or shape ``(N, d1..dk)`` with ``reduction="none"``.
@@ -338,6 +374,7 @@ def m_loss(
         input, target, true_kernel=_m_true, false_kernel=_m_false if full else None,
         from_logits=from_logits, weight=weight, ignore_index=ignore_index,
         reduction=reduction, eps=eps,
+        impl=impl, fused_kind="full_m" if full else "m",
     )
 
 
@@ -351,6 +388,7 @@ def l_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
     eps: float = 1e-7,
+    impl: str = "auto",
 ) -> Tensor:
     r"""Multiclass L loss (Noel et al. 2023), a drop-in for ``F.cross_entropy``.
 
@@ -367,6 +405,7 @@ def l_loss(
         input, target, true_kernel=_l_true, false_kernel=_l_false if full else None,
         from_logits=from_logits, weight=weight, ignore_index=ignore_index,
         reduction=reduction, eps=eps,
+        impl=impl, fused_kind="full_l" if full else "l",
     )
 
 
@@ -380,6 +419,7 @@ def binary_m_loss(
     weight: Tensor | None = None,
     reduction: str = "mean",
     eps: float = 1e-7,
+    impl: str = "auto",
 ) -> Tensor:
     r"""Binary / multilabel M loss, a drop-in for ``F.binary_cross_entropy_with_logits``.
 
@@ -400,6 +440,7 @@ def binary_m_loss(
         weight: elementwise rescaling, broadcast to the input.
         reduction: ``"mean"`` over all elements, ``"sum"`` or ``"none"``.
         eps: probabilities are clamped into ``[eps, 1 - eps]``.
+        impl: ``"auto"``, ``"fused"`` or ``"reference"``, as in :func:`m_loss`.
 
     Returns:
         A scalar, or the input's shape with ``reduction="none"``.
@@ -411,6 +452,7 @@ def binary_m_loss(
         input, target, true_kernel=_m_true, false_kernel=_m_false if full else None,
         from_logits=from_logits, pos_weight=pos_weight, weight=weight,
         reduction=reduction, eps=eps,
+        impl=impl, fused_kind="full_m" if full else "m",
     )
 
 
@@ -424,6 +466,7 @@ def binary_l_loss(
     weight: Tensor | None = None,
     reduction: str = "mean",
     eps: float = 1e-7,
+    impl: str = "auto",
 ) -> Tensor:
     r"""Binary / multilabel L loss, a drop-in for ``F.binary_cross_entropy_with_logits``.
 
@@ -437,6 +480,7 @@ def binary_l_loss(
         input, target, true_kernel=_l_true, false_kernel=_l_false if full else None,
         from_logits=from_logits, pos_weight=pos_weight, weight=weight,
         reduction=reduction, eps=eps,
+        impl=impl, fused_kind="full_l" if full else "l",
     )
 
 

@@ -20,6 +20,7 @@ from losslab._validation import (
     check_same_shape,
     reduce,
 )
+from losslab.functional import _fused
 
 __all__ = [
     "huber_loss",
@@ -43,7 +44,17 @@ def _check_pair(input: object, target: object, reduction: str) -> tuple[Tensor, 
     return input, target
 
 
-def smae_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
+def _fused_regression(kind: str, impl: str, input: Tensor, target: Tensor, reduction: str,
+                      reference) -> Tensor | None:
+    """The fused kernel of :mod:`losslab.functional._fused` if ``impl`` selects it, else None."""
+    if not _fused.wants_fused(impl, supported=input.dtype == target.dtype,
+                              reason="when input and target dtypes differ"):
+        return None
+    return _fused.regression_fused(input, target, kind=kind, reduction=reduction,
+                                   reference=lambda x, t: reference(x, t, reduction=reduction, impl="reference"))
+
+
+def smae_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", impl: str = "auto") -> Tensor:
     r"""Smooth absolute error (SMAE) of Noel et al. 2023: ``e tanh(e / 2)``.
 
     .. math:: \ell(e) = e \tanh(e/2), \quad e = \text{input} - \text{target}
@@ -58,6 +69,10 @@ def smae_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tens
         input: predictions, any shape, floating point.
         target: the same shape.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        impl: ``"auto"`` (default) and ``"fused"`` use the fused kernel of
+            :mod:`losslab.functional._fused` (same values and gradients, one input-sized tensor
+            kept for backward) when input and target share a dtype; ``"reference"`` evaluates
+            the formula above under autograd.
 
     Returns:
         A scalar, or the input's shape with ``reduction="none"``.
@@ -66,6 +81,9 @@ def smae_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tens
         Noel et al., arXiv:2303.09935, section 3; the second author's ``CustomSMAELoss``.
     """
     input, target = _check_pair(input, target, reduction)
+    fused = _fused_regression("smae", impl, input, target, reduction, smae_loss)
+    if fused is not None:
+        return fused
     error = input - target
     return reduce(error * torch.tanh(0.5 * error), reduction)
 
@@ -73,7 +91,7 @@ def smae_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tens
 smooth_absolute_error = smae_loss
 
 
-def log_cosh_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
+def log_cosh_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", impl: str = "auto") -> Tensor:
     r"""Log-cosh loss ``log(cosh(e))``, computed without overflow.
 
     .. math:: \ell(e) = \log\cosh(e) = |e| + \operatorname{softplus}(-2|e|) - \log 2
@@ -83,6 +101,9 @@ def log_cosh_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> 
     Args, Returns: as :func:`smae_loss`.
     """
     input, target = _check_pair(input, target, reduction)
+    fused = _fused_regression("log_cosh", impl, input, target, reduction, log_cosh_loss)
+    if fused is not None:
+        return fused
     abs_error = (input - target).abs()
     return reduce(abs_error + F.softplus(-2.0 * abs_error) - _LOG2, reduction)
 

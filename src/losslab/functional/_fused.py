@@ -1,0 +1,487 @@
+"""Fused forward+backward kernels for the paper's losses (M, full M, L, full L, SMAE, log-cosh).
+
+The public functions in :mod:`losslab.functional.alternate` and
+:mod:`losslab.functional.regression` stay the reference: plain eager formulas that autograd
+differentiates. This module gives the same values and gradients with far fewer passes over
+memory, which is what bounds these losses on a CPU or GPU:
+
+* each loss is a ``torch.autograd.Function`` whose forward computes the loss AND its analytic
+  gradient with respect to the logits (or the error) in one sweep, mostly in place;
+* the only input-sized tensor kept for backward is that gradient (the input and target are
+  kept as references too, which costs no memory since the caller holds them anyway), and
+  backward scales it by the incoming gradient;
+* if backward runs with ``create_graph=True`` (a Hessian, a gradient penalty), it rebuilds
+  the gradient from the reference formula under autograd, so higher derivatives stay exact.
+
+Gradient semantics of the ``eps`` clamp (as in the reference, where ``clamp`` stops the
+gradient): an element whose probability lies outside ``[eps, 1 - eps]`` has zero gradient
+and its loss is evaluated at the clamped probability. In logit space the clamp on
+``p = sigmoid(z)`` is a clamp of ``z`` into ``[logit(eps), -logit(eps)]``.
+
+Derivatives used (``p = sigmoid(z)`` or a softmax entry, ``q = 1 - p``), written as
+``k = p dl/dp`` because for a softmax ``dL/dz_j = k_j - p_j sum_c k_c`` and for a sigmoid
+``dl/dz = q k``:
+
+==========  ==========================  ===========================================
+term        per element                  ``k = p dl/dp``
+==========  ==========================  ===========================================
+M, y=1      ``q / p``                    ``-1 / p``
+M, y=0      ``p / q``                    ``p / q^2``
+L, y=1      ``1/s - 1``, s=sqrt(p(1+q))  ``-p q / s^3``
+L, y=0      ``1/t - 1``, t=sqrt(q(1+p))  ``p^2 / t^3``
+SMAE        ``e tanh(e/2)``              ``dl/de = tanh(e/2) + (e/2)(1 - tanh^2(e/2))``
+log-cosh    ``log cosh(e)``              ``dl/de = tanh(e)``
+==========  ==========================  ===========================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from losslab._validation import weighted_mean
+
+__all__ = ["IMPLS", "binary_fused", "check_impl", "multiclass_fused", "regression_fused"]
+
+IMPLS: tuple[str, ...] = ("auto", "fused", "reference")
+
+
+def check_impl(impl: str) -> str:
+    if not isinstance(impl, str) or impl not in IMPLS:
+        raise ValueError(f"impl: expected one of {', '.join(repr(i) for i in IMPLS)}, got {impl!r}")
+    return impl
+
+
+def wants_fused(impl: str, *, supported: bool, reason: str, others: tuple[object, ...] = ()) -> bool:
+    """Whether to take the fused path.
+
+    ``supported``: the options are ones the fused kernels implement (e.g. ``from_logits``).
+    ``others``: tensors besides the input (target, weights); the fused kernels give no gradient
+    to them, so ``"auto"`` falls back to the reference when one of them requires grad.
+    """
+    check_impl(impl)
+    if impl == "reference":
+        return False
+    needs_other_grad = any(isinstance(t, Tensor) and t.requires_grad for t in others)
+    if impl == "fused":
+        if not supported:
+            raise ValueError(f"impl: 'fused' is not available {reason}; use impl='auto' or 'reference'")
+        if needs_other_grad:
+            raise ValueError(
+                "impl: 'fused' differentiates the input only, but the target or a weight requires "
+                "grad; use impl='reference'"
+            )
+        return True
+    return supported and not needs_other_grad
+
+
+def _logit_bounds(eps: float) -> tuple[float, float]:
+    """``[logit(eps), logit(1 - eps)]``: the logits whose sigmoid the clamp leaves unchanged."""
+    if eps <= 0:
+        return -math.inf, math.inf
+    low = math.log(eps) - math.log1p(-eps)
+    return low, -low
+
+
+def _clamp_active(z: Tensor, low: float, high: float) -> bool | None:
+    """Whether any logit lies outside the clamp range; ``None`` when it is unknown (tracing,
+    or a device where reading the answer would synchronise), so masking is done anyway."""
+    if math.isinf(low) or z.numel() == 0:
+        return False
+    if torch.compiler.is_compiling() or z.device.type != "cpu":
+        return None
+    lo, hi = torch.aminmax(z)
+    return bool(lo < low) or bool(hi > high)
+
+
+def _mask_outside(grad: Tensor, z: Tensor, low: float, high: float, active: bool | None) -> None:
+    """Zero ``grad`` in place where the clamp is active (the clamp stops the gradient)."""
+    if active is False:
+        return
+    grad.masked_fill_((z < low) | (z > high), 0.0)
+
+
+def _scale_back(saved: Tensor, grad_output: Tensor, unreduced: bool) -> Tensor:
+    """``saved * grad_output`` without a copy when ``grad_output`` is the usual scalar 1."""
+    if unreduced:
+        return saved * grad_output.reshape(grad_output.shape + (1,) * (saved.dim() - grad_output.dim()))
+    if not torch.compiler.is_compiling() and grad_output.device.type == "cpu" and grad_output.numel() == 1:
+        if float(grad_output) == 1.0:
+            return saved
+    return saved * grad_output
+
+
+# --- binary (sigmoid) losses ----------------------------------------------------------------
+
+
+def _sigmoid_pair(zc: Tensor) -> tuple[Tensor, Tensor]:
+    """``sigmoid(z)`` and ``sigmoid(-z) = 1 - p``, each to full relative precision."""
+    return torch.sigmoid(zc), torch.sigmoid(torch.neg(zc))
+
+
+def _l_term(p: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
+    """``(q^2 / (s (1 + s)), p q^2 / s^3)`` with ``s = sqrt(p (1 + q))``; consumes p and q.
+
+    The first is ``1/s - 1`` without cancellation as q -> 0; the second is ``-dl/dz`` of it.
+    """
+    s = torch.add(q, 1.0).mul_(p).sqrt_()
+    q2 = q.square_()
+    slope = p.mul_(q2).div_(s).div_(s).div_(s)
+    value = q2.div_(s.addcmul_(s, s))                     # s + s^2 = s (1 + s)
+    return value, slope
+
+
+def _binary_value_and_grad(kind, z, target, pos_weight, weight, low, high):
+    """Per element ``w (pw y pos + (1 - y) neg)`` and its derivative in z, at the clamped
+    logit (new tensors; the gradient is not yet masked where the clamp is active)."""
+    zc = z.clamp(low, high) if math.isfinite(low) else z
+    if kind in ("m", "full_m"):
+        # M from a logit: y exp(-z); full M adds (1 - y) exp(z): d/dz flips the first sign.
+        pos = torch.neg(zc).exp_().mul_(target)
+        if pos_weight is not None:
+            pos.mul_(pos_weight)
+        if weight is not None:
+            pos.mul_(weight)
+        if kind == "m":
+            return pos, None
+        neg = torch.exp(zc)
+        neg.addcmul_(neg, target, value=-1.0)             # (1 - y) x as x - x y, no temporary
+        if weight is not None:
+            neg.mul_(weight)
+        return pos, neg
+    # L: value q^2/(s(1+s)), dl/dz = -p q^2/s^3; full L's y=0 term swaps p and q (and the sign).
+    value, slope = _l_term(*_sigmoid_pair(zc))
+    value.mul_(target)
+    slope.mul_(target).neg_()
+    if pos_weight is not None:
+        value.mul_(pos_weight)
+        slope.mul_(pos_weight)
+    if kind == "full_l":
+        p, q = _sigmoid_pair(zc)
+        value0, slope0 = _l_term(q, p)
+        value.add_(value0.addcmul_(value0, target, value=-1.0))
+        slope.add_(slope0.addcmul_(slope0, target, value=-1.0))
+        del value0, slope0
+    if weight is not None:
+        value.mul_(weight)
+        slope.mul_(weight)
+    return value, slope
+
+
+class _BinaryFused(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, target, pos_weight, weight, kind, reduction, eps, reference):
+        low, high = _logit_bounds(eps)
+        zf = z if z.dtype == target.dtype else z.to(target.dtype)
+        numel = zf.numel()
+        scale = 1.0 / max(numel, 1) if reduction == "mean" else 1.0
+        first, second = _binary_value_and_grad(kind, zf, target, pos_weight, weight, low, high)
+        if kind in ("m", "full_m"):
+            # first = y e^{-z} term (its derivative is -first), second = (1 - y) e^{z} (its own).
+            if reduction == "none":
+                out = first if second is None else first + second
+                grad = first.neg() if second is None else second.sub_(first)
+            else:
+                out = first.sum() if second is None else first.sum() + second.sum()
+                grad = first.mul_(-scale) if second is None else second.sub_(first).mul_(scale)
+        else:
+            # first = loss per element, second = its derivative
+            out = first if reduction == "none" else first.sum()
+            grad = second.mul_(scale) if scale != 1.0 else second
+        if reduction == "mean":
+            out = out * scale if numel else out * math.nan
+        _mask_outside(grad, zf, low, high, _clamp_active(zf, low, high))
+        ctx.unreduced = reduction == "none"
+        ctx.input_dtype = z.dtype
+        ctx.reference = reference
+        ctx.save_for_backward(grad, z)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad, z = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return (_reference_grad(ctx.reference, z, grad_output), None, None, None, None, None, None, None)
+        return (_binary_backward(grad, grad_output, ctx.unreduced, ctx.input_dtype),
+                None, None, None, None, None, None, None)
+
+
+@once_differentiable
+def _binary_backward(grad: Tensor, grad_output: Tensor, unreduced: bool, dtype: torch.dtype) -> Tensor:
+    return _scale_back(grad, grad_output, unreduced).to(dtype)
+
+
+def _reference_grad(reference: Callable[[Tensor], Tensor], z: Tensor, grad_output: Tensor) -> Tensor:
+    """Backward with ``create_graph=True``: differentiate the reference formula instead, so
+    that second derivatives exist and are exact."""
+    with torch.enable_grad():
+        leaf = z if z.requires_grad else z.detach().requires_grad_(True)
+        value = reference(leaf)
+        (grad,) = torch.autograd.grad(value, leaf, grad_output, create_graph=True)
+    return grad
+
+
+def binary_fused(
+    input: Tensor,
+    target: Tensor,
+    *,
+    kind: str,
+    pos_weight: Tensor | None,
+    weight: Tensor | None,
+    reduction: str,
+    eps: float,
+    reference: Callable[[Tensor], Tensor],
+) -> Tensor:
+    """Fused binary M / full M / L / full L from logits (arguments already validated).
+
+    ``input`` is the caller's tensor (any floating dtype); ``target``, ``pos_weight`` and
+    ``weight`` are already in the compute dtype. ``reference(input)`` recomputes the loss with
+    the reference formula (used only for higher-order derivatives).
+    """
+    return _BinaryFused.apply(input, target, pos_weight, weight, kind, reduction, eps, reference)
+
+
+# --- multiclass (softmax over dim 1) losses ---------------------------------------------------
+
+
+def _clamped_log_pair(log_p: Tensor, log_q: Tensor, eps: float) -> Tensor | None:
+    """Clamp ``log p`` and ``log(1-p)`` into the eps range in place; return the mask of the
+    entries left unchanged (None when eps=0: nothing is clamped)."""
+    if eps <= 0:
+        return None
+    low, high = math.log(eps), math.log1p(-eps)
+    inside = (log_p >= low) & (log_p <= high) & (log_q >= low) & (log_q <= high)
+    log_p.clamp_(low, high)
+    log_q.clamp_(low, high)
+    return inside
+
+
+def _true_kernel(kind: str, lp: Tensor, lq: Tensor) -> tuple[Tensor, Tensor]:
+    """(loss, k = p dl/dp) of the y=1 term from clamped log p, log(1 - p)."""
+    if kind in ("m", "full_m"):
+        return torch.sub(lq, lp).exp_(), torch.neg(lp).exp_().neg_()
+    # L: log s = (log p + log(1 + q)) / 2; loss = exp(2 log q - log s) / (1 + s); k = -exp(lp + lq - 3 log s)
+    log_s = torch.exp(lq).log1p_().add_(lp).mul_(0.5)
+    value = torch.mul(lq, 2.0).sub_(log_s).exp_().div_(torch.exp(log_s).add_(1.0))
+    k = torch.add(lp, lq).sub_(log_s.mul_(3.0)).exp_().neg_()
+    return value, k
+
+
+def _false_kernel(kind: str, lp: Tensor, lq: Tensor) -> tuple[Tensor, Tensor]:
+    """(loss, k = p dl/dp) of the y=0 term."""
+    if kind in ("m", "full_m"):
+        return torch.sub(lp, lq).exp_(), torch.mul(lq, -2.0).add_(lp).exp_()
+    value, _ = _true_kernel("l", lq, lp)                   # same shape with p and q swapped
+    log_t = torch.exp(lp).log1p_().add_(lq).mul_(0.5)      # t = sqrt(q (1 + p))
+    k = torch.mul(lp, 2.0).sub_(log_t.mul_(3.0)).exp_()    # p^2 / t^3
+    return value, k
+
+
+def _softmax_pair(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``log p``, ``p`` and an accurate ``log(1 - p)`` of a softmax over dim 1."""
+    log_p = torch.log_softmax(z, 1)
+    p = torch.exp(log_p)
+    log_q = torch.neg(p).log1p_()
+    if z.shape[1] > 1:
+        # 1 - p loses its digits for the largest class when p -> 1: take the sum of the others.
+        top = z.argmax(1, keepdim=True)
+        p_top = p.gather(1, top)
+        others = p.scatter(1, top, 0.0).sum(1, keepdim=True)
+        log_q.scatter_(1, top, torch.log(others))
+        del p_top
+    return log_p, p, log_q
+
+
+class _MulticlassFused(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, target, weight, kind, ignore_index, reduction, eps, reference):
+        compute = torch.float32 if z.dtype in (torch.float16, torch.bfloat16) else z.dtype
+        zf = z.to(compute)
+        full = kind.startswith("full_")
+        base = kind.removeprefix("full_")
+        class_shape = (1, -1) + (1,) * (z.dim() - 2)
+        if not target.is_floating_point() and not full:
+            loss, grad, denominator = _indices_path(base, zf, target, weight, ignore_index, eps, class_shape)
+        else:
+            loss, grad, denominator = _dense_path(base, full, zf, target, weight, ignore_index, eps, class_shape)
+        if reduction == "none":
+            out = loss
+        elif reduction == "sum":
+            out = loss.sum()
+        else:
+            out = weighted_mean(loss.sum(), denominator)
+            grad.mul_(torch.where(denominator > 0, 1.0 / denominator.clamp_min(torch.finfo(compute).tiny), 0.0))
+        ctx.unreduced = reduction == "none"
+        ctx.input_dtype = z.dtype
+        ctx.reference = reference
+        ctx.save_for_backward(grad, z)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad, z = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return (_reference_grad(ctx.reference, z, grad_output), None, None, None, None, None, None, None)
+        out = grad_output
+        if ctx.unreduced:
+            out = grad_output.unsqueeze(1)
+        return (_binary_backward(grad, out, False, ctx.input_dtype) if not ctx.unreduced
+                else (grad * out).to(ctx.input_dtype), None, None, None, None, None, None, None)
+
+
+def _indices_path(base, z, target, weight, ignore_index, eps, class_shape):
+    """Class-index targets, M or L (not full): only the target class's term is non-zero.
+
+    With ``p_y`` the target probability, ``dL/dz_j = k (delta_jy - p_j)``, ``k = p_y dl/dp_y``;
+    one (N, C) buffer holds p and is turned into the gradient in place.
+    """
+    keep = target != ignore_index
+    index = torch.where(keep, target, 0).unsqueeze(1)
+    buffer = torch.log_softmax(z, 1)
+    log_p = buffer.gather(1, index)
+    p = buffer.exp_()                                     # the buffer now holds p
+    p.scatter_(1, index, 0.0)
+    q_y = p.sum(1, keepdim=True)                          # 1 - p_y without cancellation
+    log_q = torch.log(q_y)
+    inside = _clamped_log_pair(log_p, log_q, eps)
+    value, k = _true_kernel(base, log_p, log_q)
+    scale = keep.unsqueeze(1).to(z.dtype)
+    if weight is not None:
+        scale = scale * weight[index]
+    value = value.mul_(scale)
+    k = k.mul_(scale)
+    if inside is not None:
+        k = k.masked_fill_(~inside, 0.0)
+    grad = p.mul_(k.neg())                                # -k p_j for j != y (p_y was zeroed)
+    grad.scatter_(1, index, k * q_y)                      # k (1 - p_y) at j = y
+    if weight is None:
+        denominator = keep.sum().to(z.dtype)
+    else:
+        denominator = torch.where(keep, weight[index.squeeze(1)], 0.0).sum()
+    return value.squeeze(1), grad, denominator
+
+
+def _dense_path(base, full, z, target, weight, ignore_index, eps, class_shape):
+    """Probability targets, or full M / full L: every class has a term; (N, C) buffers."""
+    log_p, p, log_q = _softmax_pair(z)
+    inside = _clamped_log_pair(log_p, log_q, eps)
+    if target.is_floating_point():
+        y = target
+        keep = None
+    else:
+        keep = target != ignore_index
+        index = torch.where(keep, target, 0).unsqueeze(1)
+        y = torch.zeros_like(z).scatter_(1, index, 1.0)
+    value, k = _true_kernel(base, log_p, log_q)
+    value.mul_(y)
+    k.mul_(y)
+    if full:
+        value0, k0 = _false_kernel(base, log_p, log_q)
+        value.add_(value0.addcmul_(value0, y, value=-1.0))
+        k.add_(k0.addcmul_(k0, y, value=-1.0))
+        del value0, k0
+    del log_p, log_q
+    if weight is not None:
+        value.mul_(weight.view(class_shape))
+        k.mul_(weight.view(class_shape))
+    if keep is not None:
+        keep_c = keep.unsqueeze(1)
+        value.mul_(keep_c)
+        k.mul_(keep_c)
+    if inside is not None:
+        k.masked_fill_(~inside, 0.0)
+    loss = value.sum(1)
+    del value
+    grad = k.sub_(p.mul_(k.sum(1, keepdim=True)))      # dL/dz = k - p sum_c k_c
+    if keep is None:
+        denominator = torch.tensor(float(loss.numel()), dtype=z.dtype, device=z.device)
+    elif weight is None:
+        denominator = keep.sum().to(z.dtype)
+    else:
+        denominator = torch.where(keep, weight[index.squeeze(1)], 0.0).sum()
+    return loss, grad, denominator
+
+
+def multiclass_fused(
+    input: Tensor,
+    target: Tensor,
+    *,
+    kind: str,
+    weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    eps: float,
+    reference: Callable[[Tensor], Tensor],
+) -> Tensor:
+    """Fused multiclass M / full M / L / full L from logits, input ``(N, C, d1..dk)``
+    (arguments already validated; probability targets and weights in the compute dtype)."""
+    return _MulticlassFused.apply(input, target, weight, kind, ignore_index, reduction, eps, reference)
+
+
+# --- regression -------------------------------------------------------------------------------
+
+
+class _RegressionFused(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, target, kind, reduction, reference):
+        error = torch.sub(input, target)
+        if kind == "smae":
+            half = error.mul_(0.5)                        # e / 2, in place
+            tanh = torch.tanh(half)
+            if reduction == "none":
+                loss = torch.mul(half, tanh).mul_(2.0)
+            else:
+                loss = 2.0 * torch.dot(half.reshape(-1), tanh.reshape(-1)) if half.numel() else half.sum()
+            # dl/de = tanh + h (1 - tanh^2) = tanh + h - h tanh^2, h = e / 2
+            # dl/de = tanh + h (1 - tanh^2): h tanh^2 in place, then add back h = (x - t) / 2
+            # from the inputs instead of keeping a third buffer.
+            grad = half.mul_(tanh).mul_(tanh).neg_().add_(tanh)
+            del tanh
+            grad.add_(input, alpha=0.5).sub_(target, alpha=0.5)
+        else:
+            grad = torch.tanh(error)
+            absolute = error.abs_()
+            if reduction == "none":
+                loss = torch.mul(absolute, -2.0).exp_().log1p_().add_(absolute).sub_(math.log(2.0))
+            else:
+                total_abs = absolute.sum()
+                loss = absolute.mul_(-2.0).exp_().log1p_().sum().add_(total_abs).sub_(math.log(2.0) * absolute.numel())
+        numel = grad.numel()
+        if reduction != "none":
+            if reduction == "mean":
+                loss = loss / numel if numel else loss * math.nan
+                grad.div_(max(numel, 1))
+        ctx.unreduced = reduction == "none"
+        ctx.reference = reference
+        ctx.dtypes = (input.dtype, target.dtype)
+        ctx.save_for_backward(grad, input, target)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad, input, target = ctx.saved_tensors
+        need_input, need_target = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if torch.is_grad_enabled():
+            with torch.enable_grad():
+                x = input if input.requires_grad else input.detach().requires_grad_(True)
+                t = target if target.requires_grad else target.detach().requires_grad_(True)
+                value = ctx.reference(x, t)
+                gx, gt = torch.autograd.grad(value, (x, t), grad_output, create_graph=True)
+            return (gx if need_input else None, gt if need_target else None, None, None, None)
+        scaled = _scale_back(grad, grad_output, ctx.unreduced)
+        gx = scaled.to(ctx.dtypes[0]) if need_input else None
+        gt = scaled.neg().to(ctx.dtypes[1]) if need_target else None
+        return gx, gt, None, None, None
+
+
+def regression_fused(
+    input: Tensor, target: Tensor, *, kind: str, reduction: str,
+    reference: Callable[[Tensor, Tensor], Tensor],
+) -> Tensor:
+    """Fused SMAE (``kind="smae"``) or log-cosh (``kind="log_cosh"``); arguments validated,
+    same shape and dtype."""
+    return _RegressionFused.apply(input, target, kind, reduction, reference)
