@@ -22,6 +22,7 @@ _CATALOGUES = (
     "_regression",
     "_margin",
     "_segmentation",
+    "_embedding",
 )
 
 for _module in _CATALOGUES:
