@@ -17,6 +17,8 @@ _COMMAND_MODULES = (
     "list_cmd",
     "plot_cmd",
     "data_cmd",
+    "compare_cmd",
+    "report_cmd",
     "reproduce_cmd",
 )
 

@@ -4,4 +4,47 @@
     >>> result = compare(task="digits-mlp", losses=["cross_entropy", "m"], seeds=3,
     ...                  db="results.sqlite")                       # doctest: +SKIP
     >>> print(result.markdown())                                    # doctest: +SKIP
+
+Modules: :mod:`.tasks` (the named tasks), :mod:`.runner` (training, resume, workers),
+:mod:`.store` (SQLite results), :mod:`.stats` (paired statistics), :mod:`.report` (tables and
+learning curves), :mod:`.section` (the ``losslab reproduce`` section: the paper's Tables 2–5).
 """
+
+from typing import Any
+
+from losslab.experiments.classification.api import (
+    PAPER_LOSSES,
+    ComparisonResult,
+    compare,
+    csv_task,
+    run_planned,
+)
+from losslab.experiments.classification.runner import PlannedTask, TrainingSettings, run_grid
+from losslab.experiments.classification.store import ResultsStore, ResultsStoreError
+from losslab.experiments.classification.tasks import get_task, list_tasks, planned_task, task_names
+
+
+def build_section(context: Any) -> Any:
+    """The ``losslab reproduce`` section (Tables 2–5 beside our stand-in runs)."""
+    from losslab.experiments.classification.section import build_section as build
+
+    return build(context)
+
+
+__all__ = [
+    "PAPER_LOSSES",
+    "ComparisonResult",
+    "PlannedTask",
+    "ResultsStore",
+    "ResultsStoreError",
+    "TrainingSettings",
+    "build_section",
+    "compare",
+    "csv_task",
+    "get_task",
+    "list_tasks",
+    "planned_task",
+    "run_grid",
+    "run_planned",
+    "task_names",
+]

@@ -204,10 +204,10 @@ def _text_tensors(texts_train: list[str], texts_test: list[str], options: dict[s
     """Token-id tensors (N, max_len) with a vocabulary built from the training texts only."""
     from losslab.models import Vocabulary
 
-    vocabulary = Vocabulary.build(texts_train, max_size=options.get("max_vocab", 20_000))
+    vocabulary = Vocabulary(max_size=options.get("max_vocab", 20_000)).fit(texts_train)
     max_len = int(options.get("max_len", 128))
-    x_train = torch.as_tensor(vocabulary.encode(texts_train, max_len=max_len), dtype=torch.long)
-    x_test = torch.as_tensor(vocabulary.encode(texts_test, max_len=max_len), dtype=torch.long)
+    x_train = torch.as_tensor(vocabulary.encode(texts_train, max_length=max_len), dtype=torch.long)
+    x_test = torch.as_tensor(vocabulary.encode(texts_test, max_length=max_len), dtype=torch.long)
     return x_train, x_test, len(vocabulary)
 
 
@@ -249,8 +249,11 @@ def prepare_classification_data(data: Any, model: str, model_options: Mapping[st
             x_train, x_test, vocab_size = _text_tensors(list(data.x_train), list(data.x_test), options)
             info["vocab_size"] = vocab_size
         elif model == "minilm":
+            from losslab.data import data_dir
             from losslab.models import encode_sentences
 
+            # Embeddings are computed once per text set and reused by every run and process.
+            cache_dir = cache_dir if cache_dir is not None else data_dir() / "cache" / "minilm"
             x_train = torch.as_tensor(encode_sentences(list(data.x_train), cache_dir=cache_dir))
             x_test = torch.as_tensor(encode_sentences(list(data.x_test), cache_dir=cache_dir))
         else:

@@ -1,0 +1,128 @@
+"""``losslab compare``: train every loss on a task over several seeds and compare them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from losslab.cli import CommandError
+from losslab.cli._common import comma_list
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed: object = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    if isinstance(parsed, list):
+        parsed = tuple(parsed)
+    return key.strip(), parsed
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="train each loss over several seeds on a task; paired statistics",
+        description=(
+            "Train a task once per (loss, seed), record every epoch in a SQLite database, and "
+            "print mean ± sd test accuracy per loss with the paired difference from "
+            "cross-entropy. Re-running the same command skips finished runs and resumes "
+            "interrupted ones."
+        ),
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--task", help="a registered task (losslab compare --list-tasks)")
+    source.add_argument("--data", metavar="FILE.csv", help="your own CSV file")
+    source.add_argument("--list-tasks", action="store_true", help="list the tasks and exit")
+    parser.add_argument("--path", help="data folder of the tasks that read your disk "
+                        "(cifar10-vgg, imagenette-vgg, imdb-lstm)")
+    parser.add_argument("--label-column", help="the CSV column holding the class (with --data)")
+    parser.add_argument("--text-column", help="a CSV text column: trains a text model (with --data)")
+    parser.add_argument("--feature-columns", type=comma_list,
+                        help="numeric CSV columns to use (default: all other numeric columns)")
+    parser.add_argument("--text-model", choices=("lstm", "minilm"), default="lstm",
+                        help="model for --text-column (default: lstm)")
+    parser.add_argument("--losses", type=comma_list, default=["cross_entropy", "m", "full_m", "l", "full_l"],
+                        help="comma-separated loss names (default: cross_entropy,m,full_m,l,full_l)")
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..N-1 (default: 5)")
+    parser.add_argument("--epochs", type=int, help="epochs (default: the task's)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default: the task's)")
+    parser.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
+    parser.add_argument("--weight-decay", type=float, help="Adam weight decay (default: 0)")
+    parser.add_argument("--max-train", type=int, help="stratified subset of the training split")
+    parser.add_argument("--max-test", type=int, help="stratified subset of the test split")
+    parser.add_argument("--preset", choices=("quick", "full"), default="full",
+                        help="the task's data sizes and epochs (default: full)")
+    parser.add_argument("--model-option", type=_key_value, action="append", default=[],
+                        metavar="KEY=VALUE", help="override a model argument, e.g. width_multiplier=1")
+    parser.add_argument("--db", default="results.sqlite", help="results database (default: results.sqlite)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default: 1)")
+    parser.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
+    parser.add_argument("--out", help="also write report.md and report.html of the whole database here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds to wait for a database locked by another process (default: 60)")
+    parser.set_defaults(handler=run)
+
+
+def _list_tasks() -> int:
+    from losslab.cli._common import text_table
+    from losslab.experiments.classification.tasks import list_tasks
+
+    rows = [(t.name, t.dataset + (" (--path)" if t.needs_path else ""), t.model, t.description)
+            for t in list_tasks()]
+    print(text_table(("task", "data", "model", "description"), rows))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_tasks:
+        return _list_tasks()
+    from losslab.experiments.classification import csv_task, planned_task, run_planned
+    from losslab.experiments.classification.report import statistics_markdown, write_report
+    from losslab.experiments.classification.runner import check_losses
+
+    check_losses(args.losses)  # before loading any data
+    if args.seeds < 1:
+        raise CommandError(f"--seeds: expected a positive number of seeds, got {args.seeds}")
+    training = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+                "weight_decay": args.weight_decay}
+    if args.data is not None:
+        if not args.label_column:
+            raise CommandError("--data needs --label-column (the CSV column holding the classes)")
+        planned = csv_task(
+            args.data, label_column=args.label_column, text_column=args.text_column,
+            feature_columns=args.feature_columns, text_model=args.text_model,
+            training=training, max_train=args.max_train, max_test=args.max_test,
+        )
+        if args.model_option:
+            planned.source.model_options.update(dict(args.model_option))
+    else:
+        for option in ("label_column", "text_column", "feature_columns"):
+            if getattr(args, option):
+                raise CommandError(f"--{option.replace('_', '-')} goes with --data FILE.csv, not --task")
+        planned = planned_task(
+            args.task, preset=args.preset, path=args.path,
+            overrides={**training, "max_train": args.max_train, "max_test": args.max_test},
+            model_options=dict(args.model_option),
+        )
+    result = run_planned([planned], losses=args.losses, seeds=args.seeds, db=args.db,
+                         workers=args.workers, threads=args.threads,
+                         progress=not args.no_progress, timeout=args.timeout)
+    for task in result.tasks:
+        print(f"\n{task.label}")
+        comparisons = task.comparisons()
+        print(statistics_markdown(comparisons) if comparisons else "no finished runs")
+    if result.grid.failed:
+        print(f"\n{len(result.grid.failed)} run(s) failed (finished epochs are kept):")
+        for line in result.grid.failed:
+            print(f"  {line}")
+    if args.out:
+        md_path, html_path = write_report(args.db, args.out)
+        print(f"\nreport: {md_path} and {html_path}")
+    print(f"results: {Path(args.db).resolve()}")
+    return 1 if result.grid.failed else 0

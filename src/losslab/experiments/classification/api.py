@@ -1,0 +1,209 @@
+"""``compare(...)``: the whole comparison from Python — a registered task, a CSV, or your data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from losslab.experiments.classification.runner import (
+    GridResult,
+    PlannedTask,
+    TrainingSettings,
+    run_grid,
+)
+from losslab.experiments.classification.tasks import ArraySource, DatasetSource, planned_task
+
+PAPER_LOSSES: tuple[str, ...] = ("cross_entropy", "m", "full_m", "l", "full_l")
+TEXT_MODELS: tuple[str, ...] = ("lstm", "minilm")
+
+
+@dataclass
+class ComparisonResult:
+    """What :func:`compare` returns: the grid's bookkeeping and the results read back."""
+
+    grid: GridResult
+    db: Path
+    tasks: list[Any]  # report.TaskResults of the labels in this grid
+
+    def markdown(self) -> str:
+        from losslab.experiments.classification.report import task_markdown
+
+        return "\n\n".join(f"### {task.label}\n\n{task_markdown(task)}" for task in self.tasks)
+
+    def final_accuracy(self) -> dict[str, dict[str, dict[int, float]]]:
+        """``{task: {loss: {seed: final test accuracy}}}``."""
+        return {task.label: task.final_accuracy() for task in self.tasks}
+
+
+def _as_tensor_split(name: str, split: Any) -> tuple[Any, torch.Tensor]:
+    """(inputs, int64 labels) from ``(x, y)`` arrays/tensors or a torch Dataset of pairs."""
+    if isinstance(split, (tuple, list)) and len(split) == 2:
+        x, y = split
+        if not isinstance(x, torch.Tensor):
+            x = np.asarray(x)
+            if x.dtype.kind not in "fiub":
+                raise TypeError(f"{name}: expected numeric inputs, got an array of {x.dtype}")
+            x = torch.as_tensor(x, dtype=torch.float32 if x.dtype.kind == "f" else None)
+        y_array = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+        if y_array.ndim != 1 or y_array.dtype.kind not in "iu":
+            raise TypeError(f"{name}: expected 1-D integer class labels, got {y_array.dtype} of shape {y_array.shape}")
+        if len(y_array) != x.shape[0]:
+            raise ValueError(f"{name}: {x.shape[0]} inputs but {len(y_array)} labels")
+        return x, torch.as_tensor(y_array, dtype=torch.long)
+    if isinstance(split, torch.utils.data.Dataset):
+        labels = []
+        for index in range(len(split)):  # type: ignore[arg-type]
+            item = split[index]
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise TypeError(f"{name}: a Dataset must return (input, label) pairs")
+            labels.append(int(item[1]))
+        return split, torch.as_tensor(labels, dtype=torch.long)
+    raise TypeError(f"{name}: expected (x, y) arrays/tensors or a torch Dataset, got {type(split).__name__}")
+
+
+def csv_task(
+    path: str | Path,
+    *,
+    label_column: str,
+    text_column: str | None = None,
+    feature_columns: Sequence[str] | None = None,
+    text_model: str = "lstm",
+    label: str | None = None,
+    cache_dir: str | None = None,
+    training: dict[str, Any] | None = None,
+    max_train: int | None = None,
+    max_test: int | None = None,
+) -> PlannedTask:
+    """A grid row for a user's CSV: numeric columns -> MLP on standardised features (scaler
+    fitted on the training split only); a text column -> LSTM or frozen-MiniLM head."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"data: no CSV file at {file}")
+    if text_model not in TEXT_MODELS:
+        raise ValueError(f"text_model: expected one of {', '.join(TEXT_MODELS)}, got {text_model!r}")
+    options: dict[str, Any] = {"label_column": label_column}
+    if text_column is not None:
+        options["text_column"] = text_column
+        model = text_model
+        model_options: dict[str, Any] = (
+            {"embed_dim": 100, "hidden": 100, "spatial_dropout": 0.2, "max_len": 128, "max_vocab": 20_000}
+            if model == "lstm" else {"hidden": (128,), "dropout": 0.1}
+        )
+    else:
+        model, model_options = "mlp", {"hidden": (64,), "dropout": 0.1}
+    if feature_columns is not None:
+        options["feature_columns"] = list(feature_columns)
+    if max_train is not None:
+        options["max_train"] = max_train
+    if max_test is not None:
+        options["max_test"] = max_test
+    defaults = {"epochs": 20 if model != "lstm" else 5, "lr": 1e-3, "batch_size": 32}
+    settings = TrainingSettings(**{**defaults, **{k: v for k, v in (training or {}).items() if v is not None}})
+    source = DatasetSource("csv", model, model_options, options=options, path=str(file),
+                           cache_dir=cache_dir)
+    # Fail now, in this process, on unknown columns or a single class (clear message).
+    source.load()
+    return PlannedTask(label or file.stem, source, settings)
+
+
+def compare(
+    train: Any = None,
+    test: Any = None,
+    *,
+    task: str | None = None,
+    model_factory: Callable[[], nn.Module] | None = None,
+    num_classes: int | None = None,
+    losses: Sequence[str] = PAPER_LOSSES,
+    seeds: int | Sequence[int] = 5,
+    db: str | Path = "results.sqlite",
+    epochs: int | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    weight_decay: float | None = None,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    preset: str = "full",
+    path: str | Path | None = None,
+    label: str | None = None,
+    workers: int = 1,
+    threads: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    timeout: float = 60.0,
+) -> ComparisonResult:
+    """Train every loss on a task over several seeds, record it all in ``db``, and read it back.
+
+    Either name a registered ``task`` (``"digits-mlp"``; ``path=`` for the on-disk ones), or
+    give your own data: ``train`` and ``test`` as ``(x, y)`` arrays/tensors or torch Datasets of
+    ``(input, label)`` pairs, with ``model_factory()`` building a fresh model that maps a batch
+    to logits. Re-running the same call skips finished runs and resumes interrupted ones.
+
+    Args:
+        train, test: your data (when ``task`` is None).
+        task: a registered task name (see ``losslab.experiments.classification.tasks``).
+        model_factory: builds the model for your data (called after ``torch.manual_seed``).
+        num_classes: classes of your data (default: largest label + 1).
+        losses: registered classification loss names.
+        seeds: a number n (seeds 0..n-1) or explicit seeds.
+        db: the SQLite results file.
+        epochs, lr, batch_size, weight_decay: training settings (task defaults otherwise;
+            Adam with lr 1e-3, batch 64, 10 epochs for your own data).
+        max_train, max_test: stratified subsets of a registered task's data.
+        preset: a registered task's sizes, ``"quick"`` or ``"full"``.
+        path: where a registered task's data lives (CIFAR-10, Imagenette, IMDB).
+        label: the name runs are stored under (default: the task name or ``"arrays"``).
+        workers, threads: parallel processes and torch threads per process.
+        progress: show a progress bar with ETA.
+        log: one-line messages.
+        timeout: seconds to wait for a locked database.
+    """
+    overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay}
+    if task is not None:
+        if train is not None or test is not None or model_factory is not None:
+            raise ValueError("task: give either a registered task or your own train/test/model_factory, not both")
+        planned = planned_task(task, preset=preset, path=None if path is None else str(path),
+                               overrides={**overrides, "max_train": max_train, "max_test": max_test},
+                               label=label)
+    else:
+        if train is None or test is None or model_factory is None:
+            raise ValueError("train, test, model_factory: all three are needed without a registered task")
+        if not callable(model_factory):
+            raise TypeError(f"model_factory: expected a callable returning an nn.Module, got {type(model_factory).__name__}")
+        x_train, y_train = _as_tensor_split("train", train)
+        x_test, y_test = _as_tensor_split("test", test)
+        classes = int(max(int(y_train.max()), int(y_test.max())) + 1) if num_classes is None else int(num_classes)
+        if len(torch.unique(y_train)) < 2:
+            raise ValueError(f"train: labels hold a single class ({int(y_train[0])}); classification needs at least two")
+        if int(y_train.min()) < 0 or int(y_test.min()) < 0 or max(int(y_train.max()), int(y_test.max())) >= classes:
+            raise ValueError(f"train/test: labels must lie in [0, {classes - 1}] (num_classes={classes})")
+        defaults = {"epochs": 10, "lr": 1e-3, "batch_size": 64}
+        settings = TrainingSettings(**{**defaults, **{k: v for k, v in overrides.items() if v is not None}})
+        source = ArraySource(x_train, y_train, x_test, y_test, model_factory, classes, name=label or "arrays")
+        planned = PlannedTask(label or "arrays", source, settings)
+    return run_planned([planned], losses=losses, seeds=seeds, db=db, workers=workers,
+                       threads=threads, progress=progress, log=log, timeout=timeout)
+
+
+def run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: int | Sequence[int],
+                db: str | Path, workers: int = 1, threads: int | None = None, progress: bool = True,
+                log: Callable[[str], None] = print, timeout: float = 60.0) -> ComparisonResult:
+    """Run a grid of planned tasks and read their results back from ``db``."""
+    from losslab.experiments.classification.report import load_results
+    from losslab.experiments.classification.store import ResultsStore, config_hash
+
+    store = ResultsStore(db, timeout=timeout)
+    try:
+        grid = run_grid(tasks, losses, seeds, db=store, workers=workers, threads=threads,
+                        progress=progress, log=log, timeout=timeout)
+        wanted = {(task.label, config_hash(task.config())) for task in tasks}
+        results = [group for group in load_results(store)
+                   if (group.runs[0]["task"], config_hash(group.config)) in wanted]
+    finally:
+        store.close()
+    return ComparisonResult(grid=grid, db=Path(db), tasks=results)

@@ -1,0 +1,253 @@
+"""Reading a results database back: per-task statistics tables and learning-curve figures.
+
+``write_report(db, out_dir)`` is what ``losslab report --db FILE --out DIR`` runs: one section
+per task (accuracy table with paired comparisons against cross-entropy, learning curves,
+the runs still unfinished), written as Markdown and self-contained HTML.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from losslab.experiments.classification.stats import LossComparison, compare_losses
+from losslab.experiments.classification.store import ResultsStore, config_hash
+from losslab.report import Figure, Report, Section
+
+_RUN_IDENTITY = ("loss", "seed", "stage")
+BASELINE = "cross_entropy"
+
+
+@dataclass
+class TaskResults:
+    """The runs of one task configuration: every loss and seed trained with the same settings."""
+
+    label: str
+    config: dict[str, Any]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> list[dict[str, Any]]:
+        return [run for run in self.runs if run["status"] == "finished"]
+
+    @property
+    def losses(self) -> list[str]:
+        seen: list[str] = []
+        for run in self.runs:
+            if run["loss"] not in seen:
+                seen.append(run["loss"])
+        return seen
+
+    def final_accuracy(self) -> dict[str, dict[int, float]]:
+        """``{loss: {seed: test accuracy after the last epoch}}`` of the finished runs."""
+        result: dict[str, dict[int, float]] = defaultdict(dict)
+        for run in self.finished:
+            result[run["loss"]][run["seed"]] = run["epochs"][-1]["eval_accuracy"]
+        return {loss: result[loss] for loss in self.losses if loss in result}
+
+    def comparisons(self, baseline: str = BASELINE) -> list[LossComparison]:
+        accuracy = self.final_accuracy()
+        return compare_losses(accuracy, baseline=baseline) if accuracy else []
+
+
+def load_results(db: str | Path | ResultsStore, *, stage: str = "test") -> list[TaskResults]:
+    """Every task configuration in the database with its runs and their epochs.
+
+    Runs of the same task label with different settings (epochs, lr, data sizes ...) form
+    separate groups: only runs trained alike are compared.
+    """
+    store = db if isinstance(db, ResultsStore) else _open_existing(db)
+    groups: dict[tuple[str, str], TaskResults] = {}
+    for run in store.runs(stage=stage):
+        shared = {k: v for k, v in run["config"].items() if k not in _RUN_IDENTITY}
+        key = (run["task"], config_hash(shared))
+        if key not in groups:
+            groups[key] = TaskResults(run["task"], shared)
+        run["planned_epochs"] = run["epochs"]
+        run["epochs"] = store.epochs(run["run_id"])
+        groups[key].runs.append(run)
+    per_label: dict[str, int] = defaultdict(int)
+    for label, _ in groups:
+        per_label[label] += 1
+    counters: dict[str, int] = defaultdict(int)
+    for (label, _), group in groups.items():
+        if per_label[label] > 1:
+            counters[label] += 1
+            training = group.config.get("training", {})
+            group.label = (f"{label} (config {counters[label]}: epochs {training.get('epochs')}, "
+                           f"lr {training.get('lr')})")
+    return list(groups.values())
+
+
+def _open_existing(db: str | Path) -> ResultsStore:
+    path = Path(db)
+    if not path.is_file():
+        raise FileNotFoundError(f"db: no results database at {path}")
+    return ResultsStore(path)
+
+
+def _format(value: float | None, spec: str = ".3f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return format(value, spec)
+
+
+def _points(value: float) -> str:
+    return "–" if math.isnan(value) else f"{100 * value:+.2f}"
+
+
+def statistics_markdown(comparisons: list[LossComparison]) -> str:
+    """The accuracy table of one task: mean ± sd per loss, paired differences, verdicts."""
+    header = ("| loss | n | test accuracy (mean ± sd) | Δ vs CE (points) | 95% CI (points) | "
+              "p (t) | p (Holm) | p (Wilcoxon) | verdict |")
+    lines = [header, "|" + "---|" * 9]
+    for row in comparisons:
+        s = row.summary
+        accuracy = f"{s.mean:.4f} ± {_format(s.sd, '.4f')}"
+        p = row.paired
+        if p is None:
+            lines.append(f"| {row.loss} | {s.n} | {accuracy} | | | | | | {row.verdict} |")
+            continue
+        lines.append(
+            f"| {row.loss} | {s.n} | {accuracy} | {_points(p.mean)} | "
+            f"[{_points(p.ci_low)}, {_points(p.ci_high)}] | {_format(p.p_value, '.3g')} | "
+            f"{_format(row.p_holm, '.3g')} | {_format(p.wilcoxon_p, '.3g')} | {row.verdict} |"
+        )
+    return "\n".join(lines)
+
+
+_CURVES = (
+    ("train_accuracy", "train accuracy"),
+    ("eval_accuracy", "test accuracy"),
+    ("eval_cross_entropy", "test cross-entropy"),
+    ("grad_mean", "mean |dLoss/dlogit| (train)"),
+)
+
+
+def learning_curves(task: TaskResults, out_dir: str | Path, stem: str) -> Figure | None:
+    """Train/test accuracy, test cross-entropy and gradient size per epoch (mean ± sd over
+    seeds, per loss): the analogue of the paper's Figures 5–8."""
+    import numpy as np
+
+    from losslab.plotting import color_for, pyplot, save_figure
+
+    by_loss: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
+    for run in task.runs:
+        if run["epochs"]:
+            by_loss[run["loss"]].append(run["epochs"])
+    if not by_loss:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    for index, loss in enumerate(task.losses):
+        if loss not in by_loss:
+            continue
+        color = color_for(loss, index)
+        for axis, (column, title) in zip(axes.flat, _CURVES):
+            length = max(len(epochs) for epochs in by_loss[loss])
+            mean, sd, x = [], [], []
+            for e in range(length):
+                values = [epochs[e][column] for epochs in by_loss[loss] if len(epochs) > e]
+                x.append(e + 1)
+                mean.append(float(np.mean(values)))
+                sd.append(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
+            mean_a, sd_a = np.asarray(mean), np.asarray(sd)
+            axis.plot(x, mean_a, color=color, marker="o", markersize=3,
+                      label=f"{loss} (n={len(by_loss[loss])})")
+            axis.fill_between(x, mean_a - sd_a, mean_a + sd_a, color=color, alpha=0.15, linewidth=0)
+            axis.set_title(title)
+    for axis in axes[1]:
+        axis.set_xlabel("epoch")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(task.label)
+    caption = (f"{task.label}: learning curves per loss, mean over seeds with ± 1 sd band "
+               "(test cross-entropy makes the losses comparable; the gradient panel is the mean "
+               "absolute derivative of each sample's loss with respect to its logits).")
+    return save_figure(fig, out_dir, stem, caption)
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
+
+
+def task_markdown(task: TaskResults) -> str:
+    """Description, settings, statistics table and unfinished runs of one task."""
+    training = task.config.get("training", {})
+    data = task.config.get("data", {})
+    parts = [
+        f"Data: `{data.get('dataset')}` ({_format_options(data.get('options'))}); model: "
+        f"`{data.get('model')}`; Adam, lr {training.get('lr')}, batch {training.get('batch_size')}, "
+        f"{training.get('epochs')} epochs. Accuracy is the test accuracy after the last epoch; "
+        "differences are paired by seed (same initial weights and data order).",
+        "",
+    ]
+    comparisons = task.comparisons()
+    if comparisons:
+        parts += [statistics_markdown(comparisons), ""]
+    else:
+        parts += ["No run of this task has finished yet.", ""]
+    unfinished = [run for run in task.runs if run["status"] != "finished"]
+    if unfinished:
+        parts.append(
+            f"{len(unfinished)} run(s) not finished (re-run the same command to resume): "
+            + ", ".join(f"{r['loss']}/seed {r['seed']} ({r['status']}, {len(r['epochs'])}/"
+                        f"{r['planned_epochs']} epochs)"
+                        for r in unfinished[:12])
+            + (" ..." if len(unfinished) > 12 else "")
+        )
+    total_time = sum(e["wall_time"] for run in task.runs for e in run["epochs"])
+    parts.append(f"Training time recorded: {total_time:.1f} s over {len(task.runs)} run(s).")
+    return "\n".join(parts)
+
+
+def _format_options(options: Any) -> str:
+    if not options:
+        return "all samples"
+    return ", ".join(f"{k}={v}" for k, v in options.items())
+
+
+def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order: int = 50
+                   ) -> list[Section]:
+    """One report section per task configuration in the database."""
+    out = Path(out_dir)
+    sections = []
+    for index, task in enumerate(load_results(db)):
+        figure = learning_curves(task, out / "figures", f"curves-{_slug(task.label)}-{index}")
+        sections.append(Section(
+            key=f"classification-{index}-{_slug(task.label)}",
+            title=f"Task {task.label}",
+            markdown=task_markdown(task),
+            figures=[figure] if figure else [],
+            order=order + index,
+            data={"config": task.config,
+                  "comparisons": [c.to_dict() for c in task.comparisons()]},
+        ))
+    return sections
+
+
+def write_report(db: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
+    """``losslab report``: Markdown + HTML report of every task in ``db``; returns both paths."""
+    from losslab.experiments.environment import environment_info
+
+    store = _open_existing(db)
+    sections = build_sections(store, out_dir)
+    report = Report(
+        title=f"Loss comparison: {Path(db).name}",
+        intro=(
+            "Each task was trained once per (loss, seed). The tables give the mean ± sd of the "
+            "final test accuracy per loss and the paired difference from cross-entropy over the "
+            "same seeds, with a 95% Student-t interval, the paired t-test, Holm's adjustment over "
+            "the losses of the task, and the Wilcoxon signed-rank test from 6 seeds on."
+        ),
+    )
+    if not sections:
+        report.add(Section("empty", "No runs", "The database holds no runs yet."))
+    for section in sections:
+        report.add(section)
+    report.metadata = {"database": str(Path(db).resolve()), "report_environment": environment_info()}
+    return report.write(out_dir)
