@@ -159,8 +159,11 @@ def learning_curves(task: TaskResults, out_dir: str | Path, stem: str) -> Figure
                       label=f"{loss} (n={len(by_loss[loss])})")
             axis.fill_between(x, mean_a - sd_a, mean_a + sd_a, color=color, alpha=0.15, linewidth=0)
             axis.set_title(title)
+    from matplotlib.ticker import MaxNLocator
+
     for axis in axes[1]:
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0][0].legend(fontsize=8)
     fig.suptitle(task.label)
     caption = (f"{task.label}: learning curves per loss, mean over seeds with ± 1 sd band "

@@ -425,6 +425,14 @@ def run_grid(
     log(f"[compare] {len(jobs)} runs in the grid: {len(jobs) - len(pending)} already finished, "
         f"{len(pending)} to train ({sum(remaining.values())} epochs) with {workers} worker(s) "
         f"× {threads} thread(s); results in {store.path}")
+    # Load every task that has work left here first: a missing data set or a bad column is
+    # one clear error before anything trains, not one failed run per (loss, seed).
+    prepared: dict[tuple[int, str], PreparedData] = {}
+    for job, _ in pending:
+        if (job.task_index, job.stage) not in prepared:
+            prepared[(job.task_index, job.stage)] = tasks[job.task_index].source.prepare(job.stage)
+    if workers > 1:
+        prepared.clear()  # each worker prepares its own copy (caches make that cheap)
     environment = environment_info()
     bar = _progress_bar(sum(remaining.values()), progress)
     counts = {"trained": 0, "skipped": len(jobs) - len(pending), "busy": 0}
@@ -442,7 +450,7 @@ def run_grid(
         if workers == 1 or len(pending) <= 1:
             _WORKER.clear()
             _WORKER.update(store=store, tasks=tasks, threads=threads, queue=None,
-                           callback=advance, prepared={})
+                           callback=advance, prepared=prepared)
             try:
                 for job, run_id in pending:
                     try:
