@@ -34,11 +34,11 @@ demo: setup
 	@echo "report: reports/$(PRESET)/report.html"
 
 test: setup-test
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup-test
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check .
 
 bench: setup-test
 	$(VENV)/bin/losslab bench --json reports/bench.json
