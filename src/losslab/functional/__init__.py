@@ -1,6 +1,13 @@
 """Pure tensor functions, one module per family; every loss is ``f(input, target, *, ...)``."""
 
-from losslab.functional import alternate, classification, embedding, margin, regression, segmentation
+from losslab.functional import (
+    alternate,
+    classification,
+    embedding,
+    margin,
+    regression,
+    segmentation,
+)
 from losslab.functional.alternate import *  # noqa: F403
 from losslab.functional.classification import *  # noqa: F403
 from losslab.functional.embedding import *  # noqa: F403
