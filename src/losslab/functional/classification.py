@@ -575,8 +575,10 @@ def poly_loss(
     ``CE_n`` is ``F.cross_entropy(..., reduction="none")`` with the same ``weight``,
     ``ignore_index`` and ``label_smoothing``. The poly term is scaled by the sample's weight
     ``w_n``: ``weight[y_n]`` for class indices (the weight torch's "mean" divides by), and
-    ``sum_c weight_c y_c`` for probability targets (the same for one-hot targets). "mean"
-    divides as ``F.cross_entropy`` does.
+    ``sum_c weight_c y_c`` over the unsmoothed probability target (so a one-hot target gives
+    the class-index value). "mean" divides as ``F.cross_entropy`` does. ``1 - p_t`` is taken
+    from ``log(1 - p)`` computed without cancellation, so it keeps its relative precision
+    as ``p_t -> 1``.
 
     Args:
         input: logits ``(N, C, d1..dk)`` or ``(C,)``.
@@ -611,20 +613,22 @@ def poly_loss(
         input, target.to(input.dtype) if target.is_floating_point() else target, weight=weight,
         ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing,
     )
-    log_p = torch.log_softmax(input, 1)
-    probability_target = target.is_floating_point()
-    if probability_target:
+    # log(1 - p_c) without cancellation (the largest class from its logit margin), so that
+    # 1 - p_t keeps its relative precision when p_t is close to 1.
+    _, log_q = _softmax_log_pair(input, 1)
+    if target.is_floating_point():
         soft = target.to(input.dtype)
+        # the sample weight uses the unsmoothed target: weight[y] for a one-hot target
+        sample_weight = None if weight is None else (soft * _class_view(weight, input.dim())).sum(1)
         if label_smoothing > 0:
             soft = soft * (1.0 - label_smoothing) + label_smoothing / num_classes
-        miss = 1.0 - (soft * log_p.exp()).sum(1)
+        # 1 - sum_c y_c p_c = sum_c y_c (1 - p_c) + (1 - sum_c y_c)
+        miss = (soft * log_q.exp()).sum(1) + (1.0 - soft.sum(1))
         keep = None
-        sample_weight = None if weight is None else (soft * _class_view(weight, input.dim())).sum(1)
     else:
         keep = target != ignore_index
         index = torch.where(keep, target, 0).unsqueeze(1)
-        # 1 - p_y = -expm1(log p_y): accurate when p_y is close to 1.
-        miss = -torch.expm1(log_p.gather(1, index).squeeze(1))
+        miss = log_q.gather(1, index).squeeze(1).exp()
         if label_smoothing > 0:
             # sum_c (s / C) (1 - p_c) = s (1 - 1/C), since the probabilities sum to 1.
             miss = (1.0 - label_smoothing) * miss + label_smoothing * (1.0 - 1.0 / num_classes)
