@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "data_cmd",
     "compare_cmd",
     "report_cmd",
+    "regress_cmd",
     "reproduce_cmd",
 )
 

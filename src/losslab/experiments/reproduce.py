@@ -24,6 +24,7 @@ PRESETS: tuple[str, ...] = ("quick", "full")
 # "module:function" of each section builder, in report order.
 SECTION_BUILDERS: tuple[str, ...] = (
     "losslab.experiments.shapes:build_section",
+    "losslab.experiments.regression:build_section",
 )
 
 
