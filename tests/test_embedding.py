@@ -15,7 +15,7 @@ from losslab import distances
 from losslab.registry import get_info, get_loss, loss_names
 
 DT = torch.float64
-TOL = dict(rtol=0, atol=1e-6)  # noqa: C408
+TOL = dict(rtol=0, atol=1e-6)
 
 
 def randn(*shape, seed=0, requires_grad=False):
