@@ -284,6 +284,9 @@ def batch_triplet_loss(
       pytorch-metric-learning and sentence-transformers) or over all valid triplets
       (``average="all"``).
 
+    Batch-all materialises an ``(N, N, N)`` tensor of triplet terms (as the reference
+    implementations do): mind the memory for large batches.
+
     A batch with no valid triplet (one class only, or singletons only) gives 0, never NaN,
     with a zero gradient. ``"none"`` returns one value per anchor: its batch-hard loss, or the
     sum of its batch-all triplet losses (0 for an anchor without valid triplet).
