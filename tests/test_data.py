@@ -304,6 +304,15 @@ def test_csv_text_column_and_test_file(tmp_path):
     assert data.meta["dropped_rows"] == {"train": 1, "test": 0}
 
 
+def test_csv_float_labels_with_gaps(tmp_path):
+    # a rating column with a missing value is read as float; class names stay "1", "5"
+    (tmp_path / "r.csv").write_text("f,rating\n0.5,1\n1.5,\n2.5,5\n3.5,1\n4.5,5\n")
+    data = load_dataset("csv", path=tmp_path / "r.csv", label_column="rating", test_fraction=0.5)
+    assert data.classes == ["1", "5"]
+    assert data.meta["dropped_rows"] == {"train": 1}
+    assert len(data.y_train) + len(data.y_test) == 4
+
+
 def test_csv_errors(tmp_path):
     file = tmp_path / "t.csv"
     file.write_text("x,kind,y\n1,a,0\n2,b,0\n3,c,0\n")
@@ -315,6 +324,8 @@ def test_csv_errors(tmp_path):
         load_dataset("csv", path=file, label_column="y")
     with pytest.raises(ValueError, match="feature column 'kind' is not numeric"):
         load_dataset("csv", path=file, label_column="x", feature_columns=["kind"])
+    with pytest.raises(ValueError, match="feature_columns is empty"):
+        load_dataset("csv", path=file, label_column="kind", feature_columns=[])
     with pytest.raises(ValueError, match="needs label_column"):
         load_dataset("csv", path=file)
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -405,7 +405,8 @@ def frame_to_data(
         ordered = sorted(unique, key=float)
     except (TypeError, ValueError):
         ordered = sorted(unique, key=str)
-    classes = [str(v) for v in ordered]
+    # A label column with gaps reads as float (1.0, 5.0): name whole numbers as integers.
+    classes = [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in ordered]
     if len(classes) < 2:
         raise ValueError(
             f"label_column {label_column!r} of {source} has a single class ({classes[0]!r}); "
@@ -431,6 +432,8 @@ def frame_to_data(
                 )
         else:
             used = list(feature_columns)
+            if not used:
+                raise ValueError("feature_columns is empty; list at least one numeric column")
         for column in used:
             for split, part in frames.items():
                 if not pd.api.types.is_numeric_dtype(part[column]):
