@@ -429,7 +429,12 @@ def figure4(result: RegressionResult, out_dir: str | Path, stem: str = "figure4"
 
     if result.synthetic and len(result.config["seeds"]) > 1:
         values = [[r["slope_error_pct"] for r in result.records if r["method"] == m] for m in result.methods]
-        right.boxplot(values, vert=False, showfliers=False)
+        import matplotlib
+
+        # matplotlib 3.10 replaced vert=False by orientation="horizontal"
+        new_api = tuple(int(v) for v in matplotlib.__version__.split(".")[:2]) >= (3, 10)
+        right.boxplot(values, showfliers=False,
+                      **({"orientation": "horizontal"} if new_api else {"vert": False}))
         for i, (method, v) in enumerate(zip(result.methods, values)):
             jitter = np.random.default_rng(i).uniform(-0.15, 0.15, len(v))
             right.scatter(v, np.full(len(v), i + 1) + jitter, s=9, color=line_style[method][1], zorder=3)
