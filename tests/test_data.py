@@ -239,6 +239,21 @@ def test_imagenette_folders_resize_crop_and_cache(tmp_path):
     np.testing.assert_array_equal(again.x_test, data.x_test)
 
 
+def test_image_folders_read_jpeg_and_greyscale(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name, image in (("cats", Image.new("RGB", (16, 16), (200, 40, 10))),
+                            ("dogs", Image.new("L", (16, 16), 128))):
+            (tmp_path / split / name).mkdir(parents=True)
+            image.save(tmp_path / split / name / "a.JPEG", quality=95)
+    data = load_dataset("imagenette", path=tmp_path, image_size=4, cache=False, root=tmp_path / "d")
+    assert data.classes == ["cats", "dogs"] and data.meta["test_folder"] == "test"
+    np.testing.assert_allclose(data.x_train[0, :, 2, 2], np.array([200, 40, 10]) / 255, atol=0.03)
+    np.testing.assert_allclose(data.x_train[1, :, 2, 2], [128 / 255] * 3, atol=0.03)  # grey -> RGB
+    assert not (tmp_path / "d" / "cache").exists()  # cache=False writes nothing
+
+
 def test_image_folder_errors(tmp_path):
     (tmp_path / "x" / "train" / "a").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match=r"train/ and val/ \(or test/\)"):
