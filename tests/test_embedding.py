@@ -73,6 +73,8 @@ def test_distance_bad_input():
         distances.distance_matrix(randn(3))
     with pytest.raises(TypeError, match=r"x: expected a floating-point tensor"):
         distances.distance_matrix(torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"x2: expected the shape of x1 \(2, 3\) \(at least 1-D\), got \(3, 3\)"):
+        distances.paired_distance(randn(2, 3), randn(3, 3))
 
 
 # --- triplet: torch ----------------------------------------------------------------------------
@@ -573,12 +575,12 @@ BAD = [
     # ArcFace
     (lambda: LF.arcface_loss(X, L4, Z[:2, :2]), ValueError, r"centers: expected a class-centre matrix of shape \(C, 3\), got \(2, 2\)"),
     (lambda: LF.arcface_loss(X, torch.tensor([0, 1, 2, 0]), Z[:2]), ValueError, r"labels: expected class indices in \[0, 1\], got 2"),
-    (lambda: LF.arcface_loss(X, L4, Z[:2], margin=4.0), ValueError, r"margin: expected a number in \[0, 3.14159\], got 4.0"),
-    (lambda: LF.arcface_loss(X, L4, Z[:2], margin=math.pi), ValueError, r"margin: expected a number in \[0, pi\)"),
+    (lambda: LF.arcface_loss(X, L4, Z[:2], margin=4.0), ValueError, r"margin: expected an angle in radians in \[0, pi\), got 4.0"),
+    (lambda: LF.arcface_loss(X, L4, Z[:2], margin=math.pi), ValueError, r"margin: expected an angle in radians in \[0, pi\), got 3.14159"),
     (lambda: LF.arcface_loss(X, L4, Z[:2], scale=-1), ValueError, r"scale: expected a number in \(0, inf\]"),
     (lambda: LF.arcface_loss(X, L4, Z[:2], reduction="x"), ValueError, r"reduction: expected one of"),
     (lambda: LN.ArcFaceLoss(0, 3), ValueError, r"num_classes: expected a positive integer, got 0"),
-    (lambda: LN.ArcFaceLoss(2, 3, margin=-0.1), ValueError, r"margin: expected a number in \[0, "),
+    (lambda: LN.ArcFaceLoss(2, 3, margin=-0.1), ValueError, r"margin: expected an angle in radians in \[0, pi\), got -0.1"),
     # GE2E
     (lambda: LF.ge2e_loss(X), ValueError, r"embeddings: expected a 3-D tensor \(speakers, utterances, dim\), got shape \(4, 3\)"),
     (lambda: LF.ge2e_loss(X[:, None, :]), ValueError, r"embeddings: expected at least 2 utterances per speaker"),

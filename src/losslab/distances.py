@@ -132,6 +132,12 @@ def lp_distance(x1: Tensor, x2: Tensor, *, p: float = 2.0, eps: float = 0.0) -> 
 def paired_distance(x1: Tensor, x2: Tensor, *, metric: str = "euclidean") -> Tensor:
     """The metric between matching rows: ``(*, D), (*, D) -> (*)``, ``out[i] = metric(x1[i], x2[i])``."""
     check_metric("metric", metric)
+    check_floating("x1", x1)
+    check_floating("x2", x2)
+    if x1.shape != x2.shape or x1.dim() == 0:
+        raise ValueError(
+            f"x2: expected the shape of x1 {tuple(x1.shape)} (at least 1-D), got {tuple(x2.shape)}"
+        )
     if metric == "euclidean":
         return lp_distance(x1, x2)
     if metric == "squared_euclidean":

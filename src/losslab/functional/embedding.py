@@ -611,9 +611,9 @@ def arcface_loss(
     """
     check_reduction(reduction)
     scale = _number("scale", scale, low=0.0, low_open=True)
-    margin = _number("margin", margin, low=0.0, high=math.pi)
-    if margin == math.pi:
-        raise ValueError(f"margin: expected a number in [0, pi), got {margin!r}")
+    if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not 0 <= margin < math.pi:
+        raise ValueError(f"margin: expected an angle in radians in [0, pi), got {margin!r}")
+    margin = float(margin)
     embeddings = _embeddings("embeddings", embeddings, 2, "of embeddings (N, D)")
     centers = check_floating("centers", centers)
     if centers.dim() != 2 or centers.shape[1] != embeddings.shape[1]:
