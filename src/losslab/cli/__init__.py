@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "report_cmd",
     "regress_cmd",
     "reproduce_cmd",
+    "bench_cmd",
 )
 
 

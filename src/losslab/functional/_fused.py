@@ -341,9 +341,15 @@ def _indices_path(base, z, target, weight, ignore_index, eps, class_shape):
     """
     keep = target != ignore_index
     index = torch.where(keep, target, 0).unsqueeze(1)
-    buffer = torch.log_softmax(z, 1)
-    log_p = buffer.gather(1, index)
-    p = buffer.exp_()                                     # the buffer now holds p
+    if eps > 0:
+        # One softmax pass; log p_y from p_y is as accurate as log_softmax wherever the clamp
+        # is inactive (p_y >= eps), and where p_y underflows the clamp decides the value.
+        p = torch.softmax(z, 1)
+        log_p = p.gather(1, index).log_()
+    else:
+        p = torch.log_softmax(z, 1)
+        log_p = p.gather(1, index)
+        p.exp_()
     p.scatter_(1, index, 0.0)
     q_y = p.sum(1, keepdim=True)                          # 1 - p_y without cancellation
     log_q = torch.log(q_y)
