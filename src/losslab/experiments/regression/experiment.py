@@ -425,7 +425,7 @@ def figure4(result: RegressionResult, out_dir: str | Path, stem: str = "figure4"
         left.invert_yaxis()
         left.set_xlabel("coefficient" + (" (dashed: OLS on the clean rows)" if clean is not None else ""))
         left.set_title(f"{result.scenario}: fitted coefficients")
-    left.legend(fontsize=7, loc="best")
+    left.legend(fontsize=7, loc="upper left" if data.n_features == 1 else "best")
 
     if result.synthetic and len(result.config["seeds"]) > 1:
         values = [[r["slope_error_pct"] for r in result.records if r["method"] == m] for m in result.methods]
