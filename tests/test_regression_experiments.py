@@ -299,3 +299,12 @@ def test_diabetes_check_robust_loss_beats_mse_on_corrupted_targets():
     per_seed = {(r["loss"], r["seed"]): r["test_rmse"] for r in result.records}
     diffs = [per_seed[("mae", s)] - per_seed[("mse", s)] for s in (0, 1)]
     assert by["mae"]["rmse_minus_mse"] == pytest.approx(np.mean(diffs))
+
+
+def test_collinear_or_constant_columns_are_refused():
+    x = np.column_stack([np.arange(10.0), 2 * np.arange(10.0)])
+    with pytest.raises(ValueError, match="x: the feature columns are constant or collinear"):
+        fit_linear(x, np.arange(10.0), "mse")
+    frame = _frame().assign(c=1.0)
+    with pytest.raises(ValueError, match=r"x: column\(s\) 'c' in t.csv are constant"):
+        frame_to_data(frame, ["a", "c"], "y", source="t.csv")
