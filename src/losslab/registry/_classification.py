@@ -94,9 +94,10 @@ register(
         factory=CN.BinaryHingeLoss, functional=CF.binary_hinge_loss,
         input="scores / logits (*)", target="(*) same shape, labels in {-1, +1} or {0, 1}",
         formula="max(0, 1 - t z), t = +-1", reference="Cortes & Vapnik 1995",
-        reference_impl="keras.losses.Hinge (same {0,1} -> {-1,+1} mapping)", convex=True,
+        reference_impl=None, convex=True,
         bounded=False, hyperparameters={"margin": 1.0, "squared": False, "reduction": "mean"},
-        notes="{0, 1} labels are mapped to {-1, +1}; not differentiable at t z = 1",
+        notes="{0, 1} labels are mapped to {-1, +1} (as keras.losses.Hinge does); not "
+        "differentiable at t z = 1",
         aliases=("binary_hinge",), pointwise=_hinge_pointwise(False),
     )
 )
@@ -107,9 +108,9 @@ register(
         functional=functools.partial(CF.binary_hinge_loss, squared=True),
         input="scores / logits (*)", target="(*) same shape, labels in {-1, +1} or {0, 1}",
         formula="max(0, 1 - t z)^2, t = +-1", reference="Cortes & Vapnik 1995 (L2-SVM)",
-        reference_impl="keras.losses.SquaredHinge", convex=True, bounded=False,
+        reference_impl=None, convex=True, bounded=False,
         hyperparameters={"margin": 1.0, "reduction": "mean"},
-        notes="differentiable everywhere", pointwise=_hinge_pointwise(True),
+        notes="differentiable everywhere; {0, 1} labels are mapped to {-1, +1}", pointwise=_hinge_pointwise(True),
     )
 )
 register(
@@ -148,8 +149,9 @@ register(
         factory=CN.SigmoidFocalLoss, functional=CF.sigmoid_focal_loss,
         input="logits (*)", target="(*) same shape, values in [0, 1]",
         formula="-alpha_t (1 - p_t)^gamma log p_t, p = sigmoid(z)", reference=_LIN,
-        reference_impl="torchvision.ops.sigmoid_focal_loss; monai.losses.FocalLoss (alpha=None "
-        "for a negative alpha)", convex=False, bounded=False,
+        reference_impl="torchvision.ops.sigmoid_focal_loss semantics (float64 reference in the "
+        "tests); monai.losses.FocalLoss (alpha=None for a negative alpha)", convex=False,
+        bounded=False,
         hyperparameters={"alpha": 0.25, "gamma": 2.0, "reduction": "mean"},
         notes="a negative alpha disables the weighting; computed in log space (finite gradients "
         "for gamma < 1 on saturated logits); gamma=0, alpha<0 is BCE",
@@ -184,7 +186,8 @@ register(
         bounded=False,
         hyperparameters={"epsilon": 1.0, "weight": None, "ignore_index": -100, "reduction": "mean",
                          "label_smoothing": 0.0},
-        notes="a list of epsilons gives Poly-N; convex in the logits for eps >= -1 (Poly-1)",
+        notes="a list of epsilons gives Poly-N; with one logit (binary) Poly-1 is convex in it "
+        "iff |eps| <= 1, not convex in general",
         aliases=("poly", "poly_loss"), pointwise=_poly1_pointwise,
     )
 )
