@@ -403,36 +403,38 @@ def run_grid(
     threads = default_threads(workers) if threads is None else int(threads)
     started = time.perf_counter()
 
-    # Register every run first: the unique key makes this idempotent across re-runs.
-    jobs: list[tuple[Job, int]] = []
-    run_ids: dict[tuple[str, str, int], int] = {}
-    for seed in seeds:  # seed-major: complete pairs (all losses of a seed) arrive first
+    # The grid, seed-major: complete pairs (all losses of a seed) arrive first.
+    planned: list[tuple[Job, RunKey, dict[str, Any]]] = []
+    for seed in seeds:
         for index, task in enumerate(tasks):
             config = task.config()
             for loss in losses:
-                key = RunKey(task.label, loss, seed, stage, config_hash({**config, "loss": loss, "seed": seed}))
-                run_id = store.ensure_run(
-                    key, {**config, "loss": loss, "seed": seed, "stage": stage},
-                    epochs=task.settings.epochs,
-                )
-                run_ids[(task.label, loss, seed)] = run_id
-                jobs.append((Job(index, loss, seed, stage), run_id))
-    remaining = {run_id: task_epochs - store.epoch_count(run_id)
-                 for (job, run_id), task_epochs in
-                 ((item, tasks[item[0].task_index].settings.epochs) for item in jobs)
-                 if store.status(run_id) != "finished"}
+                run_config = {**config, "loss": loss, "seed": seed, "stage": stage}
+                key = RunKey(task.label, loss, seed, stage,
+                             config_hash({**config, "loss": loss, "seed": seed}))
+                planned.append((Job(index, loss, seed, stage), key, run_config))
+    # Load every task that has work left first: a missing data set or a bad column is one
+    # clear error before anything is registered or trained, not one failed run per seed.
+    prepared: dict[tuple[int, str], PreparedData] = {}
+    for job, key, _ in planned:
+        found = store.find_run(key)
+        if (found is None or found[1] != "finished") and (job.task_index, job.stage) not in prepared:
+            prepared[(job.task_index, job.stage)] = tasks[job.task_index].source.prepare(job.stage)
+    if workers > 1:
+        prepared.clear()  # each worker prepares its own copy (caches make that cheap)
+    # Register every run: the unique key makes this idempotent across re-runs.
+    jobs: list[tuple[Job, int]] = []
+    run_ids: dict[tuple[str, str, int], int] = {}
+    for job, key, run_config in planned:
+        run_id = store.ensure_run(key, run_config, epochs=tasks[job.task_index].settings.epochs)
+        run_ids[(key.task, key.loss, key.seed)] = run_id
+        jobs.append((job, run_id))
+    remaining = {run_id: tasks[job.task_index].settings.epochs - store.epoch_count(run_id)
+                 for job, run_id in jobs if store.status(run_id) != "finished"}
     pending = [(job, run_id) for job, run_id in jobs if run_id in remaining]
     log(f"[compare] {len(jobs)} runs in the grid: {len(jobs) - len(pending)} already finished, "
         f"{len(pending)} to train ({sum(remaining.values())} epochs) with {workers} worker(s) "
         f"× {threads} thread(s); results in {store.path}")
-    # Load every task that has work left here first: a missing data set or a bad column is
-    # one clear error before anything trains, not one failed run per (loss, seed).
-    prepared: dict[tuple[int, str], PreparedData] = {}
-    for job, _ in pending:
-        if (job.task_index, job.stage) not in prepared:
-            prepared[(job.task_index, job.stage)] = tasks[job.task_index].source.prepare(job.stage)
-    if workers > 1:
-        prepared.clear()  # each worker prepares its own copy (caches make that cheap)
     environment = environment_info()
     bar = _progress_bar(sum(remaining.values()), progress)
     counts = {"trained": 0, "skipped": len(jobs) - len(pending), "busy": 0}

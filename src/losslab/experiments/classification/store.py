@@ -283,6 +283,15 @@ class ResultsStore:
             )
             return int(cursor.fetchone()[0])
 
+    def find_run(self, key: RunKey) -> tuple[int, str] | None:
+        """(run_id, status) of the run with this key, or None if it was never registered."""
+        rows = self.query(
+            "SELECT run_id, status FROM runs WHERE task = ? AND loss = ? AND seed = ? AND stage = ? "
+            "AND config_hash = ?",
+            (key.task, key.loss, key.seed, key.stage, key.config_hash),
+        )
+        return (int(rows[0]["run_id"]), str(rows[0]["status"])) if rows else None
+
     def status(self, run_id: int) -> str:
         return str(self._scalar("SELECT status FROM runs WHERE run_id = ?", (run_id,)))
 

@@ -106,7 +106,7 @@ _add(Task(
     "Rotten Tomatoes reviews, frozen all-MiniLM-L6-v2 + trainable head (IMDB / BERT stand-in, paper Table 5)",
     model_options={"hidden": (128,), "dropout": 0.1},
     training={"epochs": 10, "lr": 1e-3, "batch_size": 64},
-    quick={"max_train": 1500, "max_test": 800, "epochs": 8},
+    quick={"max_train": 800, "max_test": 400, "epochs": 8},
     stands_in_for="Table 5: small BERT on IMDB",
 ))
 _add(Task(
@@ -305,15 +305,31 @@ class DatasetSource:
         return config
 
     def load(self) -> Any:
-        from losslab.data import load_dataset
+        """The data set; a missing one raises an error that says how to get it."""
+        from losslab.data import DatasetUnavailableError, list_datasets, load_dataset
 
-        return load_dataset(self.dataset, root=self.root, path=self.path, **self.options)
+        try:
+            return load_dataset(self.dataset, root=self.root, path=self.path, **self.options)
+        except FileNotFoundError as error:  # DatasetUnavailableError, or a missing --path
+            how = {info.name: info.how_to_get for info in list_datasets(root=self.root)}.get(self.dataset)
+            if how and how not in str(error):
+                raise DatasetUnavailableError(f"{error}; how to get it: {how}") from error
+            raise
 
     def prepare(self, stage: str) -> PreparedData:
+        """Tensors and model factory for ``stage``; memoised in this process (not pickled)."""
         if stage != "test":
+            # A validation split carved from the training data (learning-rate sweeps) is
+            # a later protocol's stage; it would split here, before any tensor is made.
             raise ValueError(f"stage: only 'test' is implemented, got {stage!r}")
-        return prepare_classification_data(self.load(), self.model, self.model_options,
-                                           cache_dir=self.cache_dir)
+        memo = self.__dict__.setdefault("_prepared", {})
+        if stage not in memo:
+            memo[stage] = prepare_classification_data(self.load(), self.model, self.model_options,
+                                                      cache_dir=self.cache_dir)
+        return memo[stage]
+
+    def __getstate__(self) -> dict[str, Any]:  # workers prepare their own tensors
+        return {k: v for k, v in self.__dict__.items() if k != "_prepared"}
 
 
 def _jsonable(value: Any) -> Any:
