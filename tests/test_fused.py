@@ -1,0 +1,316 @@
+"""The fused kernels (losslab.functional._fused) against the reference formulas.
+
+Both paths are reachable through the public functions: ``impl="fused"`` and
+``impl="reference"``. Values and gradients must agree to 1e-6 in float64 and to float32
+tolerance in float32, over reductions, weights, pos_weight, ignore_index, probability targets
+and saturated logits; the fused path keeps at most one input-sized tensor for backward.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from losslab.bench import saved_tensor_bytes
+from losslab.functional.alternate import binary_l_loss, binary_m_loss, l_loss, m_loss
+from losslab.functional.regression import log_cosh_loss, smae_loss
+
+BINARY = [(binary_m_loss, False), (binary_m_loss, True), (binary_l_loss, False), (binary_l_loss, True)]
+MULTICLASS = [(m_loss, False), (m_loss, True), (l_loss, False), (l_loss, True)]
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def _ids(cases):
+    return [f"{'full_' if full else ''}{fn.__name__}" for fn, full in cases]
+
+
+def _value_and_grads(function, inputs, *args, impl, upstream=None, **kwargs):
+    """Loss value and the gradient of every differentiable tensor in ``inputs``."""
+    leaves = [t.detach().clone().requires_grad_(t.requires_grad) for t in inputs]
+    value = function(*leaves, *args, impl=impl, **kwargs)
+    weights = upstream if upstream is not None else torch.ones_like(value)
+    grads = torch.autograd.grad(value, [t for t in leaves if t.requires_grad], weights)
+    return value.detach(), grads
+
+
+def _assert_paths_agree(function, inputs, *args, rtol, atol, **kwargs):
+    generator = torch.Generator().manual_seed(3)
+    probe = function(*[t.detach() for t in inputs], *args, impl="reference", **kwargs)
+    upstream = torch.rand(probe.shape, generator=generator, dtype=probe.dtype)
+    fused = _value_and_grads(function, inputs, *args, impl="fused", upstream=upstream, **kwargs)
+    reference = _value_and_grads(function, inputs, *args, impl="reference", upstream=upstream, **kwargs)
+    torch.testing.assert_close(fused[0], reference[0], rtol=rtol, atol=atol)
+    for got, expected in zip(fused[1], reference[1], strict=True):
+        torch.testing.assert_close(got, expected, rtol=rtol, atol=atol)
+
+
+def _logits(*shape, dtype=torch.float64, scale=3.0, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(shape, generator=generator, dtype=torch.float64) * scale).to(dtype).requires_grad_()
+
+
+# --- binary -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("function", "full"), BINARY, ids=_ids(BINARY))
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_fused_matches_reference_float64(function, full, reduction):
+    generator = torch.Generator().manual_seed(1)
+    z = _logits(6, 7)
+    soft = torch.rand(6, 7, generator=generator, dtype=torch.float64)
+    hard = torch.randint(0, 2, (6, 7), generator=generator).double()
+    pos_weight = torch.rand(7, generator=generator, dtype=torch.float64) * 3
+    weight = torch.rand(6, 7, generator=generator, dtype=torch.float64)
+    for target in (soft, hard):
+        for options in ({}, {"pos_weight": pos_weight}, {"weight": weight},
+                        {"pos_weight": pos_weight, "weight": weight}, {"eps": 0.0}, {"eps": 1e-3}):
+            _assert_paths_agree(function, [z], target, full=full, reduction=reduction,
+                                rtol=1e-6, atol=1e-12, **options)
+
+
+@pytest.mark.parametrize(("function", "full"), BINARY, ids=_ids(BINARY))
+def test_binary_fused_matches_reference_float32_and_float64_truth(function, full):
+    z64 = _logits(2000, scale=6.0)
+    target = torch.rand(2000, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    _assert_paths_agree(function, [z64.float()], target.float(), full=full, rtol=2e-5, atol=1e-9)
+    # and the float32 fused value is within float32 tolerance of the float64 truth
+    fused32 = function(z64.detach().float(), target.float(), full=full, impl="fused", reduction="none")
+    truth = function(z64.detach(), target, full=full, impl="reference", reduction="none")
+    torch.testing.assert_close(fused32.double(), truth, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("function", "full"), BINARY, ids=_ids(BINARY))
+def test_binary_saturated_logits_finite_and_clamp_stops_gradient(function, full):
+    z = torch.tensor([-1e4, -40.0, -17.0, -3.0, 0.0, 3.0, 17.0, 40.0, 1e4], requires_grad=True)
+    for target in (torch.ones(9), torch.zeros(9), torch.full((9,), 0.5)):
+        value = function(z, target, full=full, impl="fused", reduction="none")
+        (grad,) = torch.autograd.grad(value.sum(), z)
+        assert torch.isfinite(value).all() and torch.isfinite(grad).all()
+        # |z| >= 17 > logit(1 - 1e-7) = 16.1: the clamp is active there, the gradient is zero
+        assert (grad[[0, 1, 2, 6, 7, 8]] == 0).all()
+        _assert_paths_agree(function, [z], target, full=full, reduction="none", rtol=1e-6, atol=1e-6)
+
+
+def test_binary_m_from_logits_is_y_exp_minus_z():
+    # hand check: binary M from a logit is y exp(-z); full M adds (1 - y) exp(z)
+    z = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 0.25], dtype=torch.float64)
+    value = binary_m_loss(z, y, full=True, impl="fused", reduction="sum")
+    expected = (y * torch.exp(-z) + (1 - y) * torch.exp(z)).sum()
+    torch.testing.assert_close(value, expected)
+    (grad,) = torch.autograd.grad(value, z)
+    torch.testing.assert_close(grad, -y * torch.exp(-z) + (1 - y) * torch.exp(z))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize(("function", "full"), BINARY, ids=_ids(BINARY))
+def test_binary_half_precision_paths_agree(function, full, dtype):
+    z = _logits(300, dtype=dtype, scale=4.0)
+    target = torch.rand(300, generator=torch.Generator().manual_seed(4)).to(dtype)
+    fused = _value_and_grads(function, [z], target, full=full, impl="fused")
+    reference = _value_and_grads(function, [z], target, full=full, impl="reference")
+    assert fused[0].dtype == torch.float32 and fused[1][0].dtype == dtype
+    torch.testing.assert_close(fused[0], reference[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fused[1][0], reference[1][0])
+
+
+# --- multiclass ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("function", "full"), MULTICLASS, ids=_ids(MULTICLASS))
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_multiclass_fused_matches_reference_float64(function, full, reduction):
+    generator = torch.Generator().manual_seed(5)
+    z = _logits(9, 6)
+    indices = torch.randint(0, 6, (9,), generator=generator)
+    ignored = indices.clone()
+    ignored[[1, 4]] = -100
+    probabilities = torch.softmax(torch.randn(9, 6, generator=generator, dtype=torch.float64), 1)
+    weight = torch.rand(6, generator=generator, dtype=torch.float64) + 0.1
+    for target in (indices, ignored, probabilities):
+        for options in ({}, {"weight": weight}, {"eps": 0.0}, {"eps": 1e-3}):
+            _assert_paths_agree(function, [z], target, full=full, reduction=reduction,
+                                rtol=1e-6, atol=1e-12, **options)
+
+
+@pytest.mark.parametrize(("function", "full"), MULTICLASS, ids=_ids(MULTICLASS))
+def test_multiclass_spatial_unbatched_and_custom_ignore_index(function, full):
+    generator = torch.Generator().manual_seed(6)
+    z = _logits(3, 4, 5, 2)
+    target = torch.randint(0, 4, (3, 5, 2), generator=generator)
+    target[0, 0, 0] = 7
+    for reduction in REDUCTIONS:
+        _assert_paths_agree(function, [z], target, full=full, reduction=reduction, ignore_index=7,
+                            rtol=1e-6, atol=1e-12)
+        _assert_paths_agree(function, [_logits(5)], torch.tensor(2), full=full, reduction=reduction,
+                            rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize(("function", "full"), MULTICLASS, ids=_ids(MULTICLASS))
+def test_multiclass_all_ignored_gives_zero_not_nan(function, full):
+    z = _logits(4, 3)
+    target = torch.full((4,), -100)
+    value = function(z, target, full=full, impl="fused")
+    (grad,) = torch.autograd.grad(value, z)
+    assert value.item() == 0.0 and (grad == 0).all()
+
+
+@pytest.mark.parametrize(("function", "full"), MULTICLASS, ids=_ids(MULTICLASS))
+def test_multiclass_float32_and_saturated(function, full):
+    generator = torch.Generator().manual_seed(7)
+    z = _logits(64, 10, dtype=torch.float32, scale=4.0)
+    target = torch.randint(0, 10, (64,), generator=generator)
+    _assert_paths_agree(function, [z], target, full=full, rtol=2e-5, atol=1e-7)
+    # saturated: the top class near p = 1 (clamped) and a target class with p ~ 0 (clamped)
+    big = torch.tensor([[1e4, 0.0, -1e4], [0.0, 30.0, 0.0], [2.0, 1.0, 0.5]], requires_grad=True)
+    labels = torch.tensor([0, 0, 1])
+    value = function(big, labels, full=full, impl="fused", reduction="none")
+    (grad,) = torch.autograd.grad(value.sum(), big)
+    assert torch.isfinite(value).all() and torch.isfinite(grad).all()
+    _assert_paths_agree(function, [big], labels, full=full, reduction="none", rtol=1e-5, atol=1e-6)
+
+
+def test_multiclass_m_with_indices_is_expm1_of_cross_entropy():
+    z = _logits(5, 4)
+    target = torch.tensor([0, 3, 1, 1, 2])
+    value = m_loss(z, target, impl="fused", reduction="none")
+    ce = torch.nn.functional.cross_entropy(z, target, reduction="none")
+    torch.testing.assert_close(value, torch.expm1(ce))
+    (grad,) = torch.autograd.grad(value.sum(), z)
+    (expected,) = torch.autograd.grad(torch.expm1(ce).sum(), z)
+    torch.testing.assert_close(grad, expected)
+
+
+@pytest.mark.parametrize(("function", "full"), MULTICLASS, ids=_ids(MULTICLASS))
+def test_multiclass_half_precision(function, full):
+    z = _logits(16, 5, dtype=torch.bfloat16)
+    target = torch.randint(0, 5, (16,), generator=torch.Generator().manual_seed(8))
+    fused = _value_and_grads(function, [z], target, full=full, impl="fused")
+    reference = _value_and_grads(function, [z], target, full=full, impl="reference")
+    assert fused[1][0].dtype == torch.bfloat16
+    torch.testing.assert_close(fused[0], reference[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fused[1][0], reference[1][0])
+
+
+# --- regression ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function", [smae_loss, log_cosh_loss])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_regression_fused_matches_reference_with_target_gradient(function, reduction):
+    x = _logits(40, scale=5.0)
+    t = _logits(40, scale=5.0, seed=9)
+    _assert_paths_agree(function, [x, t], reduction=reduction, rtol=1e-6, atol=1e-12)
+    _assert_paths_agree(function, [x.float(), t.float()], reduction=reduction, rtol=2e-5, atol=1e-6)
+
+
+def test_regression_hand_values():
+    x = torch.tensor([0.0, 1.0, -3.0, 50.0], dtype=torch.float64, requires_grad=True)
+    t = torch.zeros(4, dtype=torch.float64)
+    smae = smae_loss(x, t, reduction="none", impl="fused")
+    torch.testing.assert_close(smae, x.detach() * torch.tanh(x.detach() / 2))
+    (grad,) = torch.autograd.grad(smae.sum(), x)
+    h = x.detach() / 2
+    torch.testing.assert_close(grad, torch.tanh(h) + h / torch.cosh(h) ** 2)
+    log_cosh = log_cosh_loss(x, t, reduction="none", impl="fused")
+    torch.testing.assert_close(log_cosh[:3], torch.log(torch.cosh(x.detach()[:3])))
+    torch.testing.assert_close(log_cosh[3], torch.tensor(50.0 - math.log(2.0), dtype=torch.float64))
+
+
+# --- autograd properties ------------------------------------------------------------------------
+
+
+CALLS = {
+    "binary_m": lambda z: binary_m_loss(z, torch.linspace(0, 1, z.numel(), dtype=z.dtype), impl="fused"),
+    "binary_full_l": lambda z: binary_l_loss(z, torch.linspace(0, 1, z.numel(), dtype=z.dtype),
+                                             full=True, impl="fused", reduction="sum"),
+    "m": lambda z: m_loss(z.view(2, 3), torch.tensor([0, 2]), impl="fused"),
+    "full_m_probs": lambda z: m_loss(z.view(2, 3), torch.softmax(torch.arange(6.0, dtype=z.dtype).view(2, 3), 1),
+                                     full=True, impl="fused"),
+    "l": lambda z: l_loss(z.view(2, 3), torch.tensor([1, 2]), impl="fused", reduction="none"),
+    "full_l": lambda z: l_loss(z.view(2, 3), torch.tensor([1, 0]), full=True, impl="fused"),
+    "smae": lambda z: smae_loss(z, torch.zeros_like(z), impl="fused"),
+    "log_cosh": lambda z: log_cosh_loss(z, torch.ones_like(z), impl="fused", reduction="none"),
+}
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_fused_gradcheck_and_gradgradcheck(name):
+    z = torch.tensor([0.3, -1.2, 2.0, 0.7, -0.4, 1.5], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(CALLS[name], (z,))
+    # second derivatives come from the reference formula (create_graph=True)
+    assert torch.autograd.gradgradcheck(CALLS[name], (z,))
+
+
+@pytest.mark.parametrize(
+    ("name", "call", "numel"),
+    [
+        ("binary_full_m", lambda z, y: binary_m_loss(z, y, full=True), 1000),
+        ("binary_full_l", lambda z, y: binary_l_loss(z, y, full=True), 1000),
+        ("m", lambda z, y: m_loss(z.view(100, 10), y), 1000),
+        ("full_l", lambda z, y: l_loss(z.view(100, 10), y, full=True), 1000),
+        ("smae", smae_loss, 1000),
+        ("log_cosh", log_cosh_loss, 1000),
+    ],
+)
+def test_fused_keeps_at_most_one_input_sized_tensor_for_backward(name, call, numel):
+    z = torch.randn(numel, requires_grad=True)
+    if name in ("m", "full_l"):
+        y = torch.randint(0, 10, (100,))
+    else:
+        y = torch.rand(numel)
+    saved, count = saved_tensor_bytes(lambda: call(z, y), [z, y])
+    assert saved <= z.numel() * z.element_size(), (saved, count)
+    reference, _ = saved_tensor_bytes(lambda: _reference(name, z, y), [z, y])
+    assert reference > saved       # the eager formula keeps several intermediates
+
+
+def _reference(name, z, y):
+    return {
+        "binary_full_m": lambda: binary_m_loss(z, y, full=True, impl="reference"),
+        "binary_full_l": lambda: binary_l_loss(z, y, full=True, impl="reference"),
+        "m": lambda: m_loss(z.view(100, 10), y, impl="reference"),
+        "full_l": lambda: l_loss(z.view(100, 10), y, full=True, impl="reference"),
+        "smae": lambda: smae_loss(z, y, impl="reference"),
+        "log_cosh": lambda: log_cosh_loss(z, y, impl="reference"),
+    }[name]()
+
+
+def test_retain_graph_second_backward_is_identical():
+    z = torch.randn(50, requires_grad=True)
+    value = binary_m_loss(z, torch.rand(50), full=True, impl="fused")
+    (first,) = torch.autograd.grad(value, z, retain_graph=True)
+    (second,) = torch.autograd.grad(value, z)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
+# --- dispatch -----------------------------------------------------------------------------------
+
+
+def test_impl_argument_is_checked():
+    z = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="impl: expected one of 'auto', 'fused', 'reference', got 'fast'"):
+        m_loss(z, torch.tensor([0, 1, 2, 0]), impl="fast")
+    with pytest.raises(ValueError, match="impl: 'fused' is not available with from_logits=False"):
+        binary_m_loss(torch.rand(4), torch.rand(4), from_logits=False, impl="fused")
+    with pytest.raises(ValueError, match="impl: 'fused' differentiates the input only"):
+        binary_l_loss(torch.randn(4), torch.rand(4, requires_grad=True), impl="fused")
+
+
+def test_auto_falls_back_when_the_target_needs_a_gradient():
+    z = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(8, dtype=torch.float64, requires_grad=True)
+    (auto_grad,) = torch.autograd.grad(binary_m_loss(z, y, full=True), y)
+    (ref_grad,) = torch.autograd.grad(binary_m_loss(z, y, full=True, impl="reference"), y)
+    torch.testing.assert_close(auto_grad, ref_grad)
+    assert auto_grad.abs().sum() > 0
+
+
+def test_auto_uses_the_fused_path():
+    z = torch.randn(8, requires_grad=True)
+    value = binary_m_loss(z, torch.rand(8))
+    assert type(value.grad_fn).__name__ == "_BinaryFusedBackward"
+    value = smae_loss(z, torch.rand(8))
+    assert type(value.grad_fn).__name__ == "_RegressionFusedBackward"
