@@ -134,6 +134,13 @@ class TestFormula:
             target = index if mode == "multiclass" else truth
             close(LF.dice_loss(logits, target, **kw), torch.tensor(0.0, dtype=torch.float64), rtol=0, atol=1e-12)
 
+    @pytest.mark.parametrize("mode", ["binary", "multilabel"])
+    def test_integer_and_bool_masks_equal_float_masks(self, mode):
+        logits, _, multilabel = case(seed=10)
+        expected = LF.dice_loss(logits, multilabel, mode=mode, reduction="none")
+        for mask in (multilabel.long(), multilabel.bool()):
+            close(LF.dice_loss(logits, mask, mode=mode, reduction="none"), expected, rtol=0, atol=0)
+
     def test_disjoint_prediction_is_one(self):
         truth = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
         loss = LF.dice_loss(1 - truth, truth, mode="binary", from_logits=False, smooth_nr=0.0, smooth_dr=0.0)
