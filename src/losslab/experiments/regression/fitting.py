@@ -128,7 +128,11 @@ def fit_linear(
     centred = x_t - x_mean
     covariance = centred.transpose(1, 2) @ centred / x_t.shape[1]
     cholesky, info = torch.linalg.cholesky_ex(covariance)
-    if bool((info != 0).any()):
+    # diag(L)^2 / diag(C): the share of each column's variance the earlier columns do not
+    # explain; ~1e-16 means collinear up to rounding, which Cholesky alone may not report.
+    variance = covariance.diagonal(dim1=1, dim2=2)
+    unexplained = cholesky.diagonal(dim1=1, dim2=2).square() / variance.clamp_min(1e-300)
+    if bool((info != 0).any()) or bool((variance <= 0).any()) or bool((unexplained < 1e-10).any()):
         raise ValueError(
             "x: the feature columns are constant or collinear in at least one data set; "
             "drop the redundant columns"
