@@ -17,7 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--family", choices=FAMILIES, help="only this family")
     parser.add_argument("--no-extras", action="store_true", help="hide experimental losses")
-    parser.add_argument("--json", action="store_true", help="print the metadata records as JSON")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the metadata records as JSON")
+    output.add_argument("--markdown", action="store_true",
+                        help="print a Markdown table (task, shapes, defaults, reference implementation)")
     parser.set_defaults(handler=run)
 
 
@@ -27,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
     infos = list_losses(args.family, include_extras=not args.no_extras)
     if args.json:
         print(json.dumps([info.to_dict() for info in infos], indent=2))
+        return 0
+    if args.markdown:
+        print(markdown_table(infos))
         return 0
     rows = [
         (
@@ -42,3 +48,28 @@ def run(args: argparse.Namespace) -> int:
     if any(info.extra for info in infos):
         print("\n* experimental (the paper's v1 extras)")
     return 0
+
+
+def _defaults(info) -> str:
+    shown = {k: v for k, v in info.hyperparameters.items() if k not in ("reduction",)}
+    return ", ".join(f"{k}={v}" for k, v in shown.items()) or "-"
+
+
+def markdown_table(infos) -> str:
+    """The README's table of losses, generated from the registry."""
+    lines = [
+        "| name | family | task | input | target | defaults | equals |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for info in infos:
+        cells = (
+            f"`{info.name}`" + (" (extra)" if info.extra else ""),
+            info.family,
+            info.task,
+            info.input,
+            info.target,
+            _defaults(info),
+            info.reference_impl or "float64 reference from the paper's equations",
+        )
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
