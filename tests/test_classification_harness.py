@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -228,12 +229,28 @@ def test_compare_accepts_arrays_and_datasets_alike(tmp_path):
 # --- bad input ------------------------------------------------------------------------------
 
 
-def _cli_run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "losslab.cli", *args], capture_output=True,
-                          text=True, timeout=300)
+@dataclass
+class _Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_unknown_task_and_loss_list_the_valid_ones(tmp_path):
+@pytest.fixture
+def _cli_run(capsys):
+    """Run ``losslab ARGS`` in this process (exit code, stdout, stderr)."""
+    from losslab.cli import main
+
+    def run(*args: str) -> _Outcome:
+        capsys.readouterr()
+        code = main([*args, "--no-progress"] if args[0] == "compare" else list(args))
+        captured = capsys.readouterr()
+        return _Outcome(code, captured.out, captured.err)
+
+    return run
+
+
+def test_unknown_task_and_loss_list_the_valid_ones(tmp_path, _cli_run):
     with pytest.raises(ValueError, match=r"unknown task 'digit-mlp'.*digits-mlp.*fashion-mnist-cnn"):
         planned_task("digit-mlp")
     with pytest.raises(ValueError, match=r"unknown loss 'hinge_x'.*cross_entropy.*full_m"):
@@ -248,7 +265,7 @@ def test_unknown_task_and_loss_list_the_valid_ones(tmp_path):
     assert cli.returncode == 2 and "unknown loss 'bogus'" in cli.stderr and "full_l" in cli.stderr
 
 
-def test_csv_bad_columns_and_single_class(tmp_path):
+def test_csv_bad_columns_and_single_class(tmp_path, _cli_run):
     csv = tmp_path / "data.csv"
     rng = np.random.default_rng(0)
     rows = ["a,b,label"] + [f"{rng.normal():.4f},{rng.normal():.4f},{'yes' if i % 2 else 'no'}"
@@ -265,7 +282,7 @@ def test_csv_bad_columns_and_single_class(tmp_path):
     assert one_class.returncode == 2 and "single class" in one_class.stderr
 
 
-def test_csv_numeric_task_trains_on_train_standardised_features(tmp_path):
+def test_csv_numeric_task_trains_on_train_standardised_features(tmp_path, _cli_run):
     from losslab.experiments.classification import csv_task
 
     rng = np.random.default_rng(2)
@@ -283,12 +300,12 @@ def test_csv_numeric_task_trains_on_train_standardised_features(tmp_path):
     np.testing.assert_allclose(prepared.x_train.numpy().mean(axis=0), 0.0, atol=1e-5)
     out = _cli_run("compare", "--data", str(csv), "--label-column", "cls", "--losses", "ce,l",
                    "--seeds", "2", "--epochs", "2", "--db", str(tmp_path / "n.sqlite"),
-                   "--threads", "1", "--no-progress")
+                   "--threads", "1")
     assert out.returncode == 0, out.stderr
     assert "| l | 2 |" in out.stdout
 
 
-def test_unreadable_database_is_a_clear_error(tmp_path):
+def test_unreadable_database_is_a_clear_error(tmp_path, _cli_run):
     bogus = tmp_path / "notes.sqlite"
     bogus.write_text("this is not a database\n" * 100)
     with pytest.raises(ResultsStoreError, match="not a readable losslab results database"):
@@ -324,7 +341,7 @@ def test_locked_database_fails_clearly_and_loses_nothing(tmp_path):
     assert _results(db)[("digits-mlp", "cross_entropy", 0)] == before[("digits-mlp", "cross_entropy", 0)]
 
 
-def test_data_that_cannot_be_found_says_how_to_get_it(tmp_path):
+def test_data_that_cannot_be_found_says_how_to_get_it(tmp_path, _cli_run):
     with pytest.raises(ValueError, match="pass --path"):
         planned_task("cifar10-vgg")
     missing = tmp_path / "no-cifar"
@@ -336,7 +353,7 @@ def test_data_that_cannot_be_found_says_how_to_get_it(tmp_path):
         assert ResultsStore(tmp_path / "d.sqlite").runs() == []
 
 
-def test_report_command_writes_tables_and_curves(tmp_path):
+def test_report_command_writes_tables_and_curves(tmp_path, _cli_run):
     db = tmp_path / "r.sqlite"
     run_grid([_digits_task(epochs=2, max_train=150, max_test=60)], ["cross_entropy", "m"], [0, 1],
              db=db, threads=1, progress=False, log=lambda _: None)
@@ -347,3 +364,39 @@ def test_report_command_writes_tables_and_curves(tmp_path):
     html = (tmp_path / "report" / "report.html").read_text()
     assert "<table>" in html and "data:image/png;base64," in html
     assert list((tmp_path / "report" / "figures").glob("curves-*.png"))
+
+
+def test_reproduce_section_puts_paper_tables_beside_ours_and_skips_missing_data(tmp_path):
+    from losslab.experiments.classification.section import TABLES, TableSpec, build_section
+    from losslab.experiments.reproduce import ReproduceContext
+
+    tiny = TableSpec(
+        3, TABLES[1].paper_setting, TABLES[1].paper, quick_task="digits-mlp", full_task="digits-mlp",
+        differences="tiny digits for the test", quick_overrides={"epochs": 2, "max_train": 200, "max_test": 80},
+    )
+    unavailable = TableSpec(
+        2, TABLES[0].paper_setting, TABLES[0].paper, quick_task="cifar10-vgg", full_task="cifar10-vgg",
+        differences="needs a path",
+    )
+    messages: list[str] = []
+    context = ReproduceContext(preset="quick", out_dir=tmp_path, seed=0, log=messages.append,
+                               options={"classification_workers": 1})
+    section = build_section(context, tables=(unavailable, tiny))
+    assert section.order == 50
+    text = section.markdown
+    assert "Stand-in `cifar10-vgg` could not be loaded" in text and "pass --path" in text
+    assert "**Stand-in:** `digits-mlp`" in text
+    # The paper's Table 3 numbers and their differences from CE sit beside ours.
+    assert "| M | 0.7800 | +4.00 |" in text and "| CE / BCE | 0.7400 |  |" in text
+    ours = section.data["tables"][3]["ours"]
+    assert set(ours) == {"cross_entropy", "l", "m", "full_l", "full_m"}
+    assert all(row["summary"]["n"] == 3 for row in ours.values())
+    store = ResultsStore(tmp_path / "classification" / "results.sqlite")
+    accuracy = {run["loss"]: [] for run in store.runs()}
+    for run in store.runs():
+        accuracy[run["loss"]].append(store.epochs(run["run_id"])[-1]["eval_accuracy"])
+    assert ours["m"]["summary"]["mean"] == pytest.approx(float(np.mean(accuracy["m"])), rel=1e-12)
+    assert section.figures and section.figures[0].png.exists()
+    # A second build resumes from the database: nothing is trained again.
+    again = build_section(context, tables=(unavailable, tiny))
+    assert "0 runs trained, 15 already in the database" in again.markdown

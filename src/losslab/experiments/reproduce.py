@@ -25,6 +25,7 @@ PRESETS: tuple[str, ...] = ("quick", "full")
 SECTION_BUILDERS: tuple[str, ...] = (
     "losslab.experiments.shapes:build_section",
     "losslab.experiments.regression:build_section",
+    "losslab.experiments.classification:build_section",
 )
 
 
