@@ -110,9 +110,14 @@ def run(args: argparse.Namespace) -> int:
             overrides={**training, "max_train": args.max_train, "max_test": args.max_test},
             model_options=dict(args.model_option),
         )
-    result = run_planned([planned], losses=args.losses, seeds=args.seeds, db=args.db,
-                         workers=args.workers, threads=args.threads,
-                         progress=not args.no_progress, timeout=args.timeout)
+    from losslab.experiments.classification.runner import WorkerDiedError
+
+    try:
+        result = run_planned([planned], losses=args.losses, seeds=args.seeds, db=args.db,
+                             workers=args.workers, threads=args.threads,
+                             progress=not args.no_progress, timeout=args.timeout)
+    except WorkerDiedError as error:
+        raise CommandError(str(error)) from error
     for task in result.tasks:
         print(f"\n{task.label}")
         comparisons = task.comparisons()

@@ -122,6 +122,10 @@ class Job:
     stage: str = "test"
 
 
+class WorkerDiedError(RuntimeError):
+    """A worker process ended abruptly (killed, out of memory); recorded epochs are kept."""
+
+
 @dataclass
 class GridResult:
     """What a grid run did: run ids by (task, loss, seed), and counts."""
@@ -173,7 +177,8 @@ def _training_mode(settings: TrainingSettings, threads: int | None) -> Iterator[
     previous_deterministic = torch.are_deterministic_algorithms_enabled()
     previous_threads = torch.get_num_threads()
     if settings.deterministic:
-        torch.use_deterministic_algorithms(True)
+        # On CUDA some kernels have no deterministic version: warn there instead of failing.
+        torch.use_deterministic_algorithms(True, warn_only=not settings.device.startswith("cpu"))
     if threads is not None:
         torch.set_num_threads(threads)
     try:
@@ -183,13 +188,14 @@ def _training_mode(settings: TrainingSettings, threads: int | None) -> Iterator[
         torch.set_num_threads(previous_threads)
 
 
-def _serialize(model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> bytes:
+def _serialize(model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
+               device: torch.device) -> bytes:
+    state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "torch_rng": torch.get_rng_state()}
+    if device.type == "cuda":  # dropout on a GPU draws from the device's generator
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
     buffer = io.BytesIO()
-    torch.save(
-        {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-         "torch_rng": torch.get_rng_state()},
-        buffer,
-    )
+    torch.save(state, buffer)
     return buffer.getvalue()
 
 
@@ -242,7 +248,9 @@ def train_run(
             state = torch.load(io.BytesIO(checkpoint.state), map_location=device, weights_only=True)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["torch_rng"])
+            torch.set_rng_state(state["torch_rng"].cpu())
+            if "cuda_rng" in state and device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
             start_epoch = checkpoint.epoch
         n_train = _length(data.x_train)
         for epoch in range(start_epoch + 1, settings.epochs + 1):
@@ -288,7 +296,7 @@ def train_run(
             }
             final = epoch == settings.epochs
             store.record_epoch(
-                run_id, epoch, metrics, None if final else _serialize(model, optimizer, epoch),
+                run_id, epoch, metrics, None if final else _serialize(model, optimizer, epoch, device),
                 final=final,
             )
             if on_epoch is not None:
@@ -502,6 +510,7 @@ def _run_parallel(store: ResultsStore, tasks: Sequence[PlannedTask], pending: li
     import multiprocessing
     import queue as queue_module
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
     events = context.Queue()
@@ -525,7 +534,14 @@ def _run_parallel(store: ResultsStore, tasks: Sequence[PlannedTask], pending: li
             for future in done:
                 remaining.discard(future)
                 job = futures[future]
-                outcome, error = future.result()
+                try:
+                    outcome, error = future.result()
+                except BrokenProcessPool as broken:
+                    raise WorkerDiedError(
+                        "a worker process died (killed or out of memory) while training "
+                        f"{tasks[job.task_index].label}/{job.loss}/seed {job.seed}; every recorded "
+                        "epoch is kept: run the same command again to resume"
+                    ) from broken
                 if outcome == "failed":
                     failed.append(f"{tasks[job.task_index].label}/{job.loss}/seed {job.seed}: {error}")
                     log(f"[compare] failed: {failed[-1]}")

@@ -100,6 +100,12 @@ def _ours(comparison: Any) -> str:
     return f"{s.mean:.4f} ± {sd} (n={s.n})"
 
 
+def _at_prior(group: Any, majority: float) -> bool:
+    """Every finished run's final accuracy within half a point of the majority-class rate."""
+    finals = [run["epochs"][-1]["eval_accuracy"] for run in group.finished]
+    return bool(finals) and all(abs(value - majority) < 0.005 for value in finals)
+
+
 def _table_markdown(spec: TableSpec, task_result: Any) -> tuple[str, dict[str, Any]]:
     comparisons = {c.loss: c for c in task_result.comparisons()} if task_result else {}
     paper_base = spec.paper["cross_entropy"]
@@ -209,6 +215,14 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> Secti
         ]
         markdown, table_data = _table_markdown(spec, group)
         parts += [markdown, ""]
+        # The floor any model must beat: predicting the most frequent class of the test split.
+        labels = task.source.prepare("test").y_eval
+        majority = float(labels.bincount().max()) / max(1, labels.numel())
+        table_data["majority_class_accuracy"] = majority
+        parts += [f"Majority-class accuracy on this test split: {majority:.4f}"
+                  + (" — the models have not learned beyond the class prior in this budget, so "
+                     "this table says nothing about the losses (run `--preset full`)."
+                     if group is not None and _at_prior(group, majority) else "."), ""]
         if group is not None:
             wall = sum(e["wall_time"] for run in group.runs for e in run["epochs"])
             parts += [f"Training time recorded for this table: {wall:.1f} s (data loading "
