@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     parser.add_argument("--no-end-to-end", action="store_true",
                         help="skip the CNN training-step comparison")
+    parser.add_argument("--end-to-end-batch", type=int, default=128,
+                        help="batch size of the CNN training step (default 128)")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--markdown", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--repeats: expected an integer >= 1, got {args.repeats}")
     if args.warmup < 0:
         raise ValueError(f"--warmup: expected an integer >= 0, got {args.warmup}")
+    if args.end_to_end_batch < 1:
+        raise ValueError(f"--end-to-end-batch: expected an integer >= 1, got {args.end_to_end_batch}")
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads: expected an integer >= 1, got {args.threads}")
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     result = bench.run_benchmarks(
         args.losses, args.sizes, repeats=args.repeats, warmup=args.warmup, seed=args.seed,
         device=args.device, memory=not args.no_memory, log=log,
-        end_to_end_step=not args.no_end_to_end,
+        end_to_end_step=not args.no_end_to_end, end_to_end_batch=args.end_to_end_batch,
     )
     table = bench.markdown_table(result)
     print(table, end="")

@@ -1,0 +1,116 @@
+"""The benchmark suite: runs on tiny sizes, emits valid JSON with every ratio, measures memory
+the way it documents. Timings themselves are never asserted."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from losslab import bench
+from losslab.cli import main
+from losslab.registry import get_info, list_losses
+
+RATIO_KEYS = {"time_vs_torch", "time_vs_reference", "time_vs_peer", "time_vs_bound", "peak_memory_vs_torch"}
+
+
+def test_bench_command_emits_json_with_every_ratio(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    table = tmp_path / "bench.md"
+    code = main(["bench", "--losses", "paper,cross_entropy,mse,nt_xent,dice", "--sizes", "tiny",
+                 "--repeats", "2", "--warmup", "1", "--quiet", "--json", str(out), "--end-to-end-batch", "4",
+                 "--markdown", str(table)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    cases = {(c["loss"], c["size"]): c for c in result["cases"]}
+    expected = {name: f"tiny-{bench.kind_of(get_info(name))}" for name in
+                (*bench.PAPER_LOSSES, "cross_entropy", "mse", "nt_xent", "dice")}
+    assert set(cases) == set(expected.items())
+    for (loss, _), case in cases.items():
+        ratios = case["ratios"]
+        assert set(ratios) == RATIO_KEYS
+        # a ratio is a positive number, or None with the reason recorded under "skipped"
+        for key in ("torch", "reference", "peer", "bound"):
+            value = ratios[f"time_vs_{key}"]
+            if value is None:
+                assert key in case["skipped"] and case["skipped"][key], (loss, key)
+            else:
+                assert value > 0 and math.isfinite(value)
+                assert case["time_ms"][key] > 0
+        if loss in bench.PAPER_LOSSES:
+            # the paper's losses have every baseline but a peer library
+            assert ratios["time_vs_torch"] and ratios["time_vs_reference"] and ratios["time_vs_bound"]
+            assert ratios["peak_memory_vs_torch"] is not None
+    assert cases[("nt_xent", "tiny-embedding")]["ratios"]["time_vs_peer"] is not None
+    assert cases[("dice", "tiny-segmentation")]["ratios"]["time_vs_peer"] is not None
+    e2e = result["end_to_end"]
+    assert set(e2e["ratio_vs_cross_entropy"]) == {"m", "full_m", "l", "full_l"}
+    assert e2e["batch"] == 4 and all(v > 0 for v in e2e["step_ms"].values())
+    assert result["environment"]["time_utc"] and result["config"]["repeats"] == 2
+    printed = capsys.readouterr().out
+    assert printed == table.read_text()
+    assert printed.startswith("| loss | size |") and "| m | tiny-multiclass |" in printed
+
+
+def test_bench_command_rejects_bad_arguments(capsys):
+    assert main(["bench", "--sizes", "huge", "--quiet"]) == 2
+    assert "sizes: unknown size 'huge'" in capsys.readouterr().err
+    assert main(["bench", "--losses", "nope", "--sizes", "tiny", "--quiet"]) == 2
+    assert "unknown loss 'nope'" in capsys.readouterr().err
+    assert main(["bench", "--repeats", "0", "--quiet"]) == 2
+    assert "--repeats: expected an integer >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("info", list_losses(), ids=lambda info: info.name)
+def test_example_inputs_fit_every_registered_loss(info):
+    spec = bench.SIZES[f"tiny-{bench.kind_of(info)}"]
+    module = bench.build_loss(info, spec)
+    inputs = bench.example_inputs(info, spec, module)
+    value = module(*inputs.args)
+    assert value.dim() == 0 and torch.isfinite(value)
+    value.backward()
+    assert all(t.grad is not None for t in inputs.grad_tensors)
+
+
+def test_saved_tensor_bytes_counts_only_new_tensors():
+    x = torch.randn(1000, requires_grad=True)
+    y = torch.rand(1000)
+    # BCE with logits keeps only its inputs for backward: nothing extra
+    assert bench.saved_tensor_bytes(lambda: F.binary_cross_entropy_with_logits(x, y), [x, y]) == (0, 0)
+    # exp keeps its output (a new input-sized tensor); the product keeps y and that output
+    saved, count = bench.saved_tensor_bytes(lambda: (torch.exp(x) * y).sum(), [x, y])
+    assert (saved, count) == (4000, 1)
+
+
+def test_peak_memory_of_a_known_allocation_pattern():
+    x = torch.randn(250_000)
+
+    def run():
+        a = x * 2          # 1 MB live
+        b = a + 1          # 2 MB live
+        del a
+        c = b * 3          # 2 MB live again
+        del b, c
+
+    peak = bench.peak_memory_bytes(run)
+    # two 1 MB tensors at the peak (plus a few bytes of scalar temporaries)
+    assert 2_000_000 <= peak <= 2_000_000 + 256
+
+
+def test_time_round_robin_interleaves_and_counts():
+    calls = []
+    runs = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    times = bench.time_round_robin(runs, repeats=3, warmup=1)
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+
+
+def test_markdown_table_lists_every_case():
+    result = bench.run_benchmarks(["binary_m", "smae"], ["tiny-elementwise"], repeats=1, warmup=0,
+                                  memory=False, end_to_end_step=False)
+    text = bench.markdown_table(result)
+    assert "| binary_m | tiny-elementwise |" in text and "| smae | tiny-elementwise |" in text
+    assert all(case["peak_bytes"] == {} for case in result["cases"])
