@@ -45,7 +45,8 @@ TABLES: tuple[TableSpec, ...] = (
         differences=("Fashion-MNIST (28×28 grey, 10 classes) instead of CIFAR-10 (32×32 colour); "
                      "a small VGG-style CNN (2 blocks) instead of VGG-19. CIFAR-10 itself runs with "
                      "`losslab compare --task cifar10-vgg --path cifar-10-batches-py`."),
-        quick_overrides={"max_train": 1000, "max_test": 500, "epochs": 2},
+        # Small batches: BatchNorm's running statistics need enough steps to be usable.
+        quick_overrides={"max_train": 1000, "max_test": 500, "epochs": 2, "batch_size": 16},
     ),
     TableSpec(
         3, "VGG-19 with ImageNet weights, fine-tuned on Imagenette",
