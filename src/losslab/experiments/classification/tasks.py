@@ -81,18 +81,19 @@ _add(Task(
 ))
 _add(Task(
     "mnist-cnn", "mnist-5k", "vgg",
-    "MNIST 5k subset, small VGG-style CNN",
+    "MNIST 5k subset, small VGG-style CNN (Imagenette stand-in of the full reproduction, paper Table 3)",
     model_options={"widths": (32, 64), "head_width": 128, "dropout": 0.25},
     training={"epochs": 10, "lr": 1e-3, "batch_size": 64},
     quick={"max_train": 1500, "max_test": 500, "epochs": 3},
+    stands_in_for="Table 3: VGG-19 (ImageNet weights) on Imagenette (full preset)",
 ))
 _add(Task(
     "digits-mlp", "digits", "mlp",
-    "scikit-learn digits (8x8), MLP (Imagenette / pretrained VGG-19 stand-in, paper Table 3)",
+    "scikit-learn digits (8x8), MLP (Imagenette stand-in of the quick reproduction, paper Table 3)",
     model_options={"hidden": (64,), "dropout": 0.1},
     training={"epochs": 30, "lr": 1e-3, "batch_size": 32},
     quick={"epochs": 15},
-    stands_in_for="Table 3: VGG-19 (ImageNet weights) on Imagenette",
+    stands_in_for="Table 3: VGG-19 (ImageNet weights) on Imagenette (quick preset)",
 ))
 _add(Task(
     "rotten-tomatoes-lstm", "rotten-tomatoes", "lstm",
@@ -111,18 +112,18 @@ _add(Task(
 ))
 _add(Task(
     "newsgroups-lstm", "newsgroups", "lstm",
-    "20 Newsgroups (20 topics), embedding + LSTM(100) (CFPB complaints stand-in, paper Table 4)",
+    "20 Newsgroups (20 topics), embedding + LSTM(100) (a topic-classification alternative to CFPB)",
     model_options={**_TEXT_LSTM, "max_len": 200},
     training={"epochs": 10, "lr": 2e-3, "batch_size": 64},
     quick={"max_train": 2000, "max_test": 1000, "epochs": 4},
-    stands_in_for="Table 4: embedding + LSTM on CFPB complaints",
 ))
 _add(Task(
     "clothing-reviews-lstm", "clothing-reviews", "lstm",
-    "Women's clothing reviews (rating 1-5), embedding + LSTM(100) (CFPB stand-in)",
+    "Women's clothing reviews (rating 1-5), embedding + LSTM(100) (CFPB complaints stand-in, paper Table 4)",
     model_options={**_TEXT_LSTM, "max_len": 100},
     training={"epochs": 5, "lr": 1e-3, "batch_size": 64},
     quick={"max_train": 2000, "max_test": 1000, "epochs": 3},
+    stands_in_for="Table 4: embedding + LSTM on CFPB complaints",
 ))
 _add(Task(
     "cifar10-vgg", "cifar10", "vgg",
