@@ -400,3 +400,24 @@ def test_reproduce_section_puts_paper_tables_beside_ours_and_skips_missing_data(
     # A second build resumes from the database: nothing is trained again.
     again = build_section(context, tables=(unavailable, tiny))
     assert "0 runs trained, 15 already in the database" in again.markdown
+
+
+def test_csv_text_column_trains_the_lstm_and_unknown_text_column_is_named(tmp_path, _cli_run):
+    words = {"good": ["great", "lovely", "fine", "happy"], "bad": ["awful", "poor", "sad", "broken"]}
+    rng = np.random.default_rng(5)
+    lines = ["review,mood"]
+    for i in range(60):
+        mood = "good" if i % 2 else "bad"
+        lines.append(" ".join(rng.choice(words[mood], size=5)) + f",{mood}")
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    bad = _cli_run("compare", "--data", str(csv), "--label-column", "mood", "--text-column", "text",
+                   "--db", str(tmp_path / "t.sqlite"))
+    assert bad.returncode == 2 and "'text'" in bad.stderr and "review" in bad.stderr
+    good = _cli_run("compare", "--data", str(csv), "--label-column", "mood", "--text-column", "review",
+                    "--losses", "ce,full_m", "--seeds", "1", "--epochs", "2", "--threads", "1",
+                    "--db", str(tmp_path / "t.sqlite"))
+    assert good.returncode == 0, good.stderr
+    run = ResultsStore(tmp_path / "t.sqlite").runs()[0]
+    assert run["config"]["data"]["model"] == "lstm" and run["status"] == "finished"
+    assert run["config"]["data"]["options"] == {"label_column": "mood", "text_column": "review"}
