@@ -7,6 +7,7 @@ on one torch thread, so runs are fast and bit-for-bit reproducible.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import signal
 import sqlite3
 import subprocess
@@ -421,3 +422,54 @@ def test_csv_text_column_trains_the_lstm_and_unknown_text_column_is_named(tmp_pa
     run = ResultsStore(tmp_path / "t.sqlite").runs()[0]
     assert run["config"]["data"]["model"] == "lstm" and run["status"] == "finished"
     assert run["config"]["data"]["options"] == {"label_column": "mood", "text_column": "review"}
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    """Pids of the multiprocessing workers (not the resource tracker) under ``parent``."""
+    children = Path(f"/proc/{parent}/task/{parent}/children")
+    pids = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+    workers = []
+    for pid in pids:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"spawn_main" in command:
+            workers.append(pid)
+    return workers
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finding worker pids needs Linux /proc")
+def test_sigkill_of_one_worker_process_is_reported_and_the_rerun_completes(tmp_path):
+    db = tmp_path / "workers.sqlite"
+    arguments = ["--task", "digits-mlp", "--losses", "cross_entropy,m", "--seeds", "3", "--epochs", "8",
+                 "--max-train", "400", "--max-test", "150", "--threads", "1", "--workers", "2",
+                 "--no-progress"]
+    process = subprocess.Popen(_cli(*arguments, "--db", str(db)), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    victim = None
+    while time.monotonic() < deadline and process.poll() is None and victim is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(db, timeout=1) as connection:
+                    recorded = connection.execute("SELECT COUNT(*) FROM epochs").fetchone()[0]
+            except sqlite3.OperationalError:
+                recorded = 0
+            workers = _spawned_workers(process.pid)
+            if recorded >= 1 and workers:
+                victim = workers[0]
+        time.sleep(0.01)
+    assert victim is not None, "no worker was seen training before the grid ended"
+    os.kill(victim, signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2, stderr
+    assert "a worker process died" in stderr and "run the same command again to resume" in stderr
+    before = _results(db)
+    rerun = subprocess.run(_cli(*arguments, "--db", str(db)), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    after = _results(db)
+    assert all(count == 1 and status == "finished" for *_, count, status in _run_counts(db))
+    assert len(after) == 6 and all([e for e, _ in epochs] == list(range(1, 9)) for epochs in after.values())
+    for key, epochs in before.items():
+        assert after[key][: len(epochs)] == epochs
