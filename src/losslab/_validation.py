@@ -94,6 +94,11 @@ def check_values_in_range(
     """Raise unless every value lies in [low, high] (NaN fails). Skipped when disabled."""
     if not validation_enabled() or tensor.numel() == 0:
         return
+    if tensor.dtype != torch.bool and not tensor.is_complex():
+        # Fast path: one read pass, no boolean temporaries (NaN makes both tests fail).
+        smallest, largest = torch.aminmax(tensor)
+        if bool(smallest >= low) and bool(largest <= high):
+            return
     bad = ~((tensor >= low) & (tensor <= high))
     if bool(bad.any()):
         first = tensor[bad].flatten()[0].item()

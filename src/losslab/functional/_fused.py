@@ -98,13 +98,6 @@ def _clamp_active(z: Tensor, low: float, high: float) -> bool | None:
     return bool(lo < low) or bool(hi > high)
 
 
-def _mask_outside(grad: Tensor, z: Tensor, low: float, high: float, active: bool | None) -> None:
-    """Zero ``grad`` in place where the clamp is active (the clamp stops the gradient)."""
-    if active is False:
-        return
-    grad.masked_fill_((z < low) | (z > high), 0.0)
-
-
 def _scale_back(saved: Tensor, grad_output: Tensor, unreduced: bool) -> Tensor:
     """``saved * grad_output`` without a copy when ``grad_output`` is the usual scalar 1."""
     if unreduced:
@@ -115,61 +108,105 @@ def _scale_back(saved: Tensor, grad_output: Tensor, unreduced: bool) -> Tensor:
     return saved * grad_output
 
 
+# Elements per chunk: the temporaries of one chunk (a few tensors of this size) stay in the
+# CPU's cache, so the whole loss costs about one pass over memory (read input and target,
+# write the gradient) instead of one pass per elementwise operation, and it allocates no
+# input-sized temporaries (only the gradient it keeps).
+CHUNK_ELEMENTS = 1 << 16
+
+
+def _row_chunks(reference: Tensor) -> list[slice] | list[type(Ellipsis)]:
+    """Slices along dim 0 covering ``reference`` in chunks of about ``CHUNK_ELEMENTS``
+    elements; a single slice under ``torch.compile`` (Inductor fuses the whole pass itself)
+    or on an accelerator (no cache to fit in; fewer kernel launches)."""
+    if reference.dim() == 0:
+        return [...]
+    rows = reference.shape[0]
+    if torch.compiler.is_compiling() or reference.device.type != "cpu":
+        return [slice(0, rows)]
+    row_numel = max(1, reference[:1].numel())
+    step = max(1, CHUNK_ELEMENTS // row_numel)
+    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)] or [slice(0, 0)]
+
+
+def _rows_of(tensor: Tensor | None, rows: slice, reference: Tensor) -> Tensor | None:
+    """The chunk of a tensor that broadcasts to ``reference``: sliced if it spans dim 0."""
+    if tensor is None or reference.dim() == 0:
+        return tensor
+    if tensor.dim() == reference.dim() and tensor.shape[0] == reference.shape[0] and tensor.shape[0] != 1:
+        return tensor[rows]
+    return tensor
+
+
 # --- binary (sigmoid) losses ----------------------------------------------------------------
 
 
-def _sigmoid_pair(zc: Tensor) -> tuple[Tensor, Tensor]:
-    """``sigmoid(z)`` and ``sigmoid(-z) = 1 - p``, each to full relative precision."""
-    return torch.sigmoid(zc), torch.sigmoid(torch.neg(zc))
+def _l_parts(p: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
+    """``(1/s - 1, p q^2 / s^3)`` with ``s = sqrt(p (1 + q))``; p and q are left unchanged.
 
-
-def _l_term(p: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
-    """``(q^2 / (s (1 + s)), p q^2 / s^3)`` with ``s = sqrt(p (1 + q))``; consumes p and q.
-
-    The first is ``1/s - 1`` without cancellation as q -> 0; the second is ``-dl/dz`` of it.
+    With ``r = 1/s`` and ``t = q^2 r^2``: ``1/s - 1 = t / (1 + r)`` (no cancellation as
+    q -> 0) and ``p q^2 / s^3 = t r p``, which is minus the derivative in z of the first.
     """
-    s = torch.add(q, 1.0).mul_(p).sqrt_()
-    q2 = q.square_()
-    slope = p.mul_(q2).div_(s).div_(s).div_(s)
-    value = q2.div_(s.addcmul_(s, s))                     # s + s^2 = s (1 + s)
+    r = torch.addcmul(p, p, q).rsqrt_()                   # p + p q = p (1 + q)
+    t = torch.square(r).mul_(q).mul_(q)
+    slope = torch.mul(t, r).mul_(p)
+    value = t.div_(r.add_(1.0))
     return value, slope
 
 
-def _binary_value_and_grad(kind, z, target, pos_weight, weight, low, high):
-    """Per element ``w (pw y pos + (1 - y) neg)`` and its derivative in z, at the clamped
-    logit (new tensors; the gradient is not yet masked where the clamp is active)."""
-    zc = z.clamp(low, high) if math.isfinite(low) else z
+def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale) -> Tensor:
+    """Per element loss ``w (pw y pos + (1 - y) neg)`` at the clamped logit (returned), and
+    ``scale`` times its derivative in z written into ``grad`` (zero where the clamp is active)."""
+    active = _clamp_active(z, low, high)
+    zc = z if active is False else z.clamp(low, high)
     if kind in ("m", "full_m"):
-        # M from a logit: y exp(-z); full M adds (1 - y) exp(z): d/dz flips the first sign.
-        pos = torch.neg(zc).exp_().mul_(target)
+        # M from a logit: y exp(-z), derivative -y exp(-z); full M adds (1 - y) exp(z) (its own
+        # derivative).
+        value = torch.neg(zc).exp_()
+        negative = torch.reciprocal(value) if kind == "full_m" else None
+        value.mul_(target)
         if pos_weight is not None:
-            pos.mul_(pos_weight)
+            value.mul_(pos_weight)
+        if negative is not None:
+            negative.addcmul_(negative, target, value=-1.0)   # (1 - y) x as x - x y
         if weight is not None:
-            pos.mul_(weight)
-        if kind == "m":
-            return pos, None
-        neg = torch.exp(zc)
-        neg.addcmul_(neg, target, value=-1.0)             # (1 - y) x as x - x y, no temporary
+            value.mul_(weight)
+            if negative is not None:
+                negative.mul_(weight)
+        if negative is None:
+            torch.mul(value, -scale, out=grad)
+        else:
+            torch.sub(negative, value, out=grad)
+            if scale != 1.0:
+                grad.mul_(scale)
+            value.add_(negative)
+    else:
+        # L: q = 1 - p from its own sigmoid (full precision as p -> 1); full L's y=0 term swaps
+        # p and q, and the sign of the derivative.
+        p = torch.sigmoid(zc)
+        q = torch.sigmoid(torch.neg(zc))
+        value, slope = _l_parts(p, q)                      # y=1 term; its derivative is -slope
+        value.mul_(target)
+        if pos_weight is not None:
+            value.mul_(pos_weight)
+        torch.mul(slope, target, out=grad)
+        if pos_weight is not None:
+            grad.mul_(pos_weight)
+        del slope
+        if kind == "full_l":
+            value0, slope0 = _l_parts(q, p)                # y=0 term; its derivative is +slope0
+            value0.addcmul_(value0, target, value=-1.0)
+            slope0.addcmul_(slope0, target, value=-1.0)
+            value.add_(value0)
+            grad.sub_(slope0)
+            del value0, slope0
         if weight is not None:
-            neg.mul_(weight)
-        return pos, neg
-    # L: value q^2/(s(1+s)), dl/dz = -p q^2/s^3; full L's y=0 term swaps p and q (and the sign).
-    value, slope = _l_term(*_sigmoid_pair(zc))
-    value.mul_(target)
-    slope.mul_(target).neg_()
-    if pos_weight is not None:
-        value.mul_(pos_weight)
-        slope.mul_(pos_weight)
-    if kind == "full_l":
-        p, q = _sigmoid_pair(zc)
-        value0, slope0 = _l_term(q, p)
-        value.add_(value0.addcmul_(value0, target, value=-1.0))
-        slope.add_(slope0.addcmul_(slope0, target, value=-1.0))
-        del value0, slope0
-    if weight is not None:
-        value.mul_(weight)
-        slope.mul_(weight)
-    return value, slope
+            value.mul_(weight)
+            grad.mul_(weight)
+        grad.mul_(-scale)
+    if active is not False:
+        grad.masked_fill_((z < low) | (z > high), 0.0)
+    return value
 
 
 class _BinaryFused(torch.autograd.Function):
@@ -179,22 +216,24 @@ class _BinaryFused(torch.autograd.Function):
         zf = z if z.dtype == target.dtype else z.to(target.dtype)
         numel = zf.numel()
         scale = 1.0 / max(numel, 1) if reduction == "mean" else 1.0
-        first, second = _binary_value_and_grad(kind, zf, target, pos_weight, weight, low, high)
-        if kind in ("m", "full_m"):
-            # first = y e^{-z} term (its derivative is -first), second = (1 - y) e^{z} (its own).
-            if reduction == "none":
-                out = first if second is None else first + second
-                grad = first.neg() if second is None else second.sub_(first)
+        grad = torch.empty(zf.shape, dtype=zf.dtype, device=zf.device)
+        per_element = torch.empty_like(grad) if reduction == "none" else None
+        partial_sums = []
+        for rows in _row_chunks(zf):
+            value = _binary_chunk(
+                kind, zf[rows], target[rows], _rows_of(pos_weight, rows, zf),
+                _rows_of(weight, rows, zf), low, high, grad[rows], scale,
+            )
+            if per_element is None:
+                partial_sums.append(value.sum())
             else:
-                out = first.sum() if second is None else first.sum() + second.sum()
-                grad = first.mul_(-scale) if second is None else second.sub_(first).mul_(scale)
+                per_element[rows] = value
+        if per_element is not None:
+            out = per_element
         else:
-            # first = loss per element, second = its derivative
-            out = first if reduction == "none" else first.sum()
-            grad = second.mul_(scale) if scale != 1.0 else second
-        if reduction == "mean":
-            out = out * scale if numel else out * math.nan
-        _mask_outside(grad, zf, low, high, _clamp_active(zf, low, high))
+            out = torch.stack(partial_sums).sum() if partial_sums else zf.new_zeros(())
+            if reduction == "mean":
+                out = out * scale if numel else out * math.nan
         ctx.unreduced = reduction == "none"
         ctx.input_dtype = z.dtype
         ctx.reference = reference
