@@ -129,8 +129,10 @@ def test_multiclass_fused_matches_reference_float64(function, full, reduction):
     ignored[[1, 4]] = -100
     probabilities = torch.softmax(torch.randn(9, 6, generator=generator, dtype=torch.float64), 1)
     weight = torch.rand(6, generator=generator, dtype=torch.float64) + 0.1
+    zero_weight = weight.clone()
+    zero_weight[indices[0]] = 0.0       # a target class with weight 0: its other terms still count
     for target in (indices, ignored, probabilities):
-        for options in ({}, {"weight": weight}, {"eps": 0.0}, {"eps": 1e-3}):
+        for options in ({}, {"weight": weight}, {"weight": zero_weight}, {"eps": 0.0}, {"eps": 1e-3}):
             _assert_paths_agree(function, [z], target, full=full, reduction=reduction,
                                 rtol=1e-6, atol=1e-12, **options)
 

@@ -343,17 +343,39 @@ class _MulticlassFused(torch.autograd.Function):
         full = kind.startswith("full_")
         base = kind.removeprefix("full_")
         class_shape = (1, -1) + (1,) * (z.dim() - 2)
-        if not target.is_floating_point() and not full:
-            loss, grad, denominator = _indices_path(base, zf, target, weight, ignore_index, eps, class_shape)
+        sample_shape = zf.shape[:1] + zf.shape[2:]
+        if target.is_floating_point():
+            index = sample_weight = keep = None
+            denominator = torch.tensor(float(math.prod(sample_shape)), dtype=compute, device=zf.device)
         else:
-            loss, grad, denominator = _dense_path(base, full, zf, target, weight, ignore_index, eps, class_shape)
+            keep = target != ignore_index
+            index = torch.where(keep, target, 0)
+            sample_weight = keep.to(compute) if weight is None else torch.where(keep, weight[index], 0.0)
+            denominator = sample_weight.sum()
+        # The reduction's factor is known before the pass, so it is folded into the gradient.
+        if reduction == "mean":
+            scale = torch.where(denominator > 0, 1.0 / denominator.clamp_min(torch.finfo(compute).tiny), 0.0)
+        else:
+            scale = 1.0
+        grad = torch.empty(zf.shape, dtype=compute, device=zf.device)
+        loss = torch.empty(sample_shape, dtype=compute, device=zf.device)
+        for rows in _row_chunks(zf):
+            if index is not None and not full:
+                loss[rows] = _indices_chunk(base, zf[rows], index[rows], sample_weight[rows], eps,
+                                            scale, grad[rows])
+            else:
+                loss[rows] = _dense_chunk(
+                    base, full, zf[rows], None if index is not None else target[rows],
+                    None if index is None else index[rows],
+                    None if index is None else keep[rows],
+                    weight, eps, scale, grad[rows], class_shape,
+                )
         if reduction == "none":
             out = loss
         elif reduction == "sum":
             out = loss.sum()
         else:
             out = weighted_mean(loss.sum(), denominator)
-            grad.mul_(torch.where(denominator > 0, 1.0 / denominator.clamp_min(torch.finfo(compute).tiny), 0.0))
         ctx.unreduced = reduction == "none"
         ctx.input_dtype = z.dtype
         ctx.reference = reference
@@ -365,21 +387,21 @@ class _MulticlassFused(torch.autograd.Function):
         grad, z = ctx.saved_tensors
         if torch.is_grad_enabled():
             return (_reference_grad(ctx.reference, z, grad_output), None, None, None, None, None, None, None)
-        out = grad_output
         if ctx.unreduced:
-            out = grad_output.unsqueeze(1)
-        return (_binary_backward(grad, out, False, ctx.input_dtype) if not ctx.unreduced
-                else (grad * out).to(ctx.input_dtype), None, None, None, None, None, None, None)
+            scaled = (grad * grad_output.unsqueeze(1)).to(ctx.input_dtype)
+        else:
+            scaled = _binary_backward(grad, grad_output, False, ctx.input_dtype)
+        return (scaled, None, None, None, None, None, None, None)
 
 
-def _indices_path(base, z, target, weight, ignore_index, eps, class_shape):
+def _indices_chunk(base, z, index, sample_weight, eps, scale, grad) -> Tensor:
     """Class-index targets, M or L (not full): only the target class's term is non-zero.
 
     With ``p_y`` the target probability, ``dL/dz_j = k (delta_jy - p_j)``, ``k = p_y dl/dp_y``;
-    one (N, C) buffer holds p and is turned into the gradient in place.
+    the softmax buffer becomes the gradient. Returns the per-sample loss; writes ``scale``
+    times the gradient into ``grad``.
     """
-    keep = target != ignore_index
-    index = torch.where(keep, target, 0).unsqueeze(1)
+    index = index.unsqueeze(1)
     if eps > 0:
         # One softmax pass; log p_y from p_y is as accurate as log_softmax wherever the clamp
         # is inactive (p_y >= eps), and where p_y underflows the clamp decides the value.
@@ -394,33 +416,25 @@ def _indices_path(base, z, target, weight, ignore_index, eps, class_shape):
     log_q = torch.log(q_y)
     inside = _clamped_log_pair(log_p, log_q, eps)
     value, k = _true_kernel(base, log_p, log_q)
-    scale = keep.unsqueeze(1).to(z.dtype)
-    if weight is not None:
-        scale = scale * weight[index]
-    value = value.mul_(scale)
-    k = k.mul_(scale)
+    sample_weight = sample_weight.unsqueeze(1)
+    value.mul_(sample_weight)
+    k.mul_(sample_weight).mul_(scale)
     if inside is not None:
-        k = k.masked_fill_(~inside, 0.0)
-    grad = p.mul_(k.neg())                                # -k p_j for j != y (p_y was zeroed)
-    grad.scatter_(1, index, k * q_y)                      # k (1 - p_y) at j = y
-    if weight is None:
-        denominator = keep.sum().to(z.dtype)
-    else:
-        denominator = torch.where(keep, weight[index.squeeze(1)], 0.0).sum()
-    return value.squeeze(1), grad, denominator
+        k.masked_fill_(~inside, 0.0)
+    torch.mul(p, k.neg_(), out=grad)                       # -k p_j for j != y (p_y was zeroed)
+    grad.scatter_(1, index, k.mul_(q_y).neg_())            # k (1 - p_y) at j = y
+    return value.squeeze(1)
 
 
-def _dense_path(base, full, z, target, weight, ignore_index, eps, class_shape):
-    """Probability targets, or full M / full L: every class has a term; (N, C) buffers."""
+def _dense_chunk(base, full, z, probabilities, index, keep, weight, eps, scale, grad, class_shape) -> Tensor:
+    """Probability targets, or full M / full L: every class has a term. Returns the per-sample
+    loss; writes ``scale`` times ``dL/dz = k - p sum_c k_c`` into ``grad``."""
     log_p, p, log_q = _softmax_pair(z)
     inside = _clamped_log_pair(log_p, log_q, eps)
-    if target.is_floating_point():
-        y = target
-        keep = None
+    if probabilities is not None:
+        y = probabilities
     else:
-        keep = target != ignore_index
-        index = torch.where(keep, target, 0).unsqueeze(1)
-        y = torch.zeros_like(z).scatter_(1, index, 1.0)
+        y = torch.zeros_like(z).scatter_(1, index.unsqueeze(1), 1.0)
     value, k = _true_kernel(base, log_p, log_q)
     value.mul_(y)
     k.mul_(y)
@@ -434,21 +448,15 @@ def _dense_path(base, full, z, target, weight, ignore_index, eps, class_shape):
         value.mul_(weight.view(class_shape))
         k.mul_(weight.view(class_shape))
     if keep is not None:
-        keep_c = keep.unsqueeze(1)
-        value.mul_(keep_c)
-        k.mul_(keep_c)
+        keep = keep.unsqueeze(1)
+        value.mul_(keep)
+        k.mul_(keep)
     if inside is not None:
         k.masked_fill_(~inside, 0.0)
-    loss = value.sum(1)
-    del value
-    grad = k.sub_(p.mul_(k.sum(1, keepdim=True)))      # dL/dz = k - p sum_c k_c
-    if keep is None:
-        denominator = torch.tensor(float(loss.numel()), dtype=z.dtype, device=z.device)
-    elif weight is None:
-        denominator = keep.sum().to(z.dtype)
-    else:
-        denominator = torch.where(keep, weight[index.squeeze(1)], 0.0).sum()
-    return loss, grad, denominator
+    if not isinstance(scale, float):
+        k.mul_(scale)
+    torch.sub(k, p.mul_(k.sum(1, keepdim=True)), out=grad)
+    return value.sum(1)
 
 
 def multiclass_fused(
@@ -470,36 +478,56 @@ def multiclass_fused(
 # --- regression -------------------------------------------------------------------------------
 
 
+def _regression_chunk(kind: str, input: Tensor, target: Tensor, scale: float, grad: Tensor,
+                      per_element: Tensor | None) -> Tensor | None:
+    """Writes ``scale dl/de`` into ``grad`` (and the loss into ``per_element`` if given);
+    returns the chunk's loss sum when ``per_element`` is None."""
+    error = torch.sub(input, target)
+    if kind == "smae":
+        half = error.mul_(0.5)                             # h = e / 2
+        tanh = torch.tanh(half)
+        if per_element is None:
+            total = torch.dot(half.reshape(-1), tanh.reshape(-1)).mul_(2.0)
+        else:
+            torch.mul(half, tanh, out=per_element).mul_(2.0)
+            total = None
+        # dl/de = tanh + h (1 - tanh^2) = tanh - h (tanh^2 - 1)
+        correction = torch.square(tanh).sub_(1.0).mul_(half)
+        torch.sub(tanh, correction, out=grad)
+    else:
+        torch.tanh(error, out=grad)                        # d/de log cosh(e) = tanh(e)
+        absolute = error.abs_()
+        # log cosh(e) = |e| + log1p(exp(-2|e|)) - log 2, no overflow
+        softplus = torch.mul(absolute, -2.0).exp_().log1p_()
+        if per_element is None:
+            total = absolute.sum() + softplus.sum() - math.log(2.0) * absolute.numel()
+        else:
+            torch.add(absolute, softplus, out=per_element).sub_(math.log(2.0))
+            total = None
+    if scale != 1.0:
+        grad.mul_(scale)
+    return total
+
+
 class _RegressionFused(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, target, kind, reduction, reference):
-        error = torch.sub(input, target)
-        if kind == "smae":
-            half = error.mul_(0.5)                        # e / 2, in place
-            tanh = torch.tanh(half)
-            if reduction == "none":
-                loss = torch.mul(half, tanh).mul_(2.0)
-            else:
-                loss = 2.0 * torch.dot(half.reshape(-1), tanh.reshape(-1)) if half.numel() else half.sum()
-            # dl/de = tanh + h (1 - tanh^2) = tanh + h - h tanh^2, h = e / 2
-            # dl/de = tanh + h (1 - tanh^2): h tanh^2 in place, then add back h = (x - t) / 2
-            # from the inputs instead of keeping a third buffer.
-            grad = half.mul_(tanh).mul_(tanh).neg_().add_(tanh)
-            del tanh
-            grad.add_(input, alpha=0.5).sub_(target, alpha=0.5)
+        numel = input.numel()
+        scale = 1.0 / max(numel, 1) if reduction == "mean" else 1.0
+        grad = torch.empty(input.shape, dtype=input.dtype, device=input.device)
+        per_element = torch.empty_like(grad) if reduction == "none" else None
+        partial_sums = []
+        for rows in _row_chunks(input):
+            total = _regression_chunk(kind, input[rows], target[rows], scale, grad[rows],
+                                      None if per_element is None else per_element[rows])
+            if total is not None:
+                partial_sums.append(total)
+        if per_element is not None:
+            loss = per_element
         else:
-            grad = torch.tanh(error)
-            absolute = error.abs_()
-            if reduction == "none":
-                loss = torch.mul(absolute, -2.0).exp_().log1p_().add_(absolute).sub_(math.log(2.0))
-            else:
-                total_abs = absolute.sum()
-                loss = absolute.mul_(-2.0).exp_().log1p_().sum().add_(total_abs).sub_(math.log(2.0) * absolute.numel())
-        numel = grad.numel()
-        if reduction != "none":
+            loss = torch.stack(partial_sums).sum() if partial_sums else grad.new_zeros(())
             if reduction == "mean":
-                loss = loss / numel if numel else loss * math.nan
-                grad.div_(max(numel, 1))
+                loss = loss * scale if numel else loss * math.nan
         ctx.unreduced = reduction == "none"
         ctx.reference = reference
         ctx.dtypes = (input.dtype, target.dtype)
