@@ -24,6 +24,16 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.strip(), parsed
 
 
+def _float_list(text: str) -> list[float]:
+    values = []
+    for item in comma_list(text):
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {item!r}") from None
+    return values
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "compare", help="train each loss over several seeds on a task; paired statistics",
@@ -31,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Train a task once per (loss, seed), record every epoch in a SQLite database, and "
             "print mean ± sd test accuracy per loss with the paired difference from "
             "cross-entropy. Re-running the same command skips finished runs and resumes "
-            "interrupted ones."
+            "interrupted ones. --protocol tuned first sweeps each loss's learning rate on a "
+            "validation split carved from the training data (never the test split) and tests "
+            "each loss at its best rate."
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -59,6 +71,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the task's data sizes and epochs (default: full)")
     parser.add_argument("--model-option", type=_key_value, action="append", default=[],
                         metavar="KEY=VALUE", help="override a model argument, e.g. width_multiplier=1")
+    tuned = parser.add_argument_group("learning-rate tuning (--protocol tuned)")
+    tuned.add_argument("--protocol", choices=("fixed", "tuned"), default="fixed",
+                       help="fixed: every loss at the same learning rate; tuned: each loss at the "
+                       "rate that scores best on a validation split (default: fixed)")
+    tuned.add_argument("--lr-grid", type=_float_list, metavar="LR,LR,...",
+                       help="learning rates to sweep (default: --lr-points rates over --lr-decades "
+                       "decades, log-spaced around the task's rate)")
+    tuned.add_argument("--lr-decades", type=float, default=2.0, help="span of the default grid (default: 2)")
+    tuned.add_argument("--lr-points", type=int, default=5, help="rates in the default grid (default: 5)")
+    tuned.add_argument("--val-fraction", type=float, default=0.2,
+                       help="share of the training data held out for validation (default: 0.2)")
+    tuned.add_argument("--split-seed", type=int, default=0, help="seed of the validation split (default: 0)")
+    tuned.add_argument("--sweep-epochs", type=int,
+                       help="epochs per sweep run (default: half the task's epochs, rounded up)")
+    tuned.add_argument("--sweep-seeds", type=int, default=1, help="seeds per swept rate (default: 1)")
     parser.add_argument("--db", default="results.sqlite", help="results database (default: results.sqlite)")
     parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default: 1)")
     parser.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
@@ -89,6 +116,20 @@ def run(args: argparse.Namespace) -> int:
     check_losses(args.losses)  # before loading any data
     if args.seeds < 1:
         raise CommandError(f"--seeds: expected a positive number of seeds, got {args.seeds}")
+    from losslab.experiments.classification.api import _tuning_settings
+
+    try:
+        tuning = _tuning_settings(
+            args.protocol, lr_grid=args.lr_grid, lr_decades=args.lr_decades, lr_points=args.lr_points,
+            val_fraction=args.val_fraction, split_seed=args.split_seed,
+            sweep_epochs=args.sweep_epochs, sweep_seeds=args.sweep_seeds)
+    except ValueError as error:  # name the options as typed on the command line
+        text = str(error)
+        for name in ("lr_grid", "lr_decades", "lr_points", "val_fraction", "split_seed",
+                     "sweep_epochs", "sweep_seeds"):
+            if text.startswith(name):
+                text = "--" + name.replace("_", "-") + text[len(name):]
+        raise CommandError(text) from error
     training = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                 "weight_decay": args.weight_decay}
     if args.data is not None:
@@ -115,19 +156,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_planned([planned], losses=args.losses, seeds=args.seeds, db=args.db,
                              workers=args.workers, threads=args.threads,
-                             progress=not args.no_progress, timeout=args.timeout)
+                             progress=not args.no_progress, timeout=args.timeout,
+                             protocol=args.protocol, tuning=tuning)
     except WorkerDiedError as error:
         raise CommandError(str(error)) from error
+    for task_label, rates in result.chosen_learning_rates().items():
+        chosen = ", ".join(f"{loss} {'–' if lr is None else format(lr, 'g')}" for loss, lr in rates.items())
+        print(f"\n{task_label}: learning rate chosen on the validation split: {chosen}")
     for task in result.tasks:
         print(f"\n{task.label}")
         comparisons = task.comparisons()
         print(statistics_markdown(comparisons) if comparisons else "no finished runs")
-    if result.grid.failed:
-        print(f"\n{len(result.grid.failed)} run(s) failed (finished epochs are kept):")
-        for line in result.grid.failed:
+    if result.failed:
+        print(f"\n{len(result.failed)} run(s) failed (finished epochs are kept):")
+        for line in result.failed:
             print(f"  {line}")
     if args.out:
         md_path, html_path = write_report(args.db, args.out)
         print(f"\nreport: {md_path} and {html_path}")
     print(f"results: {Path(args.db).resolve()}")
-    return 1 if result.grid.failed else 0
+    return 1 if result.failed else 0

@@ -21,15 +21,27 @@ from losslab.experiments.classification.tasks import ArraySource, DatasetSource,
 
 PAPER_LOSSES: tuple[str, ...] = ("cross_entropy", "m", "full_m", "l", "full_l")
 TEXT_MODELS: tuple[str, ...] = ("lstm", "minilm")
+PROTOCOLS: tuple[str, ...] = ("fixed", "tuned")
 
 
 @dataclass
 class ComparisonResult:
     """What :func:`compare` returns: the grid's bookkeeping and the results read back."""
 
-    grid: GridResult
+    grid: GridResult | None  # the test-stage grid (None if a tuned sweep chose no rate)
     db: Path
     tasks: list[Any]  # report.TaskResults of the labels in this grid
+    protocol: str = "fixed"
+    sweep: GridResult | None = None  # the tuned protocol's learning-rate sweep
+    selections: dict[tuple[str, str], Any] | None = None  # (task, loss) -> tuning.Selection
+    failed: list[str] | None = None
+
+    def chosen_learning_rates(self) -> dict[str, dict[str, float | None]]:
+        """``{task: {loss: chosen rate}}`` under the tuned protocol (empty under fixed)."""
+        result: dict[str, dict[str, float | None]] = {}
+        for (task, loss), selection in (self.selections or {}).items():
+            result.setdefault(task, {})[loss] = selection.lr
+        return result
 
     def markdown(self) -> str:
         from losslab.experiments.classification.report import task_markdown
@@ -136,6 +148,14 @@ def compare(
     progress: bool = True,
     log: Callable[[str], None] = print,
     timeout: float = 60.0,
+    protocol: str = "fixed",
+    lr_grid: Sequence[float] | None = None,
+    lr_decades: float = 2.0,
+    lr_points: int = 5,
+    val_fraction: float = 0.2,
+    split_seed: int = 0,
+    sweep_epochs: int | None = None,
+    sweep_seeds: int | Sequence[int] = 1,
 ) -> ComparisonResult:
     """Train every loss on a task over several seeds, record it all in ``db``, and read it back.
 
@@ -162,7 +182,19 @@ def compare(
         progress: show a progress bar with ETA.
         log: one-line messages.
         timeout: seconds to wait for a locked database.
+        protocol: ``"fixed"`` (every loss at the same learning rate) or ``"tuned"`` (each
+            loss at the rate that scores best on a validation split carved from the training
+            data; see :mod:`.tuning`). The remaining arguments configure ``"tuned"``:
+        lr_grid: explicit learning rates to sweep (default: ``lr_points`` rates over
+            ``lr_decades`` decades, log-spaced and centred on the task's rate).
+        val_fraction: share of the training data held out for validation, in (0, 1).
+        split_seed: seed of the stratified validation split.
+        sweep_epochs: epochs per sweep run (default: half the task's epochs, rounded up).
+        sweep_seeds: a number n (seeds 0..n-1) or explicit seeds of the sweep runs.
     """
+    tuning = _tuning_settings(protocol, lr_grid=lr_grid, lr_decades=lr_decades, lr_points=lr_points,
+                              val_fraction=val_fraction, split_seed=split_seed,
+                              sweep_epochs=sweep_epochs, sweep_seeds=sweep_seeds)
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay}
     if task is not None:
         if train is not None or test is not None or model_factory is not None:
@@ -187,23 +219,57 @@ def compare(
         source = ArraySource(x_train, y_train, x_test, y_test, model_factory, classes, name=label or "arrays")
         planned = PlannedTask(label or "arrays", source, settings)
     return run_planned([planned], losses=losses, seeds=seeds, db=db, workers=workers,
-                       threads=threads, progress=progress, log=log, timeout=timeout)
+                       threads=threads, progress=progress, log=log, timeout=timeout,
+                       protocol=protocol, tuning=tuning)
+
+
+def _tuning_settings(protocol: str, **options: Any) -> Any:
+    """The tuned protocol's settings, checked (None for the fixed protocol)."""
+    from losslab.experiments.classification.tuning import TuningSettings
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if options.get("lr_grid") is not None:
+        options["lr_grid"] = tuple(options["lr_grid"]) if not isinstance(options["lr_grid"], (str, bytes)) \
+            else options["lr_grid"]
+    if not isinstance(options.get("sweep_seeds"), int):
+        options["sweep_seeds"] = tuple(options["sweep_seeds"])
+    settings = TuningSettings(**options)  # checked even under "fixed": a typo is an error
+    return settings if protocol == "tuned" else None
 
 
 def run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: int | Sequence[int],
                 db: str | Path, workers: int = 1, threads: int | None = None, progress: bool = True,
-                log: Callable[[str], None] = print, timeout: float = 60.0) -> ComparisonResult:
-    """Run a grid of planned tasks and read their results back from ``db``."""
-    from losslab.experiments.classification.report import load_results
-    from losslab.experiments.classification.store import ResultsStore, config_hash
+                log: Callable[[str], None] = print, timeout: float = 60.0, protocol: str = "fixed",
+                tuning: Any = None) -> ComparisonResult:
+    """Run a grid of planned tasks under ``protocol`` and read their results back from ``db``.
 
+    ``tuning`` (a :class:`.tuning.TuningSettings`) configures ``protocol="tuned"``.
+    """
+    from losslab.experiments.classification.report import group_key, load_results
+    from losslab.experiments.classification.store import ResultsStore, config_hash
+    from losslab.experiments.classification.tuning import TuningSettings, run_tuned
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     store = ResultsStore(db, timeout=timeout)
     try:
-        grid = run_grid(tasks, losses, seeds, db=store, workers=workers, threads=threads,
-                        progress=progress, log=log, timeout=timeout)
-        wanted = {(task.label, config_hash(task.config())) for task in tasks}
+        sweep = selections = None
+        failed: list[str] = []
+        if protocol == "tuned":
+            tuned = run_tuned(tasks, losses, seeds, db=store, tuning=tuning or TuningSettings(),
+                              workers=workers, threads=threads, progress=progress, log=log,
+                              timeout=timeout)
+            grid, sweep, selections, failed = tuned.test, tuned.sweep, tuned.selections, tuned.failed
+            wanted = {group_key(task) for task in tuned.tasks}
+        else:
+            grid = run_grid(tasks, losses, seeds, db=store, workers=workers, threads=threads,
+                            progress=progress, log=log, timeout=timeout)
+            failed = list(grid.failed)
+            wanted = {group_key(task) for task in tasks}
         results = [group for group in load_results(store)
                    if (group.runs[0]["task"], config_hash(group.config)) in wanted]
     finally:
         store.close()
-    return ComparisonResult(grid=grid, db=Path(db), tasks=results)
+    return ComparisonResult(grid=grid, db=Path(db), tasks=results, protocol=protocol, sweep=sweep,
+                            selections=selections, failed=failed)

@@ -1,8 +1,10 @@
 """Reading a results database back: per-task statistics tables and learning-curve figures.
 
 ``write_report(db, out_dir)`` is what ``losslab report --db FILE --out DIR`` runs: one section
-per task (accuracy table with paired comparisons against cross-entropy, learning curves,
-the runs still unfinished), written as Markdown and self-contained HTML.
+per task and protocol (accuracy table with paired comparisons against cross-entropy, learning
+curves, gradient statistics, the runs still unfinished; for the tuned protocol also the
+learning rate chosen per loss and the validation-accuracy-against-rate sensitivity figure),
+written as Markdown and self-contained HTML.
 """
 
 from __future__ import annotations
@@ -13,12 +15,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from losslab.experiments.classification.runner import ANNOTATION_KEYS
 from losslab.experiments.classification.stats import LossComparison, compare_losses
 from losslab.experiments.classification.store import ResultsStore, config_hash
 from losslab.report import Figure, Report, Section
 
 _RUN_IDENTITY = ("loss", "seed", "stage")
 BASELINE = "cross_entropy"
+
+
+def group_config(config: dict[str, Any]) -> dict[str, Any]:
+    """What the runs of one comparison share: the run config minus loss, seed, stage and the
+    unhashed annotations; under the tuned protocol also minus the learning rate (each loss
+    has its own, chosen by the same recorded protocol)."""
+    shared = {k: v for k, v in config.items() if k not in _RUN_IDENTITY + ANNOTATION_KEYS}
+    if "protocol" in shared:
+        shared["training"] = {k: v for k, v in shared["training"].items() if k != "lr"}
+    return shared
+
+
+def group_key(task: Any) -> tuple[str, str]:
+    """(label, hash) of the comparison a planned task's runs form (see :func:`group_config`)."""
+    loss = next(iter(task.loss_settings), None)
+    return task.label, config_hash(group_config(task.config(loss)))
 
 
 @dataclass
@@ -28,6 +47,15 @@ class TaskResults:
     label: str
     config: dict[str, Any]
     runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def protocol(self) -> str:
+        """``"tuned"`` (a learning rate per loss, chosen on a validation split) or ``"fixed"``."""
+        return str(self.config.get("protocol", {}).get("name", "fixed"))
+
+    def learning_rates(self) -> dict[str, float]:
+        """``{loss: learning rate}`` of the runs (one shared rate under the fixed protocol)."""
+        return {run["loss"]: run["config"]["training"]["lr"] for run in self.runs}
 
     @property
     def finished(self) -> list[dict[str, Any]]:
@@ -62,24 +90,36 @@ def load_results(db: str | Path | ResultsStore, *, stage: str = "test") -> list[
     store = db if isinstance(db, ResultsStore) else _open_existing(db)
     groups: dict[tuple[str, str], TaskResults] = {}
     for run in store.runs(stage=stage):
-        shared = {k: v for k, v in run["config"].items() if k not in _RUN_IDENTITY}
+        shared = group_config(run["config"])
         key = (run["task"], config_hash(shared))
         if key not in groups:
             groups[key] = TaskResults(run["task"], shared)
         run["planned_epochs"] = run["epochs"]
         run["epochs"] = store.epochs(run["run_id"])
         groups[key].runs.append(run)
-    per_label: dict[str, int] = defaultdict(int)
-    for label, _ in groups:
-        per_label[label] += 1
-    counters: dict[str, int] = defaultdict(int)
+    per_label: dict[tuple[str, str], int] = defaultdict(int)
+    protocols: dict[str, set[str]] = defaultdict(set)
     for (label, _), group in groups.items():
-        if per_label[label] > 1:
-            counters[label] += 1
+        per_label[(label, group.protocol)] += 1
+        protocols[label].add(group.protocol)
+    counters: dict[tuple[str, str], int] = defaultdict(int)
+    for (label, _), group in groups.items():
+        name = label
+        if len(protocols[label]) > 1:
+            name += f" — {group.protocol} protocol"
+        if per_label[(label, group.protocol)] > 1:
+            counters[(label, group.protocol)] += 1
             training = group.config.get("training", {})
-            group.label = (f"{label} (config {counters[label]}: epochs {training.get('epochs')}, "
-                           f"lr {training.get('lr')})")
-    return list(groups.values())
+            rate = "tuned" if group.protocol == "tuned" else training.get("lr")
+            name += (f" (config {counters[(label, group.protocol)]}: epochs {training.get('epochs')}, "
+                     f"lr {rate})")
+        group.label = name
+    # A task's protocols side by side: fixed first, then tuned, in order of first appearance.
+    order: dict[str, int] = {}
+    for label, _ in groups:
+        order.setdefault(label, len(order))
+    return sorted(groups.values(),
+                  key=lambda g: (order[g.runs[0]["task"]], g.protocol != "fixed"))
 
 
 def _open_existing(db: str | Path) -> ResultsStore:
@@ -182,9 +222,17 @@ def task_markdown(task: TaskResults) -> str:
     """Description, settings, statistics table and unfinished runs of one task."""
     training = task.config.get("training", {})
     data = task.config.get("data", {})
+    if task.protocol == "tuned":
+        protocol = task.config["protocol"]
+        rate = (f"learning rate tuned per loss (**tuned protocol**: the best of "
+                f"{', '.join(f'{lr:g}' for lr in protocol['lr_grid'])} on a "
+                f"{protocol['validation']['fraction']:g} validation split of the training data, "
+                f"{protocol['sweep_epochs']} sweep epoch(s), sweep seed(s) {protocol['sweep_seeds']})")
+    else:
+        rate = f"lr {training.get('lr')} for every loss (**fixed protocol**)"
     parts = [
         f"Data: `{data.get('dataset')}` ({_format_options(data.get('options'))}); model: "
-        f"`{data.get('model')}`; Adam, lr {training.get('lr')}, batch {training.get('batch_size')}, "
+        f"`{data.get('model')}`; Adam, {rate}, batch {training.get('batch_size')}, "
         f"{training.get('epochs')} epochs. Accuracy is the test accuracy after the last epoch; "
         "differences are paired by seed (same initial weights and data order).",
         "",
@@ -217,18 +265,23 @@ def _format_options(options: Any) -> str:
 def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order: int = 50
                    ) -> list[Section]:
     """One report section per task configuration in the database."""
+    from losslab.experiments.classification.step_size import step_size_parts
+
     out = Path(out_dir)
+    store = db if isinstance(db, ResultsStore) else _open_existing(db)
     sections = []
-    for index, task in enumerate(load_results(db)):
-        figure = learning_curves(task, out / "figures", f"curves-{_slug(task.label)}-{index}")
+    for index, task in enumerate(load_results(store)):
+        stem = f"{_slug(task.label)}-{index}"
+        figure = learning_curves(task, out / "figures", f"curves-{stem}")
+        markdown, figures, data = step_size_parts(store, task, out / "figures", stem)
         sections.append(Section(
             key=f"classification-{index}-{_slug(task.label)}",
             title=f"Task {task.label}",
-            markdown=task_markdown(task),
-            figures=[figure] if figure else [],
+            markdown=task_markdown(task) + ("\n\n" + markdown if markdown else ""),
+            figures=([figure] if figure else []) + figures,
             order=order + index,
-            data={"config": task.config,
-                  "comparisons": [c.to_dict() for c in task.comparisons()]},
+            data={"config": task.config, "protocol": task.protocol,
+                  "comparisons": [c.to_dict() for c in task.comparisons()], **data},
         ))
     return sections
 
@@ -245,7 +298,10 @@ def write_report(db: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
             "Each task was trained once per (loss, seed). The tables give the mean ± sd of the "
             "final test accuracy per loss and the paired difference from cross-entropy over the "
             "same seeds, with a 95% Student-t interval, the paired t-test, Holm's adjustment over "
-            "the losses of the task, and the Wilcoxon signed-rank test from 6 seeds on."
+            "the losses of the task, and the Wilcoxon signed-rank test from 6 seeds on. Under the "
+            "fixed protocol every loss uses the task's learning rate; under the tuned protocol "
+            "each loss uses the rate that scored best on a validation split carved from the "
+            "training data (the test split is never used to choose it)."
         ),
     )
     if not sections:

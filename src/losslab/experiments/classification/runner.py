@@ -18,16 +18,28 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from losslab.experiments.classification.store import ResultsStore, RunKey, config_hash
+from losslab.experiments.classification.store import (
+    DONE_STATUSES,
+    ResultsStore,
+    RunKey,
+    config_hash,
+)
 
-STAGES: tuple[str, ...] = ("test",)  # a later protocol adds "sweep" (validation split)
+# "test": train on the training split, score on the test split. "sweep": a learning-rate
+# sweep, trained on part of the training split and scored on a validation split carved from
+# it (see .tuning); the test split is never read.
+STAGES: tuple[str, ...] = ("test", "sweep")
+EVAL_SPLITS: dict[str, str] = {"test": "test", "sweep": "validation"}
+# Keys of a run's stored config that describe it without determining its result: they are
+# left out of the config hash (and of report grouping), so adding them never re-runs work.
+ANNOTATION_KEYS: tuple[str, ...] = ("samples", "selection")
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,8 @@ class PreparedData:
     ``x_train``/``x_eval`` are tensors indexed along dim 0 or ``torch.utils.data.Dataset``
     objects returning ``(input, label)``; ``model_factory()`` builds a fresh model mapping a
     batch of inputs to logits ``(B, num_classes)``. ``eval_split`` names what the eval
-    arrays are ("test" here; a validation split for a learning-rate sweep later).
+    arrays are (``"test"``, or ``"validation"`` for a learning-rate sweep). ``train_ids`` and
+    ``eval_ids`` are the sample ids of both parts (see :mod:`.splits`; None if unknown).
     """
 
     x_train: Any
@@ -90,6 +103,8 @@ class PreparedData:
     model_factory: Callable[[], nn.Module]
     eval_split: str = "test"
     info: dict[str, Any] = field(default_factory=dict)
+    train_ids: Any = None
+    eval_ids: Any = None
 
 
 class DataSource(Protocol):
@@ -99,19 +114,45 @@ class DataSource(Protocol):
         """JSON-able description of the data and model (part of the run's identity)."""
 
     def prepare(self, stage: str) -> PreparedData:
-        """Load and prepare the data for ``stage`` ("test": train on train, score on test)."""
+        """Load and prepare the data for ``stage`` ("test": train on train, score on test;
+        "sweep": train on part of the training split, score on the validation rest)."""
 
 
 @dataclass
 class PlannedTask:
-    """One row of the grid: a label (the ``task`` column), a data source, training settings."""
+    """One row of the grid: a label (the ``task`` column), a data source, training settings.
+
+    Attributes:
+        label: the ``task`` column of its runs.
+        source: a :class:`DataSource`.
+        settings: how every loss is trained ...
+        loss_settings: ... except for these per-loss changes (``{"m": {"lr": 3e-4}}``: the
+            learning rate each loss was tuned to).
+        protocol: a description of how the settings were chosen (part of the run identity;
+            None for the fixed protocol, whose configs stay as they always were).
+        notes: per-loss annotations stored with each run but not hashed (the sweep scores
+            behind a tuned learning rate).
+    """
 
     label: str
     source: Any  # a DataSource
     settings: TrainingSettings
+    loss_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    protocol: dict[str, Any] | None = None
+    notes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def config(self) -> dict[str, Any]:
-        return {"task": self.label, "data": self.source.config(), "training": self.settings.to_config()}
+    def settings_for(self, loss: str | None) -> TrainingSettings:
+        """The training settings of ``loss`` (the shared ones when None or not overridden)."""
+        changes = self.loss_settings.get(loss, {}) if loss is not None else {}
+        return replace(self.settings, **changes) if changes else self.settings
+
+    def config(self, loss: str | None = None) -> dict[str, Any]:
+        """What determines a run's result, besides its loss and seed."""
+        config = {"task": self.label, "data": self.source.config(),
+                  "training": self.settings_for(loss).to_config()}
+        if self.protocol is not None:
+            config["protocol"] = self.protocol
+        return config
 
 
 @dataclass(frozen=True)
@@ -128,7 +169,12 @@ class WorkerDiedError(RuntimeError):
 
 @dataclass
 class GridResult:
-    """What a grid run did: run ids by (task, loss, seed), and counts."""
+    """What a grid run did: run ids, and counts.
+
+    ``run_ids`` maps (task, loss, seed) to the run id when that triple names one run of the
+    grid (a sweep holds several per triple, one per learning rate: see ``runs``); ``runs``
+    maps every run's full :class:`RunKey` to its id.
+    """
 
     run_ids: dict[tuple[str, str, int], int]
     trained: int
@@ -136,6 +182,8 @@ class GridResult:
     busy: int
     failed: list[str]
     wall_time: float
+    runs: dict[RunKey, int] = field(default_factory=dict)
+    diverged: int = 0  # sweep runs whose loss became non-finite (recorded as "diverged")
 
 
 # --- one run --------------------------------------------------------------------------------
@@ -328,7 +376,7 @@ def _execute(job: Job, run_id: int, environment: dict[str, Any]) -> str:
     store: ResultsStore = _WORKER["store"]
     tasks: Sequence[PlannedTask] = _WORKER["tasks"]
     if not store.claim(run_id, environment):
-        return "skipped" if store.status(run_id) == "finished" else "busy"
+        return "skipped" if store.status(run_id) in DONE_STATUSES else "busy"
     task = tasks[job.task_index]
     queue = _WORKER.get("queue")
     callback = _WORKER.get("callback")
@@ -342,8 +390,15 @@ def _execute(job: Job, run_id: int, environment: dict[str, Any]) -> str:
 
     try:
         data = _prepared(tasks, job.task_index, job.stage)
-        train_run(store, run_id, data, job.loss, job.seed, task.settings,
+        train_run(store, run_id, data, job.loss, job.seed, task.settings_for(job.loss),
                   threads=_WORKER.get("threads"), on_epoch=on_epoch)
+    except FloatingPointError as error:
+        if job.stage != "sweep":
+            store.fail(run_id, f"{type(error).__name__}: {error}")
+            raise
+        # In a sweep a diverging loss is the answer for that rate: recorded, never retried.
+        store.diverge(run_id, f"{type(error).__name__}: {error}")
+        return "diverged"
     except BaseException as error:
         if not isinstance(error, KeyboardInterrupt):
             store.fail(run_id, f"{type(error).__name__}: {error}")
@@ -386,7 +441,9 @@ def run_grid(
         db: the SQLite results file (or an open :class:`ResultsStore`).
         workers: processes training in parallel (each with ``threads`` torch threads).
         threads: torch threads per worker (default: the cores split among the workers).
-        stage: ``"test"`` (train on the training split, score on the test split).
+        stage: ``"test"`` (train on the training split, score on the test split) or
+            ``"sweep"`` (train on the sources' sweep part, score on their validation split).
+            Tasks may share a label when their configs differ (the learning rates of a sweep).
         progress: show a tqdm progress bar with ETA over all remaining epochs.
         log: where one-line messages go.
         timeout: seconds to wait for a locked database before failing.
@@ -404,9 +461,10 @@ def run_grid(
         raise ValueError(f"stage: expected one of {', '.join(STAGES)}, got {stage!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected a positive integer, got {workers!r}")
-    labels = [task.label for task in tasks]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"tasks: labels must be unique, got {labels}")
+    identities = [(task.label, config_hash(task.config())) for task in tasks]
+    if len(set(identities)) != len(identities):
+        raise ValueError(f"tasks: expected distinct (label, config) rows, got labels "
+                         f"{[task.label for task in tasks]} with repeated configs")
     store = db if isinstance(db, ResultsStore) else ResultsStore(db, timeout=timeout)
     threads = default_threads(workers) if threads is None else int(threads)
     started = time.perf_counter()
@@ -415,9 +473,10 @@ def run_grid(
     planned: list[tuple[Job, RunKey, dict[str, Any]]] = []
     for seed in seeds:
         for index, task in enumerate(tasks):
-            config = task.config()
             for loss in losses:
-                run_config = {**config, "loss": loss, "seed": seed, "stage": stage}
+                config = task.config(loss)
+                run_config = {**config, "loss": loss, "seed": seed, "stage": stage,
+                              **task.notes.get(loss, {})}
                 key = RunKey(task.label, loss, seed, stage,
                              config_hash({**config, "loss": loss, "seed": seed}))
                 planned.append((Job(index, loss, seed, stage), key, run_config))
@@ -426,26 +485,49 @@ def run_grid(
     prepared: dict[tuple[int, str], PreparedData] = {}
     for job, key, _ in planned:
         found = store.find_run(key)
-        if (found is None or found[1] != "finished") and (job.task_index, job.stage) not in prepared:
+        if (found is None or found[1] not in DONE_STATUSES) and (job.task_index, job.stage) not in prepared:
             prepared[(job.task_index, job.stage)] = tasks[job.task_index].source.prepare(job.stage)
+    # The exact samples each new run trains and is scored on: stored once per distinct set,
+    # named by digest in the run's config.
+    samples: dict[tuple[int, str], dict[str, Any]] = {}
+    for (index, job_stage), data in prepared.items():
+        if data.train_ids is not None and data.eval_ids is not None:
+            from losslab.experiments.classification.splits import sample_record
+
+            store.put_sample_set(data.train_ids)
+            store.put_sample_set(data.eval_ids)
+            samples[(index, job_stage)] = sample_record(data.train_ids, data.eval_ids, data.eval_split)
     if workers > 1:
         prepared.clear()  # each worker prepares its own copy (caches make that cheap)
     # Register every run: the unique key makes this idempotent across re-runs.
     jobs: list[tuple[Job, int]] = []
     run_ids: dict[tuple[str, str, int], int] = {}
+    ambiguous: set[tuple[str, str, int]] = set()
+    runs: dict[RunKey, int] = {}
     for job, key, run_config in planned:
-        run_id = store.ensure_run(key, run_config, epochs=tasks[job.task_index].settings.epochs)
-        run_ids[(key.task, key.loss, key.seed)] = run_id
+        record = samples.get((job.task_index, job.stage))
+        if record is not None:
+            run_config = {**run_config, "samples": record}
+        run_id = store.ensure_run(key, run_config,
+                                  epochs=tasks[job.task_index].settings_for(job.loss).epochs,
+                                  eval_split=EVAL_SPLITS[stage])
+        triple = (key.task, key.loss, key.seed)
+        if triple in run_ids and run_ids[triple] != run_id:
+            ambiguous.add(triple)
+        run_ids[triple] = run_id
+        runs[key] = run_id
         jobs.append((job, run_id))
-    remaining = {run_id: tasks[job.task_index].settings.epochs - store.epoch_count(run_id)
-                 for job, run_id in jobs if store.status(run_id) != "finished"}
+    for triple in ambiguous:
+        del run_ids[triple]
+    remaining = {run_id: tasks[job.task_index].settings_for(job.loss).epochs - store.epoch_count(run_id)
+                 for job, run_id in jobs if store.status(run_id) not in DONE_STATUSES}
     pending = [(job, run_id) for job, run_id in jobs if run_id in remaining]
-    log(f"[compare] {len(jobs)} runs in the grid: {len(jobs) - len(pending)} already finished, "
+    log(f"[compare] {len(jobs)} {stage} runs in the grid: {len(jobs) - len(pending)} already finished, "
         f"{len(pending)} to train ({sum(remaining.values())} epochs) with {workers} worker(s) "
         f"× {threads} thread(s); results in {store.path}")
     environment = environment_info()
     bar = _progress_bar(sum(remaining.values()), progress)
-    counts = {"trained": 0, "skipped": len(jobs) - len(pending), "busy": 0}
+    counts = {"trained": 0, "skipped": len(jobs) - len(pending), "busy": 0, "diverged": 0}
     failed: list[str] = []
 
     def advance(task_label: str, loss: str, seed: int, epoch: int, metrics: dict[str, float]) -> None:
@@ -468,8 +550,7 @@ def run_grid(
                     except (KeyboardInterrupt, SystemExit):
                         raise
                     except Exception as error:
-                        failed.append(f"{tasks[job.task_index].label}/{job.loss}/seed {job.seed}: "
-                                      f"{type(error).__name__}: {error}")
+                        failed.append(f"{_describe(tasks, job)}: {type(error).__name__}: {error}")
                         log(f"[compare] failed: {failed[-1]}")
                         if _is_store_error(error):
                             raise
@@ -482,9 +563,18 @@ def run_grid(
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - started
+    diverged = f", {counts['diverged']} diverged" if counts["diverged"] else ""
     log(f"[compare] done in {wall:.1f} s: {counts['trained']} trained, {counts['skipped']} "
-        f"already finished, {counts['busy']} busy in another process, {len(failed)} failed")
-    return GridResult(run_ids, counts["trained"], counts["skipped"], counts["busy"], failed, wall)
+        f"already finished, {counts['busy']} busy in another process{diverged}, {len(failed)} failed")
+    return GridResult(run_ids, counts["trained"], counts["skipped"], counts["busy"], failed, wall, runs,
+                      counts["diverged"])
+
+
+def _describe(tasks: Sequence[PlannedTask], job: Job) -> str:
+    """``task/loss/seed N`` (plus the learning rate in a sweep, where it tells runs apart)."""
+    task = tasks[job.task_index]
+    text = f"{task.label}/{job.loss}/seed {job.seed}"
+    return text + (f"/lr {task.settings_for(job.loss).lr:g}" if job.stage == "sweep" else "")
 
 
 def _is_store_error(error: BaseException) -> bool:
@@ -539,11 +629,11 @@ def _run_parallel(store: ResultsStore, tasks: Sequence[PlannedTask], pending: li
                 except BrokenProcessPool as broken:
                     raise WorkerDiedError(
                         "a worker process died (killed or out of memory) while training "
-                        f"{tasks[job.task_index].label}/{job.loss}/seed {job.seed}; every recorded "
+                        f"{_describe(tasks, job)}; every recorded "
                         "epoch is kept: run the same command again to resume"
                     ) from broken
                 if outcome == "failed":
-                    failed.append(f"{tasks[job.task_index].label}/{job.loss}/seed {job.seed}: {error}")
+                    failed.append(f"{_describe(tasks, job)}: {error}")
                     log(f"[compare] failed: {failed[-1]}")
                 else:
                     counts[outcome] += 1

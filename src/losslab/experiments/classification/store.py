@@ -15,6 +15,10 @@ Tables:
   checkpoint or the reverse. Large states go to a file beside the database (written and
   renamed atomically before the transaction); the row then holds the file's path.
 
+- ``sample_sets``: the exact sample-id arrays runs trained and were scored on, keyed by
+  their SHA-256 (zlib-compressed little-endian int64; see :mod:`.splits`). A run's config
+  names its two sets under ``samples``; identical sets are stored once.
+
 Every write is one short ``BEGIN IMMEDIATE`` transaction; a killed process loses at most the
 epoch it was computing.
 """
@@ -83,12 +87,22 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     state BLOB,
     path TEXT
 );
+CREATE TABLE IF NOT EXISTS sample_sets (
+    sha256 TEXT PRIMARY KEY,
+    count INTEGER NOT NULL,
+    ids BLOB NOT NULL
+);
 """
 
 EPOCH_FIELDS: tuple[str, ...] = (
     "train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_cross_entropy",
     "grad_mean", "grad_sd", "wall_time",
 )
+
+
+# Statuses of runs that are done: "diverged" is a learning-rate sweep run whose loss became
+# non-finite (a deterministic outcome of too large a rate, not an error to retry).
+DONE_STATUSES: tuple[str, ...] = ("finished", "diverged")
 
 
 class ResultsStoreError(ValueError):
@@ -300,7 +314,7 @@ class ResultsStore:
         with self.transaction() as cursor:
             cursor.execute("SELECT status, owner FROM runs WHERE run_id = ?", (run_id,))
             status, owner = cursor.fetchone()
-            if status == "finished":
+            if status in DONE_STATUSES:
                 return False
             if status == "running" and owner != _owner_token() and _owner_alive(owner):
                 return False
@@ -310,6 +324,16 @@ class ResultsStore:
                 (_owner_token(), json.dumps(environment, default=str), _now(), run_id),
             )
             return True
+
+    def diverge(self, run_id: int, error: str) -> None:
+        """Record that a sweep run's loss became non-finite: a result (the rate is too large),
+        final like ``finished``, so a re-run does not train it again."""
+        with self.transaction() as cursor:
+            cursor.execute(
+                "UPDATE runs SET status = 'diverged', owner = NULL, error = ?, finished_utc = ? "
+                "WHERE run_id = ?",
+                (error[:2000], _now(), run_id),
+            )
 
     def fail(self, run_id: int, error: str) -> None:
         """Record that the run stopped with an error (its finished epochs stay)."""
@@ -395,6 +419,48 @@ class ResultsStore:
         for old in old_files:  # only after the commit: until then they were the resume point
             if file_path is None or Path(old) != file_path:
                 Path(old).unlink(missing_ok=True)
+
+    # -- sample ids ------------------------------------------------------------------------
+
+    def put_sample_set(self, ids: Any) -> str:
+        """Store an id array (once per distinct content); returns its SHA-256."""
+        import zlib
+
+        import numpy as np
+
+        from losslab.experiments.classification.splits import ids_digest
+
+        array = np.ascontiguousarray(np.asarray(ids, dtype="<i8"))
+        digest = ids_digest(array)
+        with self.transaction() as cursor:
+            cursor.execute(
+                "INSERT OR IGNORE INTO sample_sets (sha256, count, ids) VALUES (?, ?, ?)",
+                (digest, int(array.size), zlib.compress(array.tobytes())),
+            )
+        return digest
+
+    def sample_set(self, digest: str) -> Any:
+        """The id array stored under ``digest`` (checked against it), as int64 numpy."""
+        import zlib
+
+        import numpy as np
+
+        from losslab.experiments.classification.splits import ids_digest
+
+        rows = self.query("SELECT count, ids FROM sample_sets WHERE sha256 = ?", (digest,))
+        if not rows:
+            raise KeyError(f"sample set {digest[:16]}... is not in {self.path}")
+        array = np.frombuffer(zlib.decompress(rows[0]["ids"]), dtype="<i8").astype(np.int64)
+        if array.size != rows[0]["count"] or ids_digest(array) != digest:
+            raise ResultsStoreError(f"db: sample set {digest[:16]}... in {self.path} is corrupt")
+        return array
+
+    def run_samples(self, run: Mapping[str, Any]) -> dict[str, Any]:
+        """``{"train": ids, "eval": ids}`` of a run (as returned by :meth:`runs`)."""
+        record = run["config"].get("samples")
+        if not record:
+            raise KeyError(f"run {run['run_id']} has no sample record (made by an older losslab)")
+        return {part: self.sample_set(record[part]["sha256"]) for part in ("train", "eval")}
 
     # -- reading ---------------------------------------------------------------------------
 

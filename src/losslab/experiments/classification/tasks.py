@@ -274,8 +274,34 @@ def prepare_classification_data(data: Any, model: str, model_options: Mapping[st
         input_shape = tuple(x_train.shape[1:])
     factory = _model_factory(model, options, num_classes=len(data.classes),
                              input_shape=input_shape, vocab_size=vocab_size)
+    n_train, n_test = len(y_train), len(y_test)
     return PreparedData(x_train, y_train, x_test, y_test, len(data.classes), factory,
-                        eval_split="test", info=info)
+                        eval_split="test", info=info, train_ids=np.arange(n_train),
+                        eval_ids=n_train + np.arange(n_test))
+
+
+def _validation_view(data: Any, split: Any) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The data set with its training split cut into (sweep training part, validation part).
+
+    Returns the new :class:`losslab.data.ClassificationData` (whose "test" split is the
+    validation part: the real test split is dropped here, before any tensor is made) and the
+    sample ids of both parts.
+    """
+    from losslab.data import ClassificationData
+    from losslab.experiments.classification.splits import carve_validation
+
+    y = np.asarray(data.y_train)
+    fit, validation = carve_validation(y, split, class_names=list(data.classes))
+
+    def take(x: Any, indices: np.ndarray) -> Any:
+        return [x[int(i)] for i in indices] if isinstance(x, list) else np.asarray(x)[indices]
+
+    view = ClassificationData(
+        name=data.name, kind=data.kind, x_train=take(data.x_train, fit), y_train=y[fit],
+        x_test=take(data.x_train, validation), y_test=y[validation], classes=list(data.classes),
+        source=data.source, meta={**data.meta, "validation": split.config()},
+    )
+    return view, fit, validation
 
 
 @dataclass
@@ -292,11 +318,14 @@ class DatasetSource:
     path: str | None = None
     root: str | None = None
     cache_dir: str | None = None
+    validation: Any = None  # a splits.ValidationSplit: what stage "sweep" trains and scores on
 
     def config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"dataset": self.dataset, "model": self.model,
                                   "model_options": _jsonable(self.model_options),
                                   "options": _jsonable(self.options)}
+        if self.validation is not None:
+            config["validation"] = self.validation.config()
         if self.path is not None:
             # The path is where the data is, not what it is: identify a file by its content.
             file = Path(self.path)
@@ -318,15 +347,30 @@ class DatasetSource:
             raise
 
     def prepare(self, stage: str) -> PreparedData:
-        """Tensors and model factory for ``stage``; memoised in this process (not pickled)."""
-        if stage != "test":
-            # A validation split carved from the training data (learning-rate sweeps) is
-            # a later protocol's stage; it would split here, before any tensor is made.
-            raise ValueError(f"stage: only 'test' is implemented, got {stage!r}")
+        """Tensors and model factory for ``stage``; memoised in this process (not pickled).
+
+        ``"test"``: the training split, scored on the test split. ``"sweep"``: the training
+        split cut by ``validation`` into a part to train on and a validation part to score
+        on; the split happens before any tensor is made, so feature scaling and the text
+        vocabulary are fitted on the sweep's training part only, and the test split is never
+        read.
+        """
+        if stage not in ("test", "sweep"):
+            raise ValueError(f"stage: expected 'test' or 'sweep', got {stage!r}")
+        if stage == "sweep" and self.validation is None:
+            raise ValueError("stage: 'sweep' needs a validation split (DatasetSource.validation)")
         memo = self.__dict__.setdefault("_prepared", {})
         if stage not in memo:
-            memo[stage] = prepare_classification_data(self.load(), self.model, self.model_options,
-                                                      cache_dir=self.cache_dir)
+            data = self.load()
+            if stage == "sweep":
+                view, fit, validation = _validation_view(data, self.validation)
+                prepared = prepare_classification_data(view, self.model, self.model_options,
+                                                       cache_dir=self.cache_dir)
+                prepared.eval_split, prepared.train_ids, prepared.eval_ids = "validation", fit, validation
+            else:
+                prepared = prepare_classification_data(data, self.model, self.model_options,
+                                                       cache_dir=self.cache_dir)
+            memo[stage] = prepared
         return memo[stage]
 
     def __getstate__(self) -> dict[str, Any]:  # workers prepare their own tensors
@@ -355,25 +399,50 @@ class ArraySource:
     model_factory: Callable[[], nn.Module]
     num_classes: int
     name: str = "arrays"
+    validation: Any = None  # a splits.ValidationSplit: what stage "sweep" trains and scores on
 
     def config(self) -> dict[str, Any]:
         factory = self.model_factory
         factory_name = getattr(factory, "__qualname__", None) or type(factory).__qualname__
         module = getattr(factory, "__module__", "")
-        return {
+        config = {
             "dataset": self.name,
             "model": f"{module}.{factory_name}",
             "num_classes": self.num_classes,
             "fingerprint": _fingerprint_any(self.x_train, self.y_train, self.x_test, self.y_test),
         }
+        if self.validation is not None:
+            config["validation"] = self.validation.config()
+        return config
 
     def prepare(self, stage: str) -> PreparedData:
-        if stage != "test":
-            raise ValueError(f"stage: only 'test' is implemented, got {stage!r}")
-        return PreparedData(self.x_train, self.y_train, self.x_test, self.y_test, self.num_classes,
-                            self.model_factory, eval_split="test",
-                            info={"dataset": self.name, "train_size": len(self.y_train),
-                                  "test_size": len(self.y_test)})
+        """``"test"``: train on the training arrays, score on the test arrays. ``"sweep"``:
+        train on part of the training arrays, score on the validation rest (``x_test`` is
+        not touched)."""
+        n_train, n_test = len(self.y_train), len(self.y_test)
+        info = {"dataset": self.name, "train_size": n_train, "test_size": n_test}
+        if stage == "test":
+            return PreparedData(self.x_train, self.y_train, self.x_test, self.y_test, self.num_classes,
+                                self.model_factory, eval_split="test", info=info,
+                                train_ids=np.arange(n_train), eval_ids=n_train + np.arange(n_test))
+        if stage != "sweep":
+            raise ValueError(f"stage: expected 'test' or 'sweep', got {stage!r}")
+        if self.validation is None:
+            raise ValueError("stage: 'sweep' needs a validation split (ArraySource.validation)")
+        from losslab.experiments.classification.splits import carve_validation
+
+        y = torch.as_tensor(self.y_train)
+        fit, validation = carve_validation(y.numpy(), self.validation)
+        return PreparedData(_subset(self.x_train, fit), y[fit], _subset(self.x_train, validation),
+                            y[validation], self.num_classes, self.model_factory,
+                            eval_split="validation", info=info, train_ids=fit, eval_ids=validation)
+
+
+def _subset(x: Any, indices: np.ndarray) -> Any:
+    """Rows ``indices`` of a tensor, or a view of a torch Dataset."""
+    if isinstance(x, torch.Tensor):
+        return x[torch.as_tensor(indices)]
+    return torch.utils.data.Subset(x, [int(i) for i in indices])
 
 
 def _fingerprint_any(*parts: Any) -> str:

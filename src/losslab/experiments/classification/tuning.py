@@ -1,0 +1,392 @@
+"""The ``tuned`` protocol: each loss gets its own learning rate, chosen on a validation split.
+
+A loss that scales its gradients (M multiplies them by about ``1/p``, L damps them) also
+changes the effective step size, so comparing losses at one shared learning rate mixes "a
+better objective" with "a better step size". The tuned protocol separates the two:
+
+1. **Sweep** (stage ``"sweep"``): for every (task, loss), train at each rate of a log grid
+   (default: 5 rates over 2 decades centred on the task's rate) for a short budget, on the
+   training split minus a stratified, seeded validation part, and score on that validation
+   part. The test split is never loaded for it (see :mod:`.splits` for the recorded ids).
+2. **Selection**: the rate with the most correct validation predictions after the sweep's
+   last epoch, summed over the sweep seeds. Counts are exact integers
+   (``round(accuracy × validation size)`` of the recorded accuracy), so "equal" means equal
+   counts; ties go to the smaller rate. A sweep run whose loss became non-finite counts as
+   zero correct. The choice is a pure function of the sweep rows in the database.
+3. **Test** (stage ``"test"``): every loss at its chosen rate, over the comparison's seeds,
+   trained on the full training split and scored on the test split. The run config records
+   the protocol (grid, validation split, sweep budget) and, unhashed, the scores behind the
+   choice.
+
+Both stages are ordinary grid runs: crash-safe, resumable, and skipped when finished.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from losslab.experiments.classification.runner import (
+    GridResult,
+    PlannedTask,
+    check_losses,
+    check_seeds,
+    run_grid,
+)
+from losslab.experiments.classification.splits import ValidationSplit
+from losslab.experiments.classification.store import ResultsStore, RunKey, config_hash
+
+DEFAULT_LR_DECADES = 2.0
+DEFAULT_LR_POINTS = 5
+DEFAULT_VAL_FRACTION = 0.2
+CRITERION = ("most correct validation predictions after the sweep's last epoch, summed over the "
+             "sweep seeds (exact integer counts); ties go to the smaller learning rate; a "
+             "diverged run counts as zero correct")
+
+
+def log_grid(centre: float, *, decades: float = DEFAULT_LR_DECADES,
+             points: int = DEFAULT_LR_POINTS) -> tuple[float, ...]:
+    """``points`` rates evenly spaced in log10 over ``decades`` decades, centred on ``centre``.
+
+    Values are rounded to 4 significant digits so they print and hash the same everywhere;
+    e.g. ``log_grid(1e-3)`` is ``(1e-4, 3.162e-4, 1e-3, 3.162e-3, 1e-2)``.
+    """
+    if not (isinstance(centre, (int, float)) and not isinstance(centre, bool)
+            and math.isfinite(centre) and centre > 0):
+        raise ValueError(f"lr: expected a positive learning rate to centre the grid on, got {centre!r}")
+    if not (isinstance(decades, (int, float)) and not isinstance(decades, bool)
+            and math.isfinite(decades) and decades > 0):
+        raise ValueError(f"lr_decades: expected a positive number of decades, got {decades!r}")
+    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+        raise ValueError(f"lr_points: expected a positive integer, got {points!r}")
+    if points == 1:
+        return (float(f"{centre:.4g}"),)
+    exponents = [-decades / 2 + decades * i / (points - 1) for i in range(points)]
+    return check_lr_grid([float(f"{centre * 10 ** e:.4g}") for e in exponents])
+
+
+def check_lr_grid(grid: Sequence[float]) -> tuple[float, ...]:
+    """A non-empty grid of distinct positive finite rates, sorted ascending."""
+    if isinstance(grid, (str, bytes)) or not isinstance(grid, Sequence):
+        raise TypeError(f"lr_grid: expected a sequence of learning rates, got {type(grid).__name__}")
+    values = list(grid)
+    if not values:
+        raise ValueError("lr_grid: expected at least one learning rate, got an empty grid")
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))
+           or not math.isfinite(v) or v <= 0]
+    if bad:
+        raise ValueError(f"lr_grid: expected positive finite learning rates, got {values!r} "
+                         f"(bad: {bad!r})")
+    rates = sorted(float(v) for v in values)
+    if len(set(rates)) != len(rates):
+        raise ValueError(f"lr_grid: expected distinct learning rates, got {values!r}")
+    return tuple(rates)
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    """How the tuned protocol sweeps and selects.
+
+    Attributes:
+        lr_grid: explicit learning rates; None for :func:`log_grid` around each task's rate.
+        lr_decades, lr_points: the default grid's span and size.
+        val_fraction: share of the training split held out for validation, in (0, 1).
+        split_seed: seed of the stratified validation split.
+        sweep_epochs: epochs of a sweep run; None for half the task's epochs (rounded up).
+            A short budget favours rates that learn fast early; pass the task's epochs to
+            remove that bias at a higher cost.
+        sweep_seeds: a number n (seeds 0..n-1) or explicit seeds of the sweep runs.
+    """
+
+    lr_grid: tuple[float, ...] | None = None
+    lr_decades: float = DEFAULT_LR_DECADES
+    lr_points: int = DEFAULT_LR_POINTS
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    split_seed: int = 0
+    sweep_epochs: int | None = None
+    sweep_seeds: int | tuple[int, ...] = 1
+    _seeds: tuple[int, ...] = field(init=False, repr=False, compare=False, default=())
+
+    def __post_init__(self) -> None:
+        if self.lr_grid is not None:
+            object.__setattr__(self, "lr_grid", check_lr_grid(self.lr_grid))
+        else:
+            log_grid(1.0, decades=self.lr_decades, points=self.lr_points)  # checks both
+        ValidationSplit(self.val_fraction, self.split_seed)  # checks val_fraction, split_seed
+        if self.sweep_epochs is not None and (
+                isinstance(self.sweep_epochs, bool) or not isinstance(self.sweep_epochs, int)
+                or self.sweep_epochs < 1):
+            raise ValueError(f"sweep_epochs: expected a positive integer, got {self.sweep_epochs!r}")
+        try:
+            seeds = check_seeds(self.sweep_seeds)
+        except ValueError as error:
+            raise ValueError(f"sweep_{error}") from None
+        object.__setattr__(self, "_seeds", tuple(seeds))
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self._seeds)
+
+    @property
+    def validation(self) -> ValidationSplit:
+        return ValidationSplit(self.val_fraction, self.split_seed)
+
+    def grid_for(self, default_lr: float) -> tuple[float, ...]:
+        if self.lr_grid is not None:
+            return self.lr_grid
+        return log_grid(default_lr, decades=self.lr_decades, points=self.lr_points)
+
+    def epochs_for(self, task_epochs: int) -> int:
+        return self.sweep_epochs if self.sweep_epochs is not None else max(1, math.ceil(task_epochs / 2))
+
+    def protocol(self, task: PlannedTask) -> dict[str, Any]:
+        """The record of the protocol stored (and hashed) with every tuned test run."""
+        return {
+            "name": "tuned",
+            "lr_grid": list(self.grid_for(task.settings.lr)),
+            "validation": self.validation.config(),
+            "sweep_epochs": self.epochs_for(task.settings.epochs),
+            "sweep_seeds": self.seeds,
+            "criterion": CRITERION,
+        }
+
+
+# --- the sweep rows, derived from a test configuration ---------------------------------------
+
+
+def sweep_config(test_config: Mapping[str, Any], protocol: Mapping[str, Any], lr: float) -> dict[str, Any]:
+    """The config of the sweep run at rate ``lr`` that belongs to a (fixed-shape) test config.
+
+    Pure dict arithmetic, used both when planning the sweep and when reading it back: the
+    data gains the validation split, the training its rate and the sweep's epochs.
+    """
+    return {
+        "task": test_config["task"],
+        "data": {**test_config["data"], "validation": dict(protocol["validation"])},
+        "training": {**test_config["training"], "lr": float(lr), "epochs": int(protocol["sweep_epochs"])},
+    }
+
+
+def sweep_key(test_config: Mapping[str, Any], protocol: Mapping[str, Any], lr: float, loss: str,
+              seed: int) -> RunKey:
+    """The results-store key of one sweep run (the runner hashes config + loss + seed)."""
+    config = sweep_config(test_config, protocol, lr)
+    return RunKey(config["task"], loss, seed, "sweep", config_hash({**config, "loss": loss, "seed": seed}))
+
+
+@dataclass
+class Selection:
+    """The learning rate chosen for one (task, loss), and the sweep scores behind it.
+
+    ``scores`` maps each rate to ``(correct, total)`` validation predictions summed over the
+    sweep seeds; ``diverged`` lists rates where a sweep run's loss became non-finite;
+    ``lr`` is None while some sweep run of the grid is not done.
+    """
+
+    task: str
+    loss: str
+    lr: float | None
+    grid: tuple[float, ...]
+    scores: dict[float, tuple[int, int]]
+    diverged: list[float] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def accuracy(self, lr: float) -> float:
+        correct, total = self.scores[lr]
+        return correct / total if total else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able (rates as strings of their repr, so they survive a round trip)."""
+        return {
+            "lr": self.lr, "grid": list(self.grid), "criterion": CRITERION,
+            "scores": {repr(lr): {"correct": c, "total": t, "accuracy": c / t if t else None}
+                       for lr, (c, t) in self.scores.items()},
+            "diverged": list(self.diverged),
+        }
+
+
+def select_learning_rate(scores: Mapping[float, tuple[int, int] | int]) -> float:
+    """The rate with the most correct predictions; ties go to the smaller rate.
+
+    ``scores`` maps a rate to ``correct`` or ``(correct, total)`` (every rate must be scored
+    on the same validation samples, so counts compare exactly).
+    """
+    if not scores:
+        raise ValueError("scores: expected at least one scored learning rate, got none")
+    counts = {float(lr): int(v[0] if isinstance(v, tuple) else v) for lr, v in scores.items()}
+    # Sorting by (-correct, lr) puts the most correct first and, among equals, the smallest rate.
+    return min(counts, key=lambda lr: (-counts[lr], lr))
+
+
+def _correct_count(store: ResultsStore, run: Mapping[str, Any]) -> tuple[int, int]:
+    """(correct, total) validation predictions of a done sweep run at its last epoch."""
+    samples = run["config"].get("samples")
+    if not samples:
+        raise ValueError(f"run {run['run_id']}: a sweep run without its sample record cannot be scored")
+    total = int(samples["eval"]["count"])
+    if run["status"] == "diverged":
+        return 0, total
+    last = store.epochs(run["run_id"])[-1]
+    # eval_accuracy was recorded as correct / total: rounding recovers the integer exactly.
+    return round(last["eval_accuracy"] * total), total
+
+
+def derive_selection(store: ResultsStore, test_config: Mapping[str, Any], protocol: Mapping[str, Any],
+                     loss: str) -> Selection:
+    """The selection for one loss, computed from the sweep rows in ``store`` (nothing else)."""
+    grid = tuple(float(lr) for lr in protocol["lr_grid"])
+    scores: dict[float, tuple[int, int]] = {}
+    diverged, missing = [], []
+    by_key = {}
+    for lr in grid:
+        correct_sum = total_sum = 0
+        complete = True
+        for seed in protocol["sweep_seeds"]:
+            key = sweep_key(test_config, protocol, lr, loss, int(seed))
+            if key not in by_key:
+                rows = store.query(
+                    "SELECT run_id FROM runs WHERE task = ? AND loss = ? AND seed = ? AND stage = ? "
+                    "AND config_hash = ?", (key.task, key.loss, key.seed, key.stage, key.config_hash))
+                by_key[key] = rows[0]["run_id"] if rows else None
+            run_id = by_key[key]
+            run = None if run_id is None else _run(store, run_id)
+            if run is None or run["status"] not in ("finished", "diverged"):
+                missing.append(f"lr {lr:g} seed {seed}")
+                complete = False
+                continue
+            if run["status"] == "diverged" and lr not in diverged:
+                diverged.append(lr)
+            correct, total = _correct_count(store, run)
+            correct_sum += correct
+            total_sum += total
+        if complete:
+            scores[lr] = (correct_sum, total_sum)
+    chosen = select_learning_rate(scores) if scores and not missing else None
+    return Selection(str(test_config["task"]), loss, chosen, grid, scores, diverged, missing)
+
+
+def _run(store: ResultsStore, run_id: int) -> dict[str, Any]:
+    import json
+
+    row = store.query("SELECT * FROM runs WHERE run_id = ?", (run_id,))[0]
+    record = dict(row)
+    record["config"] = json.loads(record["config"])
+    return record
+
+
+# --- running the protocol ------------------------------------------------------------------
+
+
+def sweep_tasks(task: PlannedTask, tuning: TuningSettings) -> list[PlannedTask]:
+    """The sweep's grid rows of one task: one per learning rate, sharing one data source."""
+    if task.protocol is not None or task.loss_settings:
+        raise ValueError(f"tasks: {task.label!r} is already tuned; pass the fixed-protocol task")
+    source = replace(task.source, validation=tuning.validation)
+    epochs = tuning.epochs_for(task.settings.epochs)
+    return [PlannedTask(task.label, source, replace(task.settings, lr=lr, epochs=epochs))
+            for lr in tuning.grid_for(task.settings.lr)]
+
+
+@dataclass
+class TunedRun:
+    """What :func:`run_tuned` did: both grids, the selections, and the test-stage rows."""
+
+    sweep: GridResult
+    test: GridResult | None
+    selections: dict[tuple[str, str], Selection]
+    tasks: list[PlannedTask]  # the test-stage rows (each loss at its chosen rate)
+    failed: list[str] = field(default_factory=list)
+
+
+def run_tuned(
+    tasks: Sequence[PlannedTask],
+    losses: Sequence[str],
+    seeds: int | Sequence[int],
+    *,
+    db: str | Path | ResultsStore,
+    tuning: TuningSettings | None = None,
+    workers: int = 1,
+    threads: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    timeout: float = 60.0,
+    on_epoch: Callable[..., None] | None = None,
+    stages: Sequence[str] = ("sweep", "test"),
+) -> TunedRun:
+    """Sweep each (task, loss)'s learning rate on a validation split, then test at the best.
+
+    Args:
+        tasks: fixed-protocol grid rows (their ``settings.lr`` centres the default grid).
+        losses, seeds: as for :func:`.runner.run_grid` (the seeds of the test stage).
+        db: the results database holding both stages.
+        tuning: the sweep and selection settings (defaults: :class:`TuningSettings`).
+        stages: ``("sweep",)`` to run the sweep and select without testing.
+
+    Returns:
+        A :class:`TunedRun`. A loss whose sweep has failed runs gets no test runs; it is
+        listed in ``failed`` (re-run to retry).
+    """
+    tuning = tuning or TuningSettings()
+    losses = check_losses(losses)
+    seeds = check_seeds(seeds)
+    unknown = [stage for stage in stages if stage not in ("sweep", "test")]
+    if unknown or "sweep" not in stages:
+        raise ValueError(f"stages: expected ('sweep',) or ('sweep', 'test'), got {tuple(stages)!r}")
+    store = db if isinstance(db, ResultsStore) else ResultsStore(db, timeout=timeout)
+    rows = [row for task in tasks for row in sweep_tasks(task, tuning)]
+    log(f"[tune] sweep: {len(tasks)} task(s) × {len(losses)} loss(es) × "
+        f"{len(rows) // max(1, len(tasks))} rate(s) × {len(tuning.seeds)} seed(s) on a "
+        f"{tuning.val_fraction:g} validation split")
+    sweep = run_grid(rows, losses, tuning.seeds, db=store, workers=workers, threads=threads,
+                     stage="sweep", progress=progress, log=log, timeout=timeout, on_epoch=on_epoch)
+    selections: dict[tuple[str, str], Selection] = {}
+    tested: list[PlannedTask] = []
+    failed = list(sweep.failed)
+    for task in tasks:
+        protocol = tuning.protocol(task)
+        base_config = task.config()
+        chosen: dict[str, dict[str, Any]] = {}
+        notes: dict[str, dict[str, Any]] = {}
+        for loss in losses:
+            selection = derive_selection(store, base_config, protocol, loss)
+            selections[(task.label, loss)] = selection
+            if selection.lr is None:
+                failed.append(f"{task.label}/{loss}: no learning rate chosen, sweep runs not done: "
+                              f"{', '.join(selection.missing)}")
+                continue
+            chosen[loss] = {"lr": selection.lr}
+            notes[loss] = {"selection": selection.to_dict()}
+            log(f"[tune] {task.label}/{loss}: lr {selection.lr:g} (validation accuracy "
+                + ", ".join(f"{lr:g}: {selection.accuracy(lr):.3f}" for lr in selection.grid
+                            if lr in selection.scores) + ")")
+        if chosen:
+            tested.append(PlannedTask(task.label, task.source, task.settings, loss_settings=chosen,
+                                      protocol=protocol, notes=notes))
+    test = None
+    if "test" in stages and tested:
+        # One grid per task: each task's tested losses may differ when a sweep failed.
+        results = []
+        for row in tested:
+            results.append(run_grid([row], list(row.loss_settings), seeds, db=store, workers=workers,
+                                    threads=threads, stage="test", progress=progress, log=log,
+                                    timeout=timeout, on_epoch=on_epoch))
+        test = _merge(results)
+        failed += test.failed
+    return TunedRun(sweep, test, selections, tested, failed)
+
+
+def _merge(results: Sequence[GridResult]) -> GridResult:
+    merged = GridResult({}, 0, 0, 0, [], 0.0, {}, 0)
+    for result in results:
+        merged.run_ids.update(result.run_ids)
+        merged.runs.update(result.runs)
+        merged.trained += result.trained
+        merged.skipped += result.skipped
+        merged.busy += result.busy
+        merged.failed += result.failed
+        merged.wall_time += result.wall_time
+        merged.diverged += result.diverged
+    return merged
