@@ -112,7 +112,7 @@ def _scale_back(saved: Tensor, grad_output: Tensor, unreduced: bool) -> Tensor:
 # CPU's cache, so the whole loss costs about one pass over memory (read input and target,
 # write the gradient) instead of one pass per elementwise operation, and it allocates no
 # input-sized temporaries (only the gradient it keeps).
-CHUNK_ELEMENTS = 1 << 16
+CHUNK_ELEMENTS = 1 << 17
 
 
 def _row_chunks(reference: Tensor) -> list[slice] | list[type(Ellipsis)]:
@@ -148,7 +148,7 @@ def _l_parts(p: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     q -> 0) and ``p q^2 / s^3 = t r p``, which is minus the derivative in z of the first.
     """
     r = torch.addcmul(p, p, q).rsqrt_()                   # p + p q = p (1 + q)
-    t = torch.square(r).mul_(q).mul_(q)
+    t = torch.mul(r, q).square_()
     slope = torch.mul(t, r).mul_(p)
     value = t.div_(r.add_(1.0))
     return value, slope
@@ -186,24 +186,24 @@ def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale) -
         p = torch.sigmoid(zc)
         q = torch.sigmoid(torch.neg(zc))
         value, slope = _l_parts(p, q)                      # y=1 term; its derivative is -slope
-        value.mul_(target)
         if pos_weight is not None:
             value.mul_(pos_weight)
-        torch.mul(slope, target, out=grad)
-        if pos_weight is not None:
-            grad.mul_(pos_weight)
-        del slope
-        if kind == "full_l":
+            slope.mul_(pos_weight)
+        if kind == "l":
+            value.mul_(target)
+            torch.mul(slope, target, out=grad).neg_()
+        else:
             value0, slope0 = _l_parts(q, p)                # y=0 term; its derivative is +slope0
-            value0.addcmul_(value0, target, value=-1.0)
-            slope0.addcmul_(slope0, target, value=-1.0)
-            value.add_(value0)
-            grad.sub_(slope0)
+            # y v1 + (1 - y) v0 = v0 + y (v1 - v0);  -y s1 + (1 - y) s0 = s0 - y (s1 + s0)
+            value = value0.addcmul_(value.sub_(value0), target)
+            torch.addcmul(slope0, slope.add_(slope0), target, value=-1.0, out=grad)
             del value0, slope0
+        del slope
         if weight is not None:
             value.mul_(weight)
             grad.mul_(weight)
-        grad.mul_(-scale)
+        if scale != 1.0:
+            grad.mul_(scale)
     if active is not False:
         grad.masked_fill_((z < low) | (z > high), 0.0)
     return value
