@@ -160,6 +160,10 @@ def run(args: argparse.Namespace) -> int:
                              protocol=args.protocol, tuning=tuning)
     except WorkerDiedError as error:
         raise CommandError(str(error)) from error
+    except ValueError as error:
+        if str(error).startswith("val_fraction"):  # a split leaving a class out: name the option
+            raise CommandError("--val-fraction" + str(error)[len("val_fraction"):]) from error
+        raise
     for task_label, rates in result.chosen_learning_rates().items():
         chosen = ", ".join(f"{loss} {'–' if lr is None else format(lr, 'g')}" for loss, lr in rates.items())
         print(f"\n{task_label}: learning rate chosen on the validation split: {chosen}")

@@ -342,6 +342,12 @@ def train_run(
                 "grad_sd": math.sqrt(grad_variance),
                 "wall_time": time.perf_counter() - started,
             }
+            bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+            if bad:  # SQLite would store NaN as NULL; a non-finite score means the run diverged
+                raise FloatingPointError(
+                    f"loss {loss!r}: {', '.join(bad)} became non-finite at epoch {epoch} "
+                    f"(lr={settings.lr}); try a smaller --lr"
+                )
             final = epoch == settings.epochs
             store.record_epoch(
                 run_id, epoch, metrics, None if final else _serialize(model, optimizer, epoch, device),
