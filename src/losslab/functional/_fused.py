@@ -357,13 +357,14 @@ class _MulticlassFused(torch.autograd.Function):
             scale = torch.where(denominator > 0, 1.0 / denominator.clamp_min(torch.finfo(compute).tiny), 0.0)
         else:
             scale = 1.0
-        grad = torch.empty(zf.shape, dtype=compute, device=zf.device)
-        loss = torch.empty(sample_shape, dtype=compute, device=zf.device)
-        for rows in _row_chunks(zf):
-            if index is not None and not full:
-                loss[rows] = _indices_chunk(base, zf[rows], index[rows], sample_weight[rows], eps,
-                                            scale, grad[rows])
-            else:
+        if index is not None and not full:
+            # One softmax buffer becomes the gradient in place: no chunks needed (the per-sample
+            # math is on (N,) tensors, where chunking would only add per-call overhead).
+            loss, grad = _indices_pass(base, zf, index, sample_weight, eps, scale)
+        else:
+            grad = torch.empty(zf.shape, dtype=compute, device=zf.device)
+            loss = torch.empty(sample_shape, dtype=compute, device=zf.device)
+            for rows in _row_chunks(zf):
                 loss[rows] = _dense_chunk(
                     base, full, zf[rows], None if index is not None else target[rows],
                     None if index is None else index[rows],
@@ -394,12 +395,12 @@ class _MulticlassFused(torch.autograd.Function):
         return (scaled, None, None, None, None, None, None, None)
 
 
-def _indices_chunk(base, z, index, sample_weight, eps, scale, grad) -> Tensor:
+def _indices_pass(base, z, index, sample_weight, eps, scale) -> tuple[Tensor, Tensor]:
     """Class-index targets, M or L (not full): only the target class's term is non-zero.
 
     With ``p_y`` the target probability, ``dL/dz_j = k (delta_jy - p_j)``, ``k = p_y dl/dp_y``;
-    the softmax buffer becomes the gradient. Returns the per-sample loss; writes ``scale``
-    times the gradient into ``grad``.
+    the softmax buffer becomes the gradient. Returns the per-sample loss and ``scale`` times
+    the gradient.
     """
     index = index.unsqueeze(1)
     if eps > 0:
@@ -421,9 +422,9 @@ def _indices_chunk(base, z, index, sample_weight, eps, scale, grad) -> Tensor:
     k.mul_(sample_weight).mul_(scale)
     if inside is not None:
         k.masked_fill_(~inside, 0.0)
-    torch.mul(p, k.neg_(), out=grad)                       # -k p_j for j != y (p_y was zeroed)
+    grad = p.mul_(k.neg_())                                # -k p_j for j != y (p_y was zeroed)
     grad.scatter_(1, index, k.mul_(q_y).neg_())            # k (1 - p_y) at j = y
-    return value.squeeze(1)
+    return value.squeeze(1), grad
 
 
 def _dense_chunk(base, full, z, probabilities, index, keep, weight, eps, scale, grad, class_shape) -> Tensor:
