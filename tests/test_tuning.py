@@ -370,3 +370,36 @@ def test_report_shows_both_protocols_chosen_rates_sensitivity_and_gradients(tmp_
     first_epoch = np.mean([store.epochs(run["run_id"])[0]["grad_mean"] for run in tuned_m])
     assert f"| m | {rates['m']:g} | {first_epoch:.4g} |" in text
     assert "data:image/png;base64," in html_path.read_text()
+
+
+def test_reproduce_section_runs_both_protocols_where_asked(tmp_path):
+    from losslab.experiments.classification.section import TABLES, TableSpec, build_section
+    from losslab.experiments.reproduce import ReproduceContext
+
+    assert TABLES[1].protocols(quick=True) == ("fixed", "tuned")  # the digits stand-in of Table 3
+    assert all(spec.protocols(quick=False) == ("tuned",) for spec in TABLES)
+    assert [spec.number for spec in TABLES if "tuned" in spec.protocols(quick=True)] == [3]
+    tiny = TableSpec(
+        3, TABLES[1].paper_setting, TABLES[1].paper, quick_task="digits-mlp", full_task="digits-mlp",
+        differences="tiny digits for the test", quick_tuned=True,
+        quick_overrides={"epochs": 2, "max_train": 200, "max_test": 80},
+    )
+    context = ReproduceContext(preset="quick", out_dir=tmp_path, seed=4, log=lambda _: None,
+                               options={"classification_workers": 1})
+    section = build_section(context, tables=(tiny,))
+    text = section.markdown
+    assert text.index("**Fixed protocol") < text.index("**Tuned protocol")
+    table = section.data["tables"][3]
+    assert set(table["fixed"]["ours"]) == set(table["tuned"]["ours"]) == {
+        "cross_entropy", "l", "m", "full_l", "full_m"}
+    assert set(table["tuned"]["selections"]) == set(table["tuned"]["ours"])
+    store = ResultsStore(tmp_path / "classification" / "results.sqlite")
+    sweep = store.runs(stage="sweep")
+    assert len(sweep) == 5 * 5 and {run["seed"] for run in sweep} == {4}  # the context's seed
+    assert {run["config"]["data"]["validation"]["seed"] for run in sweep} == {4}
+    for loss, selection in table["tuned"]["selections"].items():
+        tested = {run["config"]["training"]["lr"] for run in store.runs()
+                  if run["loss"] == loss and "protocol" in run["config"]}
+        assert tested == {selection["lr"]}
+    names = {figure.png.name for figure in section.figures}
+    assert "table3-digits-mlp-tuned.png" in names and any(n.startswith("sensitivity-") for n in names)

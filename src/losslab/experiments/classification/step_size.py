@@ -60,10 +60,16 @@ def selection_markdown(task: Any, selections: dict[str, Any]) -> str:
         f"Learning rate chosen per loss ({protocol['criterion']}); validation accuracy after "
         f"{protocol['sweep_epochs']} sweep epoch(s) on a {protocol['validation']['fraction']:g} "
         f"stratified validation split (seed {protocol['validation']['seed']}) of the training "
-        "data, summed over the sweep seeds. Bold: the chosen rate.",
+        "data. Bold: the chosen rate.",
         "",
         "\n".join(lines),
     ]
+    edge = [loss for loss, selection in selections.items()
+            if selection.lr is not None and len(grid) > 1 and selection.lr in (grid[0], grid[-1])]
+    if edge:
+        text += ["", f"At the edge of the grid: {', '.join(edge)} — the best rate may lie beyond it "
+                 "(widen it with --lr-grid or --lr-decades). A short sweep budget also favours "
+                 "larger rates, which learn faster early."]
     if mismatched:
         text += ["", "Warning: the sweep rows now select a different rate than the test runs used "
                  "(sweep rows changed after the test ran): " + "; ".join(mismatched)]
