@@ -5,9 +5,16 @@
     ...                  db="results.sqlite")                       # doctest: +SKIP
     >>> print(result.markdown())                                    # doctest: +SKIP
 
+    >>> tuned = compare(task="digits-mlp", losses=["cross_entropy", "m"], seeds=3,
+    ...                 db="results.sqlite", protocol="tuned")      # doctest: +SKIP
+    >>> tuned.chosen_learning_rates()                               # doctest: +SKIP
+
 Modules: :mod:`.tasks` (the named tasks), :mod:`.runner` (training, resume, workers),
 :mod:`.store` (SQLite results), :mod:`.stats` (paired statistics), :mod:`.report` (tables and
-learning curves), :mod:`.section` (the ``losslab reproduce`` section: the paper's Tables 2–5).
+learning curves), :mod:`.tuning` (the tuned protocol: a learning-rate sweep on a validation
+split, then the test), :mod:`.splits` (validation splits, recorded sample ids),
+:mod:`.step_size` (chosen rates, sensitivity and gradient-size report parts), :mod:`.section`
+(the ``losslab reproduce`` section: the paper's Tables 2–5).
 """
 
 from typing import Any
@@ -22,6 +29,7 @@ from losslab.experiments.classification.api import (
 from losslab.experiments.classification.runner import PlannedTask, TrainingSettings, run_grid
 from losslab.experiments.classification.store import ResultsStore, ResultsStoreError
 from losslab.experiments.classification.tasks import get_task, list_tasks, planned_task, task_names
+from losslab.experiments.classification.tuning import Selection, TuningSettings, run_tuned
 
 
 def build_section(context: Any) -> Any:
@@ -37,7 +45,9 @@ __all__ = [
     "PlannedTask",
     "ResultsStore",
     "ResultsStoreError",
+    "Selection",
     "TrainingSettings",
+    "TuningSettings",
     "build_section",
     "compare",
     "csv_task",
@@ -46,5 +56,6 @@ __all__ = [
     "planned_task",
     "run_grid",
     "run_planned",
+    "run_tuned",
     "task_names",
 ]
