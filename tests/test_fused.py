@@ -75,10 +75,15 @@ def test_binary_fused_matches_reference_float32_and_float64_truth(function, full
     z64 = _logits(2000, scale=6.0)
     target = torch.rand(2000, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     _assert_paths_agree(function, [z64.float()], target.float(), full=full, rtol=2e-5, atol=1e-9)
-    # and the float32 fused value is within float32 tolerance of the float64 truth
-    fused32 = function(z64.detach().float(), target.float(), full=full, impl="fused", reduction="none")
-    truth = function(z64.detach(), target, full=full, impl="reference", reduction="none")
-    torch.testing.assert_close(fused32.double(), truth, rtol=1e-5, atol=1e-6)
+    # and the float32 fused value is within float32 tolerance of the float64 truth, also for
+    # hard targets near certainty, where one term is tiny and the other huge (no cancellation)
+    hard = (target > 0.5).double()
+    for y in (target, hard, 1.0 - hard):
+        fused32 = function(z64.detach().float(), y.float(), full=full, impl="fused", reduction="none")
+        # the truth on the float32-rounded inputs: the kernel's error, not the inputs' rounding
+        truth = function(z64.detach().float().double(), y.float().double(), full=full,
+                         impl="reference", reduction="none")
+        torch.testing.assert_close(fused32.double(), truth, rtol=1e-5, atol=1e-30)
 
 
 @pytest.mark.parametrize(("function", "full"), BINARY, ids=_ids(BINARY))

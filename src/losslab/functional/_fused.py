@@ -154,10 +154,10 @@ def _l_parts(p: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     return value, slope
 
 
-def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale) -> Tensor:
+def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale, active) -> Tensor:
     """Per element loss ``w (pw y pos + (1 - y) neg)`` at the clamped logit (returned), and
-    ``scale`` times its derivative in z written into ``grad`` (zero where the clamp is active)."""
-    active = _clamp_active(z, low, high)
+    ``scale`` times its derivative in z written into ``grad`` (zero where the clamp is active).
+    ``active``: whether the clamp may be active anywhere (False skips clamp and mask)."""
     zc = z if active is False else z.clamp(low, high)
     if kind in ("m", "full_m"):
         # M from a logit: y exp(-z), derivative -y exp(-z); full M adds (1 - y) exp(z) (its own
@@ -194,9 +194,10 @@ def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale) -
             torch.mul(slope, target, out=grad).neg_()
         else:
             value0, slope0 = _l_parts(q, p)                # y=0 term; its derivative is +slope0
-            # y v1 + (1 - y) v0 = v0 + y (v1 - v0);  -y s1 + (1 - y) s0 = s0 - y (s1 + s0)
-            value = value0.addcmul_(value.sub_(value0), target)
-            torch.addcmul(slope0, slope.add_(slope0), target, value=-1.0, out=grad)
+            # y v1 + (1 - y) v0 with (1 - y) x as x - x y: exact at y = 0 and 1, where the
+            # other term can be many orders of magnitude larger (no v0 + y (v1 - v0) shortcut).
+            value.mul_(target).add_(value0.addcmul_(value0, target, value=-1.0))
+            torch.addcmul(slope0.addcmul_(slope0, target, value=-1.0), slope, target, value=-1.0, out=grad)
             del value0, slope0
         del slope
         if weight is not None:
@@ -219,10 +220,11 @@ class _BinaryFused(torch.autograd.Function):
         grad = torch.empty(zf.shape, dtype=zf.dtype, device=zf.device)
         per_element = torch.empty_like(grad) if reduction == "none" else None
         partial_sums = []
+        active = _clamp_active(zf, low, high)    # one check for all chunks (a reduction is costly)
         for rows in _row_chunks(zf):
             value = _binary_chunk(
                 kind, zf[rows], target[rows], _rows_of(pos_weight, rows, zf),
-                _rows_of(weight, rows, zf), low, high, grad[rows], scale,
+                _rows_of(weight, rows, zf), low, high, grad[rows], scale, active,
             )
             if per_element is None:
                 partial_sums.append(value.sum())
