@@ -59,7 +59,7 @@ TABLES: tuple[TableSpec, ...] = (
                      "a small VGG-style CNN (2 blocks) instead of VGG-19. CIFAR-10 itself runs with "
                      "`losslab compare --task cifar10-vgg --path cifar-10-batches-py`."),
         # Small batches: BatchNorm's running statistics need enough steps to be usable.
-        quick_overrides={"max_train": 1000, "max_test": 500, "epochs": 2, "batch_size": 16},
+        quick_overrides={"max_train": 2000, "max_test": 1000, "epochs": 3, "batch_size": 32},
     ),
     TableSpec(
         3, "VGG-19 with ImageNet weights, fine-tuned on Imagenette",
