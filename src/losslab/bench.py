@@ -32,11 +32,14 @@ Memory, two measures (documented because CPU torch has no allocator statistics):
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
+import os
 import statistics
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -426,6 +429,24 @@ def time_round_robin(runs: dict[str, Callable[[], None]], *, repeats: int, warmu
     return times
 
 
+@contextlib.contextmanager
+def _c_stderr_silenced() -> Iterator[None]:
+    """Silence file descriptor 2 (the profiler's C++ side logs two lines per session there)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def peak_memory_bytes(run: Callable[[], None], device: torch.device | str = "cpu") -> int | None:
     """Peak bytes of tensors allocated by ``run`` above those live before it (see module doc)."""
     device = torch.device(device)
@@ -440,8 +461,8 @@ def peak_memory_bytes(run: Callable[[], None], device: torch.device | str = "cpu
         from torch.profiler import ProfilerActivity, profile
         from torch.profiler._memory_profiler import Action
 
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
-                     with_stack=True) as prof:
+        with _c_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True,
+                                           record_shapes=True, with_stack=True) as prof:
             run()
         current = peak = 0
         for _, action, _, size in prof._memory_profile().timeline:

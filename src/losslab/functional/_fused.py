@@ -99,12 +99,11 @@ def _clamp_active(z: Tensor, low: float, high: float) -> bool | None:
 
 
 def _scale_back(saved: Tensor, grad_output: Tensor, unreduced: bool) -> Tensor:
-    """``saved * grad_output`` without a copy when ``grad_output`` is the usual scalar 1."""
+    """``saved * grad_output``, always a new tensor: handing out the saved buffer itself would
+    let a caller's gradient accumulation (``x.grad += ...``) modify it, which breaks a second
+    ``backward(retain_graph=True)``."""
     if unreduced:
         return saved * grad_output.reshape(grad_output.shape + (1,) * (saved.dim() - grad_output.dim()))
-    if not torch.compiler.is_compiling() and grad_output.device.type == "cpu" and grad_output.numel() == 1:
-        if float(grad_output) == 1.0:
-            return saved
     return saved * grad_output
 
 
