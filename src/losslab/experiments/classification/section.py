@@ -273,7 +273,7 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> Secti
             if protocol_group is not None:
                 extra, extra_figures, extra_data = step_size_parts(
                     store, protocol_group, context.subdir("classification/figures"),
-                    f"table{spec.number}-{task_name}-{protocol}")
+                    f"table{spec.number}-{task_name}-{protocol}", explain=not shown)
                 if extra:
                     parts += [extra, ""]
                 for figure in extra_figures:

@@ -185,9 +185,13 @@ GRADIENT_NOTE = (
 )
 
 
-def step_size_parts(store: ResultsStore, task: Any, out_dir: str | Path, stem: str
-                    ) -> tuple[str, list[Figure], dict[str, Any]]:
-    """(markdown, figures, data) of the step-size parts of one comparison's report section."""
+def step_size_parts(store: ResultsStore, task: Any, out_dir: str | Path, stem: str, *,
+                    explain: bool = True) -> tuple[str, list[Figure], dict[str, Any]]:
+    """(markdown, figures, data) of the step-size parts of one comparison's report section.
+
+    ``explain=False`` leaves out the paragraph explaining the gradient table (when an earlier
+    part of the same page already has it).
+    """
     parts, figures, data = [], [], {}
     if task.protocol == "tuned":
         selections = tuned_selections(store, task)
@@ -198,7 +202,8 @@ def step_size_parts(store: ResultsStore, task: Any, out_dir: str | Path, stem: s
         data["selections"] = {loss: selection.to_dict() for loss, selection in selections.items()}
     summary = gradient_summary(task)
     if summary:
-        parts += [GRADIENT_NOTE, "", gradient_markdown(summary)]
+        parts += ([GRADIENT_NOTE, ""] if explain else ["Gradient size per loss:", ""])
+        parts += [gradient_markdown(summary)]
         figure = gradient_figure(task, summary, out_dir, f"gradients-{stem}")
         if figure is not None:
             figures.append(figure)
