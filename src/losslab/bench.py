@@ -544,9 +544,36 @@ def _has_reference(info: LossInfo) -> bool:
         return False
 
 
+# Losses whose implementation materialises every (anchor, positive, negative) triple of the
+# batch: bytes per triple over forward + backward (bool mask + float violation + float hinge,
+# and what autograd keeps), to skip sizes the machine cannot hold instead of being OOM-killed.
+_CUBIC_BYTES_PER_TRIPLE = {"batch_all_triplet": 16}
+
+
+def memory_guard(info: LossInfo, spec: SizeSpec) -> str | None:
+    """A reason to skip the case when its estimated memory exceeds a quarter of the RAM."""
+    per_triple = _CUBIC_BYTES_PER_TRIPLE.get(info.name)
+    if per_triple is None:
+        return None
+    needed = per_triple * spec.shape[0] ** 3
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2**30
+    if needed <= total / 4:
+        return None
+    return (f"skipped: materialises all B^3 = {spec.shape[0] ** 3:,} triples, about "
+            f"{needed / 2**30:.0f} GiB, more than a quarter of this machine's {total / 2**30:.0f} GiB")
+
+
 def bench_case(info: LossInfo, spec: SizeSpec, *, repeats: int, warmup: int, seed: int = 0,
                device: str = "cpu", memory: bool = True) -> BenchCase:
     """Time and memory of one loss at one size, against its baselines, in one interleaved loop."""
+    too_big = memory_guard(info, spec)
+    if too_big is not None:
+        case = BenchCase(info.name, info.family, spec.label, spec.shape)
+        case.skipped = {name: too_big for name in ("losslab", *BenchCase.RATIOS)}
+        return case
     module = build_loss(info, spec).to(device)
     inputs = example_inputs(info, spec, module, seed=seed, device=device)
     args, grads = inputs.args, inputs.grad_tensors
@@ -722,6 +749,10 @@ def markdown_table(result: dict[str, Any]) -> str:
     ]
     for case in result["cases"]:
         ratios = case["ratios"]
+        if "losslab" not in case["time_ms"]:
+            lines.append(f"| {case['loss']} | {case['size']} | {case['skipped'].get('losslab', '-')} "
+                         "| | | | | | | |")
+            continue
         lines.append(
             f"| {case['loss']} | {case['size']} | {case['time_ms']['losslab']:.2f} | "
             f"{_fmt_ratio(ratios['time_vs_torch'])} | {_fmt_ratio(ratios['time_vs_reference'])} | "
@@ -732,7 +763,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     baselines = sorted({(c["loss"], c["baselines"].get("torch"), c["baselines"].get("peer"))
                         for c in result["cases"]}, key=lambda row: row[0])
     notes = [f"- {loss}: torch = {t or '-'}; peer = {p or '-'}" for loss, t, p in baselines if t or p]
-    skipped = sorted({(c["loss"], c["skipped"].get("peer")) for c in result["cases"] if "peer" in c["skipped"]})
+    skipped = sorted({(c["loss"], c["skipped"]["peer"]) for c in result["cases"]
+                      if "peer" in c["skipped"] and "losslab" not in c["skipped"]})
     text = "\n".join(lines)
     if notes:
         text += "\n\nBaselines:\n" + "\n".join(notes)
