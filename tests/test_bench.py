@@ -114,3 +114,15 @@ def test_markdown_table_lists_every_case():
     text = bench.markdown_table(result)
     assert "| binary_m | tiny-elementwise |" in text and "| smae | tiny-elementwise |" in text
     assert all(case["peak_bytes"] == {} for case in result["cases"])
+
+
+def test_memory_guard_skips_cubic_cases_the_machine_cannot_hold():
+    info = get_info("batch_all_triplet")
+    assert bench.memory_guard(info, bench.SIZES["tiny-embedding"]) is None
+    huge = bench.SizeSpec("100000x8", "embedding", (100_000, 8))   # 1e15 triples
+    reason = bench.memory_guard(info, huge)
+    assert reason is not None and "1,000,000,000,000,000 triples" in reason
+    assert bench.memory_guard(get_info("nt_xent"), huge) is None     # quadratic: not guarded
+    case = bench.bench_case(info, huge, repeats=1, warmup=0).to_dict()
+    assert case["time_ms"] == {} and all(v is None for v in case["ratios"].values())
+    assert case["skipped"]["losslab"] == reason
