@@ -188,9 +188,11 @@ def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale, a
         if pos_weight is not None:
             value.mul_(pos_weight)
             slope.mul_(pos_weight)
+        factor = scale                                     # the gradient's final scale
         if kind == "l":
             value.mul_(target)
-            torch.mul(slope, target, out=grad).neg_()
+            torch.mul(slope, target, out=grad)
+            factor = -scale
         else:
             value0, slope0 = _l_parts(q, p)                # y=0 term; its derivative is +slope0
             # y v1 + (1 - y) v0 with (1 - y) x as x - x y: exact at y = 0 and 1, where the
@@ -202,8 +204,8 @@ def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale, a
         if weight is not None:
             value.mul_(weight)
             grad.mul_(weight)
-        if scale != 1.0:
-            grad.mul_(scale)
+        if factor != 1.0:
+            grad.mul_(factor)
     if active is not False:
         grad.masked_fill_((z < low) | (z > high), 0.0)
     return value
