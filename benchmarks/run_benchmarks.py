@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 repeats (smoke test)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="also time the paper's losses compiled with Inductor")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
     sizes = ["tiny"] if args.quick else [s for s in args.sizes.split(",") if s]
@@ -31,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     result = bench.run_benchmarks(
         [s for s in args.losses.split(",") if s], sizes, repeats=repeats, warmup=args.warmup,
         log=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
+        compiled=args.compiled,
     )
     stem = f"bench-{dt.date.today().isoformat()}" + ("-quick" if args.quick else "")
     args.out.mkdir(parents=True, exist_ok=True)

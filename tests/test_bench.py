@@ -14,7 +14,8 @@ from losslab import bench
 from losslab.cli import main
 from losslab.registry import get_info, list_losses
 
-RATIO_KEYS = {"time_vs_torch", "time_vs_reference", "time_vs_peer", "time_vs_bound", "peak_memory_vs_torch"}
+RATIO_KEYS = {"time_vs_torch", "time_vs_reference", "time_vs_peer", "time_vs_bound", "compiled_vs_torch",
+              "peak_memory_vs_torch"}
 
 
 def test_bench_command_emits_json_with_every_ratio(tmp_path, capsys):
@@ -33,6 +34,7 @@ def test_bench_command_emits_json_with_every_ratio(tmp_path, capsys):
         ratios = case["ratios"]
         assert set(ratios) == RATIO_KEYS
         # a ratio is a positive number, or None with the reason recorded under "skipped"
+        assert ratios["compiled_vs_torch"] is None and "not requested" in case["skipped"]["compiled"]
         for key in ("torch", "reference", "peer", "bound"):
             value = ratios[f"time_vs_{key}"]
             if value is None:

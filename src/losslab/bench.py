@@ -522,6 +522,8 @@ class BenchCase:
         for name in self.RATIOS:
             other = self.time_ms.get(name)
             out[f"time_vs_{name}"] = mine / other if mine and other else None
+        compiled, torch_time = self.time_ms.get("compiled"), self.time_ms.get("torch")
+        out["compiled_vs_torch"] = compiled / torch_time if compiled and torch_time else None
         peak, torch_peak = self.peak_bytes.get("losslab"), self.peak_bytes.get("torch")
         out["peak_memory_vs_torch"] = (peak / torch_peak if peak is not None and torch_peak
                                        else (1.0 if peak == 0 and torch_peak == 0 else None))
@@ -567,12 +569,12 @@ def memory_guard(info: LossInfo, spec: SizeSpec) -> str | None:
 
 
 def bench_case(info: LossInfo, spec: SizeSpec, *, repeats: int, warmup: int, seed: int = 0,
-               device: str = "cpu", memory: bool = True) -> BenchCase:
+               device: str = "cpu", memory: bool = True, compiled: bool = False) -> BenchCase:
     """Time and memory of one loss at one size, against its baselines, in one interleaved loop."""
     too_big = memory_guard(info, spec)
     if too_big is not None:
         case = BenchCase(info.name, info.family, spec.label, spec.shape)
-        case.skipped = {name: too_big for name in ("losslab", *BenchCase.RATIOS)}
+        case.skipped = {name: too_big for name in ("losslab", "compiled", *BenchCase.RATIOS)}
         return case
     module = build_loss(info, spec).to(device)
     inputs = example_inputs(info, spec, module, seed=seed, device=device)
@@ -609,6 +611,16 @@ def bench_case(info: LossInfo, spec: SizeSpec, *, repeats: int, warmup: int, see
                 case.skipped[name] = f"{case.baselines.pop(name)} failed: {type(error).__name__}: {error}"
     runs = {name: _forward_backward(call, grads, parameters if name == "losslab" else ())
             for name, call in calls.items()}
+    if compiled and info.name in PAPER_LOSSES:
+        # The same Module through Inductor (compiled once here, outside the timed loop).
+        torch._dynamo.reset()
+        compiled_module = torch.compile(module, backend="inductor", fullgraph=True)
+        _forward_backward(lambda: compiled_module(*args), grads)()
+        runs["compiled"] = _forward_backward(lambda: compiled_module(*args), grads)
+        case.baselines["compiled"] = "torch.compile(module, backend='inductor', fullgraph=True)"
+    else:
+        case.skipped["compiled"] = ("not requested (compiled=True / --compiled)" if not compiled
+                                    else "compiled timing is measured for the paper's losses only")
     runs["bound"] = bandwidth_bound(args)
     case.baselines["bound"] = "torch.add(input, target, out=buffer): one read-read-write pass"
     times = time_round_robin(runs, repeats=repeats, warmup=warmup, device=device)
@@ -653,7 +665,7 @@ def select_sizes(labels: Sequence[str] | None) -> list[SizeSpec]:
 def run_benchmarks(
     losses: Sequence[str] | None = None, sizes: Sequence[str] | None = None, *,
     repeats: int = 10, warmup: int = 2, seed: int = 0, device: str = "cpu", memory: bool = True,
-    log: Callable[[str], None] | None = None, end_to_end_step: bool = True,
+    log: Callable[[str], None] | None = None, end_to_end_step: bool = True, compiled: bool = False,
     end_to_end_batch: int = 128,
 ) -> dict[str, Any]:
     """Benchmark every selected loss at every selected size of its kind; JSON-ready results."""
@@ -670,11 +682,11 @@ def run_benchmarks(
             if log:
                 log(f"{info.name} @ {spec.label}")
             cases.append(bench_case(info, spec, repeats=repeats, warmup=warmup, seed=seed,
-                                    device=device, memory=memory).to_dict())
+                                    device=device, memory=memory, compiled=compiled).to_dict())
     result: dict[str, Any] = {
         "config": {"losses": [i.name for i in infos], "sizes": [s.label for s in specs],
                    "repeats": repeats, "warmup": warmup, "seed": seed, "device": device,
-                   "memory": memory},
+                   "memory": memory, "compiled": compiled},
         "environment": environment_info(("pytorch-metric-learning", "sentence-transformers", "monai")),
         "cases": cases,
     }
@@ -765,6 +777,12 @@ def markdown_table(result: dict[str, Any]) -> str:
     notes = [f"- {loss}: torch = {t or '-'}; peer = {p or '-'}" for loss, t, p in baselines if t or p]
     skipped = sorted({(c["loss"], c["skipped"]["peer"]) for c in result["cases"]
                       if "peer" in c["skipped"] and "losslab" not in c["skipped"]})
+    compiled_rows = [c for c in result["cases"] if c["ratios"].get("compiled_vs_torch") is not None]
+    if compiled_rows:
+        lines += ["", "Compiled with Inductor (`torch.compile(module)`), ratio to torch's built-in:", "",
+                  "| loss | size | compiled ms | ×torch |", "|---|---|---:|---:|"]
+        lines += [f"| {c['loss']} | {c['size']} | {c['time_ms']['compiled']:.2f} | "
+                  f"{c['ratios']['compiled_vs_torch']:.2f} |" for c in compiled_rows]
     text = "\n".join(lines)
     if notes:
         text += "\n\nBaselines:\n" + "\n".join(notes)
