@@ -10,8 +10,18 @@ memory, which is what bounds these losses on a CPU or GPU:
 * the only input-sized tensor kept for backward is that gradient (the input and target are
   kept as references too, which costs no memory since the caller holds them anyway), and
   backward scales it by the incoming gradient;
+* on a CPU the elementwise work runs in chunks of :data:`CHUNK_ELEMENTS` (rows of the
+  input), so the temporaries stay in cache and no input-sized temporary is allocated: the
+  loss costs about one pass over memory plus the arithmetic. Under ``torch.compile`` the
+  whole input is one chunk and Inductor fuses the pass itself;
+* backward returns ``saved * grad_output``, a new tensor (never the saved buffer, which a
+  caller's gradient accumulation could modify before a ``retain_graph`` second backward);
 * if backward runs with ``create_graph=True`` (a Hessian, a gradient penalty), it rebuilds
   the gradient from the reference formula under autograd, so higher derivatives stay exact.
+
+The functions here take arguments already validated by the public functions, which select
+this path with ``impl="auto"`` (default: when ``from_logits`` and neither target nor weight
+requires grad) or ``impl="fused"``, and the plain formula with ``impl="reference"``.
 
 Gradient semantics of the ``eps`` clamp (as in the reference, where ``clamp`` stops the
 gradient): an element whose probability lies outside ``[eps, 1 - eps]`` has zero gradient
