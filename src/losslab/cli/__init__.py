@@ -16,11 +16,11 @@ from collections.abc import Sequence
 _COMMAND_MODULES = (
     "list_cmd",
     "plot_cmd",
-    "data_cmd",
+    "reproduce_cmd",
+    "regress_cmd",
     "compare_cmd",
     "report_cmd",
-    "regress_cmd",
-    "reproduce_cmd",
+    "data_cmd",
     "bench_cmd",
 )
 
