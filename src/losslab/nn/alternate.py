@@ -57,10 +57,11 @@ class MLoss(FunctionalLoss):
         ignore_index: int = -100,
         reduction: str = "mean",
         eps: float = 1e-7,
+        impl: str = "auto",
     ) -> None:
         super().__init__(
             full=full, from_logits=from_logits, weight=weight, ignore_index=ignore_index,
-            reduction=reduction, eps=eps,
+            reduction=reduction, eps=eps, impl=impl,
         )
 
 
@@ -88,10 +89,11 @@ class BinaryMLoss(FunctionalLoss):
         weight: Tensor | None = None,
         reduction: str = "mean",
         eps: float = 1e-7,
+        impl: str = "auto",
     ) -> None:
         super().__init__(
             full=full, from_logits=from_logits, pos_weight=pos_weight, weight=weight,
-            reduction=reduction, eps=eps,
+            reduction=reduction, eps=eps, impl=impl,
         )
 
 

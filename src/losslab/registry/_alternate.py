@@ -19,6 +19,8 @@ _BINARY_INPUT = "logits (*), sigmoid per element (from_logits=False: probabiliti
 _BINARY_TARGET = "(*) same shape, values in [0, 1]"
 _MULTI_HP = {"from_logits": True, "weight": None, "ignore_index": -100, "reduction": "mean", "eps": 1e-7}
 _BINARY_HP = {"from_logits": True, "pos_weight": None, "weight": None, "reduction": "mean", "eps": 1e-7}
+# M and L (and their binary forms) have a fused forward+backward path; impl picks it.
+_IMPL_HP = {"impl": "auto"}
 
 
 def _pointwise(function, **fixed):
@@ -60,7 +62,7 @@ for name, module, function, binary_function, full, formula, note in _CORE:
             reference_impl="authors' Keras notebooks (Custom" + {"m": "MLoss", "full_m": "MFullLoss", "l": "LLoss", "full_l": "LFullLoss"}[name] + ")",
             convex=True,
             bounded=False,
-            hyperparameters=_MULTI_HP,
+            hyperparameters={**_MULTI_HP, **_IMPL_HP},
             notes=note + "; probabilities clamped into [eps, 1 - eps]",
             pointwise=_pointwise(binary_function, full=full),
         )
@@ -81,7 +83,7 @@ for name, module, function, binary_function, full, formula, note in _CORE:
             reference_impl=None,
             convex=True,
             bounded=False,
-            hyperparameters=_BINARY_HP,
+            hyperparameters={**_BINARY_HP, **_IMPL_HP},
             notes=note + ("; from a logit: y exp(-z) + (1 - y) exp(z)" if name == "full_m" else ""),
             pointwise=_pointwise(binary_function, full=full),
         )
