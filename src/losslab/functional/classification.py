@@ -187,6 +187,22 @@ def _index_mean(loss: Tensor, keep: Tensor, sample_weight: Tensor | None) -> Ten
     return weighted_mean(loss.sum(), torch.where(keep, sample_weight, 0.0).sum())
 
 
+def _fast_within(tensor: Tensor, low: float, high: float) -> bool:
+    """Whether every value lies in [low, high] (NaN: no), in one read pass without temporaries.
+
+    A one-sided bound reads with ``amax``/``amin`` alone; the result is compared as a Python
+    float, which saves the small tensor comparisons of the general check.
+    """
+    if tensor.numel() == 0:
+        return True
+    if low == -math.inf:
+        return tensor.amax().item() <= high
+    if high == math.inf:
+        return tensor.amin().item() >= low
+    smallest, largest = torch.aminmax(tensor)
+    return smallest.item() >= low and largest.item() <= high
+
+
 # --- KL divergence -------------------------------------------------------------------------
 
 
@@ -227,11 +243,17 @@ def kl_div(
     check_same_shape("input", input, "target", target)
     if not isinstance(log_target, bool):
         raise TypeError(f"log_target: expected a bool, got {type(log_target).__name__}")
-    check_values_in_range("input", input, -math.inf, 0.0, "log-probabilities")
-    if log_target:
-        check_values_in_range("target", target, -math.inf, 0.0, "log-probabilities (log_target=True)")
-    else:
-        check_values_in_range("target", target, 0.0, 1.0, "probabilities")
+    if validation_enabled():
+        # One read of each tensor (torch's kl_div itself makes a few): a one-sided bound needs
+        # only amax, and the comparisons run on Python floats (NaN fails them). The full check
+        # runs only to word the error.
+        if not _fast_within(input, -math.inf, 0.0):
+            check_values_in_range("input", input, -math.inf, 0.0, "log-probabilities")
+        if log_target:
+            if not _fast_within(target, -math.inf, 0.0):
+                check_values_in_range("target", target, -math.inf, 0.0, "log-probabilities (log_target=True)")
+        elif not _fast_within(target, 0.0, 1.0):
+            check_values_in_range("target", target, 0.0, 1.0, "probabilities")
     if reduction == "mean":
         # torch's "mean" (sum over every element): computed here so torch's deprecation
         # warning about "mean" is not raised on every call of a documented choice.
@@ -334,28 +356,24 @@ def multiclass_hinge_loss(
     margin = _check_number("margin", margin)
     input = _as_compute(input)
     target = _check_class_index_target(input, target, ignore_index)
+    weight = check_class_weight(weight, input.shape[-1], input)
+    if kind == "weston_watkins":
+        return _weston_watkins(input, target, p=p, margin=margin, weight=weight,
+                               ignore_index=ignore_index, reduction=reduction)
     unbatched = input.dim() == 1
     if unbatched:
         input, target = input.unsqueeze(0), target.unsqueeze(0)
-    num_classes = input.shape[1]
-    weight = check_class_weight(weight, num_classes, input)
 
     keep = target != ignore_index
     index = torch.where(keep, target, 0).unsqueeze(1)
     true_score = input.gather(1, index)
     is_target = torch.zeros_like(input, dtype=torch.bool).scatter(1, index, True)
-    if kind == "weston_watkins":
-        violation = (margin - true_score + input).clamp_min(0.0)
-        if p == 2:
-            violation = violation.square()
-        loss = torch.where(is_target, 0.0, violation).sum(1) / num_classes
-    else:
-        best_other = input.masked_fill(is_target, -math.inf).amax(1, keepdim=True)
-        violation = (margin - true_score + best_other).clamp_min(0.0)
-        if p == 2:
-            violation = violation.square()
-        # C = 1 has no wrong class: the violation is max(0, -inf) = 0.
-        loss = violation.squeeze(1)
+    best_other = input.masked_fill(is_target, -math.inf).amax(1, keepdim=True)
+    violation = (margin - true_score + best_other).clamp_min(0.0)
+    if p == 2:
+        violation = violation.square()
+    # C = 1 has no wrong class: the violation is max(0, -inf) = 0.
+    loss = violation.squeeze(1)
     if weight is not None:
         loss = loss * weight[index.squeeze(1)]
     loss = torch.where(keep, loss, 0.0)
@@ -364,6 +382,27 @@ def multiclass_hinge_loss(
     if reduction == "sum":
         return loss.sum()
     return weighted_mean(loss.sum(), keep.sum().to(loss.dtype))
+
+
+def _weston_watkins(
+    input: Tensor, target: Tensor, *, p: int, margin: float, weight: Tensor | None,
+    ignore_index: int, reduction: str,
+) -> Tensor:
+    """Weston–Watkins hinge through ``F.multi_margin_loss`` (this loss by definition, one fused
+    kernel forward and backward); losslab adds only the ``ignore_index`` extension around it."""
+    ignored = target == ignore_index
+    # Eager: one sync on the (N,) target picks torch's own reduction when nothing is ignored.
+    if not torch.compiler.is_compiling() and not bool(ignored.any()):
+        return F.multi_margin_loss(input, target, p=p, margin=margin, weight=weight, reduction=reduction)
+    loss = F.multi_margin_loss(
+        input, target.masked_fill(ignored, 0), p=p, margin=margin, weight=weight, reduction="none"
+    )
+    loss = loss.masked_fill(ignored, 0.0)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return weighted_mean(loss.sum(), ignored.logical_not().sum().to(loss.dtype))
 
 
 # --- focal losses --------------------------------------------------------------------------

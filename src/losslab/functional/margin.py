@@ -33,7 +33,8 @@ def _check_ranking_target(target: object, ref: Tensor) -> Tensor:
             f"target: expected labels in {{-1, +1}} (integer or floating), got dtype {target.dtype}"
         )
     if validation_enabled() and target.numel() > 0:
-        bad = ~((target == 1) | (target == -1))
+        # |t| == 1 exactly: two elementwise passes and one reduction (no chain of masks)
+        bad = target.abs() != 1
         if bool(bad.any()):
             first = target[bad].flatten()[0].item()
             raise ValueError(
