@@ -180,6 +180,73 @@ def test_batch_triplet_without_valid_triplet_is_zero(mining, labels):
         assert torch.equal(g, torch.zeros_like(g))
 
 
+
+def _batch_all_cubic_reference(x, labels, margin, soft_margin):
+    """Every valid triplet materialised at once, float64: per-anchor sums and the nonzero count."""
+    d = (x[:, None, :] - x[None, :, :]).norm(dim=-1)
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~torch.eye(len(labels), dtype=torch.bool)
+    valid = positive[:, :, None] & ~same[:, None, :]
+    violation = margin + d[:, :, None] - d[:, None, :]
+    hinge = F.softplus(violation) if soft_margin else F.relu(violation)
+    per_triplet = torch.where(valid, hinge, 0.0)
+    return per_triplet.sum((1, 2)), (per_triplet > 0).sum(), valid.sum()
+
+
+@pytest.mark.parametrize("soft_margin", [False, True])
+def test_batch_all_chunked_equals_cubic_reference(monkeypatch, soft_margin):
+    # Tiny chunks (2 anchors of 40^2 triples, the last one partial) so that the chunk loop and
+    # the gradient accumulated across chunks are exercised; duplicated rows give zero distances.
+    from losslab.functional import embedding
+
+    monkeypatch.setattr(embedding, "_TRIPLET_CHUNK_ELEMENTS", 2 * 40 * 40)
+    labels = torch.randint(0, 6, (39,), generator=torch.Generator().manual_seed(3))
+    base = randn(39, 5, seed=15)
+    base[1] = base[0]
+    x = base.requires_grad_(True)
+    for reduction, average, reduce_reference in [
+        ("none", "nonzero", lambda terms, nonzero, valid: terms),
+        ("sum", "nonzero", lambda terms, nonzero, valid: terms.sum()),
+        ("mean", "nonzero", lambda terms, nonzero, valid: terms.sum() / nonzero),
+        ("mean", "all", lambda terms, nonzero, valid: terms.sum() / valid),
+    ]:
+        expected = reduce_reference(*_batch_all_cubic_reference(x, labels, 0.7, soft_margin))
+        ours = LF.batch_triplet_loss(x, labels, mining="all", margin=0.7, soft_margin=soft_margin,
+                                     average=average, reduction=reduction)
+        close(ours, expected)
+        weights = torch.linspace(0.5, 2.0, expected.numel(), dtype=DT) if reduction == "none" else 1.0
+        close(grads((ours * weights).sum(), x)[0], grads((expected * weights).sum(), x)[0])
+
+
+def test_batch_hard_finite_and_exact_with_identical_embeddings():
+    # Identical positives (zero distance): the mined distance is exactly 0 with a zero
+    # subgradient, so the gradient is finite and equals the cdist-based reference.
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    base = randn(6, 4, seed=16)
+    base[1] = base[0]
+    base[3] = base[2]
+    for dtype in (torch.float64, torch.float32):
+        x = base.to(dtype).requires_grad_(True)
+        ours = LF.batch_triplet_loss(x, labels, margin=50.0, reduction="none")
+        d = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
+        same = labels[:, None] == labels[None, :]
+        hardest_pos = d.masked_fill(~same | torch.eye(6, dtype=torch.bool), -math.inf).amax(1)
+        hardest_neg = d.masked_fill(same, math.inf).amin(1)
+        ref = F.relu(50.0 + hardest_pos - hardest_neg)
+        assert ours[0].item() == ref[0].item() and ours[2].item() == ref[2].item()
+        close(ours, ref, rtol=1e-6, atol=1e-5)
+        g_ours, g_ref = grads(ours.sum(), x)[0], grads(ref.sum(), x)[0]
+        assert torch.isfinite(g_ours).all()
+        # A duplicated row mined as a negative is a tie: either copy may take the gradient
+        # (amin splits it), so compare the gradient summed over each group of copies.
+        groups = torch.tensor([0, 0, 1, 1, 2, 3])
+        per_group = [torch.zeros(4, 4, dtype=dtype).index_add_(0, groups, g) for g in (g_ours, g_ref)]
+        close(*per_group, rtol=1e-6, atol=1e-5)
+    same_point = torch.ones(4, 3, dtype=DT, requires_grad=True)
+    loss = LF.batch_triplet_loss(same_point, torch.tensor([0, 0, 1, 1]))
+    (g,) = grads(loss, same_point)
+    assert loss.item() == 1.0 and torch.isfinite(g).all()
+
 def test_contrastive_equals_pml_unsquared():
     x = randn(12, 4, seed=10, requires_grad=True)
     # PML ContrastiveLoss(pos_margin=0, neg_margin=m) on every ordered pair (a != b), summed:

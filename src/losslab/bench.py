@@ -546,10 +546,11 @@ def _has_reference(info: LossInfo) -> bool:
         return False
 
 
-# Losses whose implementation materialises every (anchor, positive, negative) triple of the
-# batch: bytes per triple over forward + backward (bool mask + float violation + float hinge,
-# and what autograd keeps), to skip sizes the machine cannot hold instead of being OOM-killed.
-_CUBIC_BYTES_PER_TRIPLE = {"batch_all_triplet": 16}
+# Cases where a contender materialises every (anchor, positive, negative) triple of the batch:
+# bytes per triple, to skip sizes the machine cannot hold instead of being OOM-killed.
+# losslab's batch-all goes through the triples in chunks (O(B^2) memory); the peer, PML's
+# TripletMarginMiner("all"), builds a B^3 bool mask (1 byte) and its index arithmetic (~1 more).
+_CUBIC_BYTES_PER_TRIPLE = {"batch_all_triplet": 2}
 
 
 def memory_guard(info: LossInfo, spec: SizeSpec) -> str | None:
@@ -564,7 +565,7 @@ def memory_guard(info: LossInfo, spec: SizeSpec) -> str | None:
         total = 8 * 2**30
     if needed <= total / 4:
         return None
-    return (f"skipped: materialises all B^3 = {spec.shape[0] ** 3:,} triples, about "
+    return (f"skipped: the peer library materialises all B^3 = {spec.shape[0] ** 3:,} triples, about "
             f"{needed / 2**30:.0f} GiB, more than a quarter of this machine's {total / 2**30:.0f} GiB")
 
 

@@ -131,6 +131,58 @@ def _reduce_terms(terms: Tensor, reduction: str, gathered: bool, count: Tensor |
     return torch.where(count > 0, total / count.clamp_min(1), total * 0.0)
 
 
+def _squared_norm_expansion(x: Tensor, y: Tensor) -> Tensor:
+    """``|x_i|^2 + |y_j|^2 - 2 x_i.y_j`` clamped at 0: fast, for ranking only (it cancels)."""
+    squared = x.square().sum(1)[:, None] + y.square().sum(1)[None, :]
+    return torch.addmm(squared, x, y.T, alpha=-2.0).clamp_min_(0.0)
+
+
+# Elements of one chunk's (anchors, N, N) triplet tensor: 2^22 floats = 16 MiB in float32.
+_TRIPLET_CHUNK_ELEMENTS = 1 << 22
+
+
+class _BatchAllTriplets(torch.autograd.Function):
+    """Per-anchor sums of ``hinge(margin + D[a, p] - D[a, n])`` over the valid triplets.
+
+    Goes through the anchors in chunks, so memory is ``O(N^2)`` per chunk instead of ``O(N^3)``.
+    The backward needs only ``dL/dD`` (an ``(n, N)`` matrix accumulated in the forward pass):
+    ``D[a, p]`` gets the summed hinge derivatives of its triplets, ``D[a, n]`` minus them.
+    Returns ``(terms (n,), number of valid triplets with a positive loss)``.
+    """
+
+    @staticmethod
+    def forward(ctx, dist: Tensor, positive: Tensor, negative: Tensor,  # type: ignore[override]
+                margin: float, soft_margin: bool) -> tuple[Tensor, Tensor]:
+        anchors, candidates = dist.shape
+        chunk = max(1, _TRIPLET_CHUNK_ELEMENTS // max(1, candidates * candidates))
+        terms = dist.new_zeros(anchors)
+        grad_dist = torch.zeros_like(dist)
+        nonzero = torch.zeros((), dtype=torch.long, device=dist.device)
+        for start in range(0, anchors, chunk):
+            stop = min(start + chunk, anchors)
+            d = dist[start:stop]
+            valid = positive[start:stop, :, None] & negative[start:stop, None, :]
+            violation = (d[:, :, None] + margin) - d[:, None, :]  # (anchor, positive, negative)
+            if soft_margin:
+                per_triplet = F.softplus(violation).mul_(valid)
+                slope = torch.sigmoid(violation).mul_(valid)
+            else:
+                slope = (violation > 0).logical_and_(valid)
+                per_triplet = violation.clamp_min_(0.0).mul_(slope)
+                slope = slope.to(dist.dtype)
+            terms[start:stop] = per_triplet.sum((1, 2))
+            nonzero += (per_triplet > 0).sum()
+            grad_dist[start:stop] = slope.sum(2) - slope.sum(1)
+        ctx.save_for_backward(grad_dist)
+        ctx.mark_non_differentiable(nonzero)
+        return terms, nonzero
+
+    @staticmethod
+    def backward(ctx, grad_terms: Tensor, _grad_nonzero: Tensor | None):  # type: ignore[override]
+        (grad_dist,) = ctx.saved_tensors
+        return grad_terms[:, None] * grad_dist, None, None, None, None
+
+
 # --- pairs and triplets --------------------------------------------------------------------
 
 
@@ -284,8 +336,8 @@ def batch_triplet_loss(
       pytorch-metric-learning and sentence-transformers) or over all valid triplets
       (``average="all"``).
 
-    Batch-all materialises an ``(N, N, N)`` tensor of triplet terms (as the reference
-    implementations do): mind the memory for large batches.
+    Batch-all goes through the ``(N, N, N)`` triplet terms in chunks of anchors, keeping only
+    ``O(N^2)`` memory (the reference implementations materialise all ``N^3``).
 
     A batch with no valid triplet (one class only, or singletons only) gives 0, never NaN,
     with a zero gradient. ``"none"`` returns one value per anchor: its batch-hard loss, or the
@@ -321,29 +373,35 @@ def batch_triplet_loss(
 
     everyone, offset = _gather(embeddings, gather)
     all_labels, _ = _gather(labels, gather)
-    dist = distance_matrix(embeddings, everyone, metric=metric)  # (n, N)
     rows = torch.arange(embeddings.shape[0], device=embeddings.device)
     same = labels[:, None] == all_labels[None, :]
     is_self = torch.zeros_like(same)
     is_self[rows, rows + offset] = True
     positive, negative = same & ~is_self, ~same
 
-    def hinge(violation: Tensor) -> Tensor:
-        return F.softplus(violation) if soft_margin else F.relu(violation)
-
     if mining == "hard":
-        hardest_positive = dist.masked_fill(~positive, -math.inf).max(dim=1).values
-        hardest_negative = dist.masked_fill(~negative, math.inf).min(dim=1).values
+        # Mine on a fast matrix without gradient (for the Euclidean metrics the squared
+        # distances by the matrix product, same order), then compute the exact distance of
+        # the two mined pairs per anchor: exact values and a zero gradient at zero distance,
+        # and no (n, N) distance matrix in the backward pass.
+        with torch.no_grad():
+            if metric == "cosine":
+                score = -cosine_similarity_matrix(embeddings, everyone)
+            else:
+                score = _squared_norm_expansion(embeddings, everyone)
+            hardest_positive = score.masked_fill(~positive, -math.inf).argmax(dim=1)
+            hardest_negative = score.masked_fill(~negative, math.inf).argmin(dim=1)
         valid = positive.any(1) & negative.any(1)
-        violation = torch.where(valid, margin + hardest_positive - hardest_negative, 0.0)
-        terms = torch.where(valid, hinge(violation), 0.0)
+        d_ap = paired_distance(embeddings, everyone[hardest_positive], metric=metric)
+        d_an = paired_distance(embeddings, everyone[hardest_negative], metric=metric)
+        violation = torch.where(valid, margin + d_ap - d_an, 0.0)
+        hinged = F.softplus(violation) if soft_margin else F.relu(violation)
+        terms = torch.where(valid, hinged, 0.0)
         count = valid.sum()
     else:
-        valid = positive[:, :, None] & negative[:, None, :]  # (anchor, positive, negative)
-        violation = torch.where(valid, margin + dist[:, :, None] - dist[:, None, :], 0.0)
-        per_triplet = torch.where(valid, hinge(violation), 0.0)
-        terms = per_triplet.sum((1, 2))
-        count = (valid & (per_triplet > 0)).sum() if average == "nonzero" else valid.sum()
+        dist = distance_matrix(embeddings, everyone, metric=metric)  # (n, N)
+        terms, nonzero = _BatchAllTriplets.apply(dist, positive, negative, margin, soft_margin)
+        count = nonzero if average == "nonzero" else (positive.sum(1) * negative.sum(1)).sum()
     return _reduce_terms(terms, reduction, _gathered(gather), count)
 
 
