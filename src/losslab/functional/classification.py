@@ -545,6 +545,9 @@ def softmax_focal_loss(
     weight = check_class_weight(weight, num_classes, input)
     alpha_vector = _check_alpha_vector(alpha, num_classes, input)
 
+    if not target.is_floating_point():
+        return _softmax_focal_index(input, target, gamma=gamma, alpha=alpha_vector, weight=weight,
+                                    ignore_index=ignore_index, reduction=reduction, unbatched=unbatched)
     log_p, log_q = _softmax_log_pair(input, 1)
     per_class = -log_p
     if gamma != 0.0:
@@ -552,17 +555,39 @@ def softmax_focal_loss(
     if alpha_vector is not None:
         per_class = per_class * _class_view(alpha_vector, input.dim())
 
-    if target.is_floating_point():
-        target = target.to(input.dtype)
-        per_class = target * per_class
-        if weight is not None:
-            per_class = per_class * _class_view(weight, input.dim())
-        out = reduce(per_class.sum(1), reduction)
-        return out.squeeze(0) if unbatched and reduction == "none" else out
+    target = target.to(input.dtype)
+    per_class = target * per_class
+    if weight is not None:
+        per_class = per_class * _class_view(weight, input.dim())
+    out = reduce(per_class.sum(1), reduction)
+    return out.squeeze(0) if unbatched and reduction == "none" else out
 
+
+_LOG_HALF = math.log(0.5)
+
+
+def _softmax_focal_index(
+    input: Tensor, target: Tensor, *, gamma: float, alpha: Tensor | None, weight: Tensor | None,
+    ignore_index: int, reduction: str, unbatched: bool,
+) -> Tensor:
+    """Softmax focal loss for class indices: only the target class's ``log p`` and
+    ``log(1 - p)`` are needed, so nothing class-sized is built beyond two logsumexp passes."""
     keep = target != ignore_index
     index = torch.where(keep, target, 0).unsqueeze(1)
-    loss = per_class.gather(1, index).squeeze(1)
+    lse = torch.logsumexp(input, 1)
+    log_p = input.gather(1, index).squeeze(1) - lse
+    loss = -log_p
+    if gamma != 0.0:
+        # log(1 - p_y): log1p(-p_y) is well conditioned for p_y <= 1/2; above it, 1 - p_y is
+        # the mass of the other classes, logsumexp(z_others) - logsumexp(z), free of
+        # cancellation. The clamp keeps the unused branch (and its gradient) finite.
+        others = torch.logsumexp(input.scatter(1, index, -math.inf), 1)
+        log_q = torch.where(
+            log_p > _LOG_HALF, others - lse, torch.log1p(-torch.exp(log_p.clamp_max(_LOG_HALF)))
+        )
+        loss = torch.exp(gamma * log_q) * loss
+    if alpha is not None:
+        loss = loss * alpha[index.squeeze(1)]
     sample_weight = None if weight is None else weight[index.squeeze(1)]
     if sample_weight is not None:
         loss = loss * sample_weight
