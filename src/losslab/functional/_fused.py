@@ -124,7 +124,7 @@ def _scale_back(saved: Tensor, grad_output: Tensor, unreduced: bool) -> Tensor:
 CHUNK_ELEMENTS = 1 << 17
 
 
-def _row_chunks(reference: Tensor) -> list[slice] | list[type(Ellipsis)]:
+def _row_chunks(reference: Tensor, chunk_elements: int | None = None) -> list[slice] | list[type(Ellipsis)]:
     """Slices along dim 0 covering ``reference`` in chunks of about ``CHUNK_ELEMENTS``
     elements; a single slice under ``torch.compile`` (Inductor fuses the whole pass itself)
     or on an accelerator (no cache to fit in; fewer kernel launches)."""
@@ -134,7 +134,7 @@ def _row_chunks(reference: Tensor) -> list[slice] | list[type(Ellipsis)]:
     if torch.compiler.is_compiling() or reference.device.type != "cpu":
         return [slice(0, rows)]
     row_numel = max(1, reference[:1].numel())
-    step = max(1, CHUNK_ELEMENTS // row_numel)
+    step = max(1, (CHUNK_ELEMENTS if chunk_elements is None else chunk_elements) // row_numel)
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)] or [slice(0, 0)]
 
 
@@ -374,6 +374,16 @@ class _MulticlassFused(torch.autograd.Function):
             # One softmax buffer becomes the gradient in place: no chunks needed (the per-sample
             # math is on (N,) tensors, where chunking would only add per-call overhead).
             loss, grad = _indices_pass(base, zf, index, sample_weight, eps, scale)
+        elif index is not None:
+            grad = torch.empty(zf.shape, dtype=compute, device=zf.device)
+            loss = torch.empty(sample_shape, dtype=compute, device=zf.device)
+            # Per sample: the reduction's factor, zero for an ignored sample.
+            row_scale = torch.where(keep, scale, 0.0).to(compute)
+            for rows in _row_chunks(zf, _MULTICLASS_CHUNK_ELEMENTS):
+                loss[rows] = _indices_full_chunk(
+                    base, zf[rows], index[rows], keep[rows], row_scale[rows], weight, eps,
+                    grad[rows], class_shape,
+                )
         else:
             grad = torch.empty(zf.shape, dtype=compute, device=zf.device)
             loss = torch.empty(sample_shape, dtype=compute, device=zf.device)
@@ -438,6 +448,89 @@ def _indices_pass(base, z, index, sample_weight, eps, scale) -> tuple[Tensor, Te
     grad = p.mul_(k.neg_())                                # -k p_j for j != y (p_y was zeroed)
     grad.scatter_(1, index, k.mul_(q_y).neg_())            # k (1 - p_y) at j = y
     return value.squeeze(1), grad
+
+
+# Elements per chunk of the full M / full L pass with class indices: its five chunk-sized
+# buffers (logits, probabilities, loss terms, gradient terms, the gradient) stay in L2.
+_MULTICLASS_CHUNK_ELEMENTS = 1 << 16
+
+
+def _any_below(p: Tensor, eps: float) -> bool:
+    """Whether some probability may lie below ``eps`` (True when unknown: tracing, or an
+    accelerator where reading the answer would synchronise)."""
+    if eps <= 0 or p.numel() == 0:
+        return False
+    if torch.compiler.is_compiling() or p.device.type != "cpu":
+        return True
+    return bool(p.amin() < eps)
+
+
+def _indices_full_chunk(base, z, index, keep, row_scale, weight, eps, grad, class_shape) -> Tensor:
+    """Full M / full L with class indices: ``y`` true term at the target class, false terms
+    at every other class. Returns the per-sample loss (zero where ignored); writes
+    ``row_scale`` times ``dL/dz = k - p sum_c k_c`` into ``grad``.
+
+    Only the largest class can have ``p > 1/2``; for every other class ``1 - p`` is accurate,
+    so the false terms of all classes are computed densely from ``p`` in a few elementwise
+    operations. The two entries per sample that need more care, the top class (whose
+    ``1 - p`` is the sum of the other probabilities) and the target class (true term, with
+    ``log p`` from the logits so that an underflowing ``p`` keeps its digits), are computed
+    in log space on ``(R, 1)`` tensors and written over the dense entries.
+    """
+    index = index.unsqueeze(1)
+    z_top, top = torch.max(z, 1, keepdim=True)
+    p = torch.softmax(z, 1)
+    p_top = p.gather(1, top)
+    p.scatter_(1, top, 0.0)
+    q_top = p.sum(1, keepdim=True)                          # 1 - p_top without cancellation
+    p.scatter_(1, top, p_top)
+
+    # Dense false terms; here p <= 1/2 < 1 - eps, so only the lower clamp can act.
+    clamped = _any_below(p, eps)
+    pc = p.clamp(eps, 1.0 - eps) if clamped else p
+    if base == "m":
+        q = torch.rsub(pc, 1.0)
+        value = torch.div(pc, q)                            # p / q
+        k = torch.addcmul(value, value, value, out=q)       # p / q^2 = v (1 + v)
+    else:
+        r = torch.addcmul(pc.new_ones(()), pc, pc, value=-1.0).rsqrt_()   # 1 / t, t = sqrt(1 - p^2)
+        x = torch.mul(pc, r).square_()                      # p^2 / t^2
+        k = torch.mul(x, r)                                 # p^2 / t^3
+        value = x.div_(r.add_(1.0))                         # 1/t - 1 = (p^2 / t^2) / (1 + 1/t)
+        del r
+    if clamped:
+        k.masked_fill_(pc != p, 0.0)
+    del pc
+
+    # Top class (false term) and target class (true term) in log space.
+    log_p_top = torch.log(p_top)
+    log_q_top = torch.log(q_top)
+    p_y = p.gather(1, index)
+    log_p_y = (z.gather(1, index) - z_top).add_(log_p_top)
+    log_q_y = torch.where(index == top, log_q_top, torch.neg(p_y).log1p_())
+    log_p = torch.cat((log_p_top, log_p_y), 1)
+    log_q = torch.cat((log_q_top, log_q_y), 1)
+    inside = _clamped_log_pair(log_p, log_q, eps)
+    value_top, k_top = _false_kernel(base, log_p[:, :1], log_q[:, :1])
+    value_y, k_y = _true_kernel(base, log_p[:, 1:], log_q[:, 1:])
+    if inside is not None:
+        k_top.masked_fill_(~inside[:, :1], 0.0)
+        k_y.masked_fill_(~inside[:, 1:], 0.0)
+    value.scatter_(1, top, value_top)
+    k.scatter_(1, top, k_top)
+    value.scatter_(1, index, value_y)                       # after the top: the target wins
+    k.scatter_(1, index, k_y)
+
+    if weight is not None:
+        value.mul_(weight.view(class_shape))
+        k.mul_(weight.view(class_shape))
+    total = k.sum(1, keepdim=True)
+    torch.addcmul(k, p, total, value=-1.0, out=grad)
+    grad.mul_(row_scale.unsqueeze(1))
+    if eps <= 0:
+        # Unclamped terms can be infinite: an ignored sample's gradient must still be zero.
+        grad.masked_fill_(~keep.unsqueeze(1), 0.0)
+    return torch.where(keep, value.sum(1), 0.0)
 
 
 def _dense_chunk(base, full, z, probabilities, index, keep, weight, eps, scale, grad, class_shape) -> Tensor:
