@@ -326,3 +326,33 @@ def test_auto_uses_the_fused_path():
     assert type(value.grad_fn).__name__ == "_BinaryFusedBackward"
     value = smae_loss(z, torch.rand(8))
     assert type(value.grad_fn).__name__ == "_RegressionFusedBackward"
+
+
+@pytest.mark.parametrize("function", [m_loss, l_loss], ids=["full_m", "full_l"])
+def test_multiclass_full_indices_many_classes_near_certainty(function):
+    # Many classes and large logits: some rows have a top class at p ~ 1 - 1e-9 (its 1 - p must
+    # come from the other classes), many entries fall below the eps clamp (zero gradient
+    # there), targets hit the top class, a small class and ignored samples; spans several
+    # chunks. float32 fused against the float64 reference.
+    generator = torch.Generator().manual_seed(11)
+    z64 = torch.randn(300, 257, generator=generator, dtype=torch.float64) * 6.0
+    z64[::7, 3] += 40.0
+    z64 = z64.float().double()                 # the truth for exactly the float32 logits
+    target = torch.randint(0, 257, (300,), generator=generator)
+    target[::7] = 3
+    target[::11] = -100
+    weight = torch.rand(257, generator=generator, dtype=torch.float64) + 0.5
+    for options in ({}, {"weight": weight}, {"eps": 0.0}):
+        upstream = torch.rand(300, generator=generator, dtype=torch.float64)
+        expected = _value_and_grads(function, [z64.requires_grad_()], target, full=True, impl="reference",
+                                    reduction="none", upstream=upstream, **options)
+        w32 = {k: v.float() for k, v in options.items() if k == "weight"}
+        got = _value_and_grads(function, [z64.float().requires_grad_()], target, full=True, impl="fused",
+                               reduction="none", upstream=upstream.float(), **{**options, **w32})
+        torch.testing.assert_close(got[0].double(), expected[0], rtol=3e-5, atol=1e-6)
+        torch.testing.assert_close(got[1][0].double(), expected[1][0], rtol=3e-5, atol=1e-6)
+    clamped = torch.softmax(z64.detach(), 1) < 1e-7
+    assert clamped.any()
+    (grad,) = torch.autograd.grad(function(z64, target, full=True, impl="fused", reduction="sum"), z64)
+    (grad_reference,) = torch.autograd.grad(function(z64, target, full=True, impl="reference", reduction="sum"), z64)
+    torch.testing.assert_close(grad, grad_reference, rtol=1e-6, atol=1e-12)

@@ -516,16 +516,21 @@ def _indices_full_chunk(base, z, index, keep, row_scale, weight, eps, grad, clas
     if inside is not None:
         k_top.masked_fill_(~inside[:, :1], 0.0)
         k_y.masked_fill_(~inside[:, 1:], 0.0)
+    target_is_top = index == top
     value.scatter_(1, top, value_top)
-    k.scatter_(1, top, k_top)
     value.scatter_(1, index, value_y)                       # after the top: the target wins
     k.scatter_(1, index, k_y)
-
+    k.scatter_(1, top, 0.0)                                 # the top's term enters below
+    k_top = torch.where(target_is_top, k_y, k_top)
     if weight is not None:
         value.mul_(weight.view(class_shape))
         k.mul_(weight.view(class_shape))
-    total = k.sum(1, keepdim=True)
-    torch.addcmul(k, p, total, value=-1.0, out=grad)
+        k_top = k_top * weight[top]
+    rest = k.sum(1, keepdim=True)
+    torch.addcmul(k, p, rest.add(k_top), value=-1.0, out=grad)
+    # At the top class k_top - p_top (rest + k_top) = k_top q_top - p_top rest: written so,
+    # since with p_top -> 1 the first form cancels k_top's digits.
+    grad.scatter_(1, top, (k_top * q_top).sub_(p_top * rest))
     grad.mul_(row_scale.unsqueeze(1))
     if eps <= 0:
         # Unclamped terms can be infinite: an ignored sample's gradient must still be zero.
