@@ -101,6 +101,15 @@ def test_triplet_margin_unbatched_defaults_and_module():
     close(get_loss("triplet")(a, pos, neg), F.triplet_margin_loss(a, pos, neg))
 
 
+
+def test_triplet_margin_zero_margin_by_formula():
+    # torch's F.triplet_margin_loss rejects margin=0; losslab allows it (margin >= 0).
+    a, pos, neg = (randn(7, 5, seed=s, requires_grad=True) for s in (4, 5, 6))
+    ours = LF.triplet_margin_loss(a, pos, neg, margin=0.0, reduction="none")
+    ref = F.relu((a - pos + 1e-6).norm(dim=1) - (a - neg + 1e-6).norm(dim=1))
+    close(ours, ref)
+    close(grads(ours.sum(), a)[0], grads(ref.sum(), a)[0])
+
 # --- pytorch-metric-learning ---------------------------------------------------------------------
 
 pml = pytest.importorskip("pytorch_metric_learning")

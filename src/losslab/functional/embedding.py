@@ -37,7 +37,6 @@ from losslab.distances import (
     check_metric,
     cosine_similarity_matrix,
     distance_matrix,
-    lp_distance,
     normalize_rows,
     paired_distance,
 )
@@ -54,6 +53,7 @@ __all__ = [
 ]
 
 _SIMILARITIES = {"cosine": "cosine_similarity", "dot": "dot"}
+_REDUCTION_ENUM = {"none": 0, "mean": 1, "sum": 2}  # ATen's loss reduction codes
 
 
 # --- shared checks and reductions ----------------------------------------------------------
@@ -183,6 +183,21 @@ class _BatchAllTriplets(torch.autograd.Function):
         return grad_terms[:, None] * grad_dist, None, None, None, None
 
 
+class _ScaledGram(torch.autograd.Function):
+    """``scale * z @ z.T``; its backward ``scale * (G + G.T) @ z`` is one matrix product, not two."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, scale: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(z)
+        ctx.scale = scale
+        return torch.mm(z * scale, z.T)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (z,) = ctx.saved_tensors
+        return torch.mm(grad + grad.T, z * ctx.scale), None
+
+
 # --- pairs and triplets --------------------------------------------------------------------
 
 
@@ -302,12 +317,12 @@ def triplet_margin_loss(
     _same_rows("anchor", anchor, "positive", check_floating("positive", positive))
     _same_rows("anchor", anchor, "negative", check_floating("negative", negative))
     dtype = compute_dtype(anchor)
-    anchor, positive, negative = anchor.to(dtype), positive.to(dtype), negative.to(dtype)
-    d_ap = lp_distance(anchor, positive, p=p, eps=eps)
-    d_an = lp_distance(anchor, negative, p=p, eps=eps)
-    if swap:
-        d_an = torch.minimum(d_an, lp_distance(positive, negative, p=p, eps=eps))
-    return reduce(F.relu(margin + d_ap - d_an), reduction)
+    if anchor.dtype != dtype:
+        anchor, positive, negative = anchor.to(dtype), positive.to(dtype), negative.to(dtype)
+    # The checks above are torch's semantics exactly, so the computation is torch's own kernel
+    # (the ATen op directly: F.triplet_margin_loss would repeat the checks and rejects margin=0).
+    return torch.triplet_margin_loss(anchor, positive, negative, margin, p, eps, swap,
+                                     _REDUCTION_ENUM[reduction])
 
 
 def batch_triplet_loss(
@@ -547,11 +562,18 @@ def nt_xent_loss(
     all2, _ = _gather(view2, gather)
     total = all1.shape[0]
     local = torch.cat([view1, view2])
-    logits = distance_matrix(local, torch.cat([all1, all2]), metric=metric) / temperature
+    queries = normalize_rows(local) if metric == "cosine_similarity" else local
+    if all1 is view1:  # not gathered: the keys are the queries, the logits a Gram matrix
+        logits = _ScaledGram.apply(queries, 1.0 / temperature)
+    else:
+        keys = torch.cat([all1, all2])
+        keys = normalize_rows(keys) if metric == "cosine_similarity" else keys
+        # 1 / temperature scales the (2n, D) queries, not the (2n, 2N) logits.
+        logits = (queries / temperature) @ keys.T
     rows = torch.arange(batch, device=view1.device) + offset
     own = torch.cat([rows, rows + total])  # each local row's own column
     partner = torch.cat([rows + total, rows])
-    logits = logits.clone()
+    # In place: the matrix product's backward does not need its output.
     logits[torch.arange(2 * batch, device=view1.device), own] = -math.inf
     terms = F.cross_entropy(logits, partner, reduction="none")
     return _reduce_terms(terms, reduction, _gathered(gather))
