@@ -588,3 +588,85 @@ BAD_INPUT = [
 def test_bad_input(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+
+
+# --- fast paths (issue 6): each checked against the plain formula it replaces ------------------
+
+
+class TestFastPaths:
+    @pytest.mark.parametrize("alpha", [0.25, -1.0])
+    @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+    def test_sigmoid_focal_hand_written_backward_matches_autograd(self, alpha, gamma):
+        # A target that requires a gradient takes the autograd path: both must agree in value
+        # and in the input's gradient, for hard and soft labels.
+        g = gen(30)
+        z = torch.randn(6, 5, generator=g, dtype=torch.float64) * 4
+        hard = torch.randint(0, 2, (6, 5), generator=g).double()
+        soft = torch.rand(6, 5, generator=g, dtype=torch.float64)
+        upstream = torch.rand(6, 5, generator=g, dtype=torch.float64)
+        for y in (hard, soft):
+            fast_z = z.clone().requires_grad_(True)
+            fast = LF.sigmoid_focal_loss(fast_z, y, alpha=alpha, gamma=gamma, reduction="none")
+            (fast * upstream).sum().backward()
+            auto_z = z.clone().requires_grad_(True)
+            auto = LF.sigmoid_focal_loss(auto_z, y.clone().requires_grad_(True), alpha=alpha, gamma=gamma,
+                                         reduction="none")
+            (auto * upstream).sum().backward()
+            close(fast, auto.detach(), rtol=1e-12, atol=1e-14)
+            close(fast_z.grad, auto_z.grad, rtol=1e-10, atol=1e-12)
+            ref_z = z.clone().requires_grad_(True)
+            (reference_sigmoid_focal(ref_z, y, alpha, gamma) * upstream).sum().backward()
+            close(fast_z.grad, ref_z.grad, rtol=1e-9, atol=1e-12)
+
+    def test_softmax_focal_index_path_both_branches_of_log_one_minus_p(self):
+        # p_y above and below 1/2 (the two formulas for log(1 - p_y)), float32 against float64
+        z = torch.tensor([[4.0, 0.0, -1.0], [0.2, 0.1, 0.0], [-3.0, 2.0, 1.0], [9.0, -9.0, 0.0]])
+        target = torch.tensor([0, 0, 0, 0])
+        onehot = F.one_hot(target, 3).double()
+        for gamma in (0.5, 2.0):
+            expected = reference_softmax_focal(z.double(), onehot, gamma)
+            got = LF.softmax_focal_loss(z, target, gamma=gamma, reduction="none")
+            close(got.double(), expected, rtol=2e-6, atol=1e-7)
+            fast_z = z.clone().requires_grad_(True)
+            LF.softmax_focal_loss(fast_z, target, gamma=gamma, reduction="sum").backward()
+            ref_z = z.double().requires_grad_(True)
+            reference_softmax_focal(ref_z, onehot, gamma).sum().backward()
+            close(fast_z.grad.double(), ref_z.grad, rtol=2e-5, atol=1e-6)
+
+    @pytest.mark.parametrize("p", [1, 2])
+    def test_weston_watkins_masked_path_every_reduction(self, p):
+        # With an ignored sample the hinge goes through reduction="none" plus the mask.
+        logits, target, _, weight = multiclass_case((6, 4), seed=31)
+        ignored = target.clone()
+        ignored[2] = 1
+        per_sample = F.multi_margin_loss(logits, target, p=p, margin=0.5, weight=weight, reduction="none")
+        got = LF.multiclass_hinge_loss(logits, ignored, p=p, margin=0.5, weight=weight, ignore_index=1,
+                                       reduction="none")
+        # ignore_index=1 is also a real class: only the samples whose target is 1 are skipped
+        skipped = ignored == 1
+        close(got, torch.where(skipped, 0.0, per_sample), rtol=1e-12, atol=1e-14)
+        close(LF.multiclass_hinge_loss(logits, ignored, p=p, margin=0.5, weight=weight, ignore_index=1,
+                                       reduction="sum"), per_sample[~skipped].sum())
+        close(LF.multiclass_hinge_loss(logits, ignored, p=p, margin=0.5, weight=weight, ignore_index=1),
+              per_sample[~skipped].mean())
+
+    def test_ranking_target_check_still_rejects_near_one(self):
+        x = torch.zeros(3)
+        with pytest.raises(ValueError, match=r"target: expected labels in \{-1, \+1\}.*0\.5"):
+            LF.margin_ranking_loss(x, x, torch.tensor([1.0, 0.5, -1.0]))
+        with pytest.raises(ValueError, match=r"target: expected labels in \{-1, \+1\}.*nan"):
+            LF.margin_ranking_loss(x, x, torch.tensor([1.0, math.nan, -1.0]))
+
+    def test_kl_div_fast_checks_reject_nan_and_out_of_range(self):
+        log_q = torch.log_softmax(torch.randn(2, 3, generator=gen(32)), 1)
+        p = torch.softmax(torch.randn(2, 3, generator=gen(33)), 1)
+        for bad_input in (log_q.clone().index_fill_(1, torch.tensor([0]), math.nan),
+                          log_q.clone().index_fill_(1, torch.tensor([0]), 0.1)):
+            with pytest.raises(ValueError, match=r"input: expected log-probabilities"):
+                LF.kl_div(bad_input, p)
+        with pytest.raises(ValueError, match=r"target: expected probabilities in \[0, 1\]"):
+            LF.kl_div(log_q, p.clone().index_fill_(1, torch.tensor([2]), math.nan))
+        with pytest.raises(ValueError, match=r"target: expected probabilities in \[0, 1\]"):
+            LF.kl_div(log_q, p - 0.5)
+        with pytest.raises(ValueError, match=r"target: expected log-probabilities"):
+            LF.kl_div(log_q, log_q.clone().index_fill_(1, torch.tensor([1]), math.nan), log_target=True)
