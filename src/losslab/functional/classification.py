@@ -160,19 +160,31 @@ def _sign_target(target: object, input: Tensor) -> Tensor:
     return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
 
 
-def _check_class_index_target(input: Tensor, target: object, ignore_index: int) -> Tensor:
-    """Integer class indices of shape ``(N,)`` for input ``(N, C)``, or ``()`` for ``(C,)``."""
+def _check_class_index_target(input: Tensor, target: object, ignore_index: int) -> tuple[Tensor, bool]:
+    """Integer class indices of shape ``(N,)`` for input ``(N, C)``, or ``()`` for ``(C,)``.
+
+    Also returns whether every index is known to be a class in ``[0, C)`` (so none equals an
+    ``ignore_index`` outside that range): one ``aminmax`` read settles the common case.
+    """
     target = check_tensor("target", target)
     if input.dim() not in (1, 2):
         raise ValueError(f"input: expected scores of shape (N, C) or (C,), got shape {tuple(input.shape)}")
     expected = input.shape[:-1]
-    check_class_indices("target", target, input.shape[-1], ignore_index)
+    num_classes = input.shape[-1]
+    all_classes = False
+    is_index = not (target.dtype == torch.bool or target.is_floating_point() or target.is_complex())
+    if is_index and validation_enabled() and target.numel() > 0:
+        smallest, largest = torch.aminmax(target)
+        all_classes = smallest.item() >= 0 and largest.item() < num_classes
+    if not all_classes:
+        # the general check: ignore_index entries, and the error message
+        check_class_indices("target", target, num_classes, ignore_index)
     if target.shape != expected:
         raise ValueError(
             f"target: expected class indices of shape {tuple(expected)} for input of shape "
             f"{tuple(input.shape)}, got {tuple(target.shape)}"
         )
-    return target
+    return target, all_classes
 
 
 def _class_view(vector: Tensor, ndim: int) -> Tensor:
@@ -355,11 +367,13 @@ def multiclass_hinge_loss(
         raise ValueError(f"p: expected 1 or 2 (only these are supported, as in torch), got {p!r}")
     margin = _check_number("margin", margin)
     input = _as_compute(input)
-    target = _check_class_index_target(input, target, ignore_index)
-    weight = check_class_weight(weight, input.shape[-1], input)
+    target, all_classes = _check_class_index_target(input, target, ignore_index)
+    num_classes = input.shape[-1]
+    weight = check_class_weight(weight, num_classes, input)
     if kind == "weston_watkins":
-        return _weston_watkins(input, target, p=p, margin=margin, weight=weight,
-                               ignore_index=ignore_index, reduction=reduction)
+        nothing_ignored = all_classes and not 0 <= ignore_index < num_classes
+        return _weston_watkins(input, target, p=p, margin=margin, weight=weight, ignore_index=ignore_index,
+                               reduction=reduction, nothing_ignored=nothing_ignored)
     unbatched = input.dim() == 1
     if unbatched:
         input, target = input.unsqueeze(0), target.unsqueeze(0)
@@ -386,10 +400,15 @@ def multiclass_hinge_loss(
 
 def _weston_watkins(
     input: Tensor, target: Tensor, *, p: int, margin: float, weight: Tensor | None,
-    ignore_index: int, reduction: str,
+    ignore_index: int, reduction: str, nothing_ignored: bool,
 ) -> Tensor:
     """Weston–Watkins hinge through ``F.multi_margin_loss`` (this loss by definition, one fused
-    kernel forward and backward); losslab adds only the ``ignore_index`` extension around it."""
+    kernel forward and backward); losslab adds only the ``ignore_index`` extension around it.
+
+    ``nothing_ignored``: the caller's range check already showed that no target is ignored.
+    """
+    if nothing_ignored:
+        return F.multi_margin_loss(input, target, p=p, margin=margin, weight=weight, reduction=reduction)
     ignored = target == ignore_index
     # Eager: one sync on the (N,) target picks torch's own reduction when nothing is ignored.
     if not torch.compiler.is_compiling() and not bool(ignored.any()):
