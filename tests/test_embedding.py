@@ -204,7 +204,7 @@ def _batch_all_cubic_reference(x, labels, margin, soft_margin):
 
 @pytest.mark.parametrize("soft_margin", [False, True])
 def test_batch_all_chunked_equals_cubic_reference(monkeypatch, soft_margin):
-    # Tiny chunks (2 anchors of 40^2 triples, the last one partial) so that the chunk loop and
+    # Tiny chunks (a few anchors each, the last one partial) so that the chunk loop and
     # the gradient accumulated across chunks are exercised; duplicated rows give zero distances.
     from losslab.functional import embedding
 

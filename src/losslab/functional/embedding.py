@@ -137,32 +137,38 @@ def _squared_norm_expansion(x: Tensor, y: Tensor) -> Tensor:
     return torch.addmm(squared, x, y.T, alpha=-2.0).clamp_min_(0.0)
 
 
-# Elements of one chunk's (anchors, N, N) triplet tensor: 2^22 floats = 16 MiB in float32.
+# Elements of one chunk's (anchors, positives, N) triplet tensor: 2^22 floats = 16 MiB in float32.
 _TRIPLET_CHUNK_ELEMENTS = 1 << 22
 
 
 class _BatchAllTriplets(torch.autograd.Function):
     """Per-anchor sums of ``hinge(margin + D[a, p] - D[a, n])`` over the valid triplets.
 
-    Goes through the anchors in chunks, so memory is ``O(N^2)`` per chunk instead of ``O(N^3)``.
-    The backward needs only ``dL/dD`` (an ``(n, N)`` matrix accumulated in the forward pass):
-    ``D[a, p]`` gets the summed hinge derivatives of its triplets, ``D[a, n]`` minus them.
+    Each anchor's positives are listed first (``positive_index``, ``(n, K)`` padded to the
+    largest number of positives K, ``positive_valid`` marking the real ones), so the triplet
+    tensor is ``(anchors, K, N)``, not ``(anchors, N, N)``: with classes of size ~k that is
+    ``N/k`` times less work. Anchors go in chunks, so memory stays ``O(K N)`` per chunk. The
+    backward needs only ``dL/dD`` (``(n, N)``, accumulated in the forward pass): ``D[a, p]``
+    gets the summed hinge derivatives of its triplets, ``D[a, n]`` minus them.
     Returns ``(terms (n,), number of valid triplets with a positive loss)``.
     """
 
     @staticmethod
-    def forward(ctx, dist: Tensor, positive: Tensor, negative: Tensor,  # type: ignore[override]
-                margin: float, soft_margin: bool) -> tuple[Tensor, Tensor]:
+    def forward(ctx, dist: Tensor, positive_index: Tensor, positive_valid: Tensor,  # type: ignore[override]
+                negative: Tensor, margin: float, soft_margin: bool) -> tuple[Tensor, Tensor]:
         anchors, candidates = dist.shape
-        chunk = max(1, _TRIPLET_CHUNK_ELEMENTS // max(1, candidates * candidates))
+        most_positives = positive_index.shape[1]
+        chunk = max(1, _TRIPLET_CHUNK_ELEMENTS // max(1, most_positives * candidates))
         terms = dist.new_zeros(anchors)
         grad_dist = torch.zeros_like(dist)
         nonzero = torch.zeros((), dtype=torch.long, device=dist.device)
         for start in range(0, anchors, chunk):
             stop = min(start + chunk, anchors)
             d = dist[start:stop]
-            valid = positive[start:stop, :, None] & negative[start:stop, None, :]
-            violation = (d[:, :, None] + margin) - d[:, None, :]  # (anchor, positive, negative)
+            index = positive_index[start:stop]
+            d_ap = d.gather(1, index)  # (anchor, K)
+            valid = positive_valid[start:stop, :, None] & negative[start:stop, None, :]
+            violation = (d_ap[:, :, None] + margin) - d[:, None, :]  # (anchor, positive, negative)
             if soft_margin:
                 per_triplet = F.softplus(violation).mul_(valid)
                 slope = torch.sigmoid(violation).mul_(valid)
@@ -172,7 +178,8 @@ class _BatchAllTriplets(torch.autograd.Function):
                 slope = slope.to(dist.dtype)
             terms[start:stop] = per_triplet.sum((1, 2))
             nonzero += (per_triplet > 0).sum()
-            grad_dist[start:stop] = slope.sum(2) - slope.sum(1)
+            # Padding slots have slope 0, so scattering them onto any column adds nothing.
+            grad_dist[start:stop] = slope.sum(1).neg_().scatter_add_(1, index, slope.sum(2))
         ctx.save_for_backward(grad_dist)
         ctx.mark_non_differentiable(nonzero)
         return terms, nonzero
@@ -180,7 +187,7 @@ class _BatchAllTriplets(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_terms: Tensor, _grad_nonzero: Tensor | None):  # type: ignore[override]
         (grad_dist,) = ctx.saved_tensors
-        return grad_terms[:, None] * grad_dist, None, None, None, None
+        return grad_terms[:, None] * grad_dist, None, None, None, None, None
 
 
 class _ScaledGram(torch.autograd.Function):
@@ -351,8 +358,9 @@ def batch_triplet_loss(
       pytorch-metric-learning and sentence-transformers) or over all valid triplets
       (``average="all"``).
 
-    Batch-all goes through the ``(N, N, N)`` triplet terms in chunks of anchors, keeping only
-    ``O(N^2)`` memory (the reference implementations materialise all ``N^3``).
+    Batch-all goes through the triplet terms in chunks of anchors, each anchor against its own
+    positives only (``O(N K)`` memory per chunk for at most ``K`` positives per anchor; the
+    reference implementations materialise all ``N^3``).
 
     A batch with no valid triplet (one class only, or singletons only) gives 0, never NaN,
     with a zero gradient. ``"none"`` returns one value per anchor: its batch-hard loss, or the
@@ -415,7 +423,14 @@ def batch_triplet_loss(
         count = valid.sum()
     else:
         dist = distance_matrix(embeddings, everyone, metric=metric)  # (n, N)
-        terms, nonzero = _BatchAllTriplets.apply(dist, positive, negative, margin, soft_margin)
+        positive_count = positive.sum(1)
+        most_positives = int(positive_count.max()) if positive_count.numel() else 0
+        # Each row's positive columns first (a stable sort of the mask), padded to the largest count.
+        positive_index = positive.to(torch.uint8).argsort(dim=1, descending=True, stable=True)
+        positive_index = positive_index[:, :most_positives]
+        positive_valid = torch.arange(most_positives, device=dist.device) < positive_count[:, None]
+        terms, nonzero = _BatchAllTriplets.apply(dist, positive_index, positive_valid, negative,
+                                                 margin, soft_margin)
         count = nonzero if average == "nonzero" else (positive.sum(1) * negative.sum(1)).sum()
     return _reduce_terms(terms, reduction, _gathered(gather), count)
 
