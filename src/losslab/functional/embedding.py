@@ -352,7 +352,10 @@ def batch_triplet_loss(
     soft margin is ``margin=0``).
 
     * ``mining="hard"`` (batch-hard): one triplet per anchor, the farthest positive and the
-      closest negative. ``"mean"`` averages over the anchors that have a valid triplet.
+      closest negative. ``"mean"`` averages over the anchors that have a valid triplet. The
+      pairs are mined on the fast matrix-product distances (no gradient), then the two mined
+      distances of each anchor are computed exactly (zero gradient at zero distance); only
+      near-ties closer than float rounding can be mined differently from an exact matrix.
     * ``mining="all"`` (batch-all): every valid triplet. ``"mean"`` averages over the triplets
       with a positive loss (``average="nonzero"``, Hermans et al.'s BA≠0, the default of
       pytorch-metric-learning and sentence-transformers) or over all valid triplets
