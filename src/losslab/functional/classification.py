@@ -455,11 +455,14 @@ class _SigmoidFocal(torch.autograd.Function):
         if gamma != 0.0:
             # log(1 - p_t) = log sigma(z) + log((1 - y) + y e^{-z}); for a hard label one term
             # is log(0) = -inf and logaddexp returns the other.
-            # log y with log(0) = -inf set by a mask: torch.log takes a slow scalar path on
-            # zeros (about 10x a normal pass), and hard labels are half zeros. (Subnormal
-            # targets are read as the smallest normal number.)
-            log_target = torch.log(target.clamp_min(torch.finfo(target.dtype).tiny))
-            log_target.masked_fill_(target == 0, -math.inf)
+            # log y without torch.log(0): it takes a slow scalar path on zeros (about 10x a
+            # normal pass) and hard labels are half zeros. A zero label gets -finfo.max instead
+            # of -inf (an arithmetic add: masked_fill/where cost 2x more), which contributes
+            # exactly exp(-huge) = 0 for every logit with |z| < finfo.max / 2. Subnormal targets
+            # are read as the smallest normal number.
+            finfo = torch.finfo(target.dtype)
+            log_target = torch.log(target.clamp_min(finfo.tiny))
+            log_target.add_((target == 0).to(target.dtype), alpha=-finfo.max)
             log_miss = torch.logaddexp(log_target.sub_(input), torch.log1p(-target)).add_(log_sig)
             weight = log_miss.mul(gamma).exp_()
         if alpha >= 0:
