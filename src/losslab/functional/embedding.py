@@ -355,7 +355,8 @@ def batch_triplet_loss(
       closest negative. ``"mean"`` averages over the anchors that have a valid triplet. The
       pairs are mined on the fast matrix-product distances (no gradient), then the two mined
       distances of each anchor are computed exactly (zero gradient at zero distance); only
-      near-ties closer than float rounding can be mined differently from an exact matrix.
+      candidates whose distances differ by less than the rounding of ``|a|^2 + |b|^2 - 2 a.b``
+      can be mined differently from an exact matrix.
     * ``mining="all"`` (batch-all): every valid triplet. ``"mean"`` averages over the triplets
       with a positive loss (``average="nonzero"``, Hermans et al.'s BA≠0, the default of
       pytorch-metric-learning and sentence-transformers) or over all valid triplets
