@@ -33,9 +33,11 @@ def _check_ranking_target(target: object, ref: Tensor) -> Tensor:
             f"target: expected labels in {{-1, +1}} (integer or floating), got dtype {target.dtype}"
         )
     if validation_enabled() and target.numel() > 0:
-        # |t| == 1 exactly: two elementwise passes and one reduction (no chain of masks)
-        bad = target.abs() != 1
-        if bool(bad.any()):
+        # Every |t| is 1 iff min |t| = max |t| = 1 (NaN fails): one elementwise pass and one
+        # read-only reduction; the boolean mask is built only to word the error.
+        smallest, largest = torch.aminmax(target.abs())
+        if smallest.item() != 1 or largest.item() != 1:
+            bad = target.abs() != 1
             first = target[bad].flatten()[0].item()
             raise ValueError(
                 f"target: expected labels in {{-1, +1}} (1: input1 should rank higher), got "
@@ -84,5 +86,6 @@ def margin_ranking_loss(
     dtype = torch.promote_types(compute_dtype(input1), compute_dtype(input2))
     input1, input2 = input1.to(dtype), input2.to(dtype)
     sign = _check_ranking_target(target, input1)
-    loss = (margin - sign * (input1 - input2)).clamp_min(0.0)
+    # y (x2 - x1) + m, updated in place: a scalar add has no backward pass of its own
+    loss = (sign * (input2 - input1)).add_(margin).clamp_min_(0.0)
     return reduce(loss, reduction)
