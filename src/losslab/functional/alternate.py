@@ -128,8 +128,11 @@ def _clamp_bounds(eps: float) -> tuple[float, float]:
     return low, math.log1p(-eps)
 
 
-def _softmax_log_pair(logits: Tensor, dim: int) -> tuple[Tensor, Tensor]:
-    """``log p`` and ``log(1 - p)`` of a softmax, accurate for p near 0 and near 1."""
+def softmax_log_pair(logits: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    """``log p`` and ``log(1 - p)`` of a softmax, accurate for p near 0 and near 1.
+
+    Shared with the focal and poly losses of :mod:`losslab.functional.classification`.
+    """
     num_classes = logits.shape[dim]
     log_p = torch.log_softmax(logits, dim)
     if num_classes == 1:
@@ -159,7 +162,7 @@ def _log_pair(
     if softmax_dim is None:
         log_p, log_q = F.logsigmoid(input), F.logsigmoid(-input)
     else:
-        log_p, log_q = _softmax_log_pair(input, softmax_dim)
+        log_p, log_q = softmax_log_pair(input, softmax_dim)
     low, high = _clamp_bounds(eps)
     return log_p.clamp(low, high), log_q.clamp(low, high)
 

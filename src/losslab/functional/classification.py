@@ -35,7 +35,7 @@ from losslab._validation import (
     validation_enabled,
     weighted_mean,
 )
-from losslab.functional.alternate import _softmax_log_pair
+from losslab.functional.alternate import softmax_log_pair
 
 __all__ = [
     "binary_cross_entropy_with_logits",
@@ -627,7 +627,7 @@ def softmax_focal_loss(
     if not target.is_floating_point():
         return _softmax_focal_index(input, target, gamma=gamma, alpha=alpha_vector, weight=weight,
                                     ignore_index=ignore_index, reduction=reduction, unbatched=unbatched)
-    log_p, log_q = _softmax_log_pair(input, 1)
+    log_p, log_q = softmax_log_pair(input, 1)
     per_class = -log_p
     if gamma != 0.0:
         per_class = torch.exp(gamma * log_q) * per_class
@@ -758,7 +758,7 @@ def poly_loss(
     )
     # log(1 - p_c) without cancellation (the largest class from its logit margin), so that
     # 1 - p_t keeps its relative precision when p_t is close to 1.
-    _, log_q = _softmax_log_pair(input, 1)
+    _, log_q = softmax_log_pair(input, 1)
     if target.is_floating_point():
         soft = target.to(input.dtype)
         # the sample weight uses the unsmoothed target: weight[y] for a one-hot target
