@@ -233,7 +233,7 @@ def test_sigkill_during_the_sweep_then_rerun_loses_and_repeats_nothing(tmp_path)
     assert process.returncode == -signal.SIGKILL
     after_kill = _rows(db)
     recorded = sum(len(epochs) for key, epochs in after_kill.items() if key[3] == "sweep")
-    assert 1 <= recorded < 2 * 3 * 4, "the sweep had finished: nothing was interrupted"
+    assert 0 < recorded < 2 * 3 * 4, "the sweep had finished: nothing was interrupted"
     assert not any(key[3] == "test" for key in after_kill)  # killed before any test run
 
     rerun = subprocess.run(_cli(*arguments, "--db", str(db)), capture_output=True, text=True, timeout=300)
