@@ -163,6 +163,57 @@ def _l_parts(p: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     return value, slope
 
 
+def _l_exp_denominators(e: Tensor) -> tuple[Tensor, Tensor]:
+    """From ``e = exp(z)`` (overwritten): ``(V, G)`` with the y=1 term of L equal to ``1 / V``
+    and its derivative in z equal to ``-1 / G``.
+
+    With ``p = e / (1 + e)``, ``q = 1 / (1 + e)`` and ``w = sqrt(e (2 + e))``:
+    ``s = sqrt(p (1 + q)) = w / (1 + e)``, so ``1/s - 1 = (1 + e - w) / w = 1 / (w (1 + e + w))``
+    (as ``(1 + e)^2 - w^2 = 1``; a sum of positive terms, no cancellation at either end) and
+    ``d/dz (1/s - 1) = -p q^2 / s^3 = -1 / (w (2 + e))``. One exp and one sqrt per element
+    instead of two sigmoids and an rsqrt, and every other step is a cheap product or sum.
+    """
+    a = torch.add(e, 2.0)
+    w = torch.mul(a, e).sqrt_()
+    grad_den = a.mul_(w)                                   # w (2 + e)
+    value_den = e.add_(1.0).add_(w).mul_(w)                # w (1 + e + w)
+    return value_den, grad_den
+
+
+def _l_exp_safe(low: float, high: float, dtype: torch.dtype) -> bool:
+    """Whether logits within ``[low, high]`` keep ``exp(+-z)`` and ``e (2 + e)`` finite and
+    normal in ``dtype``, so the exp form of L is exact to rounding (the clamp bounds the logits
+    whenever ``eps > 0``; ``eps = 0`` or a tiny eps takes the sigmoid form)."""
+    return max(-low, high) <= 0.45 * math.log(torch.finfo(dtype).max)
+
+
+def _l_exp_chunk(full, zc, target, pos_weight, weight, grad, scale) -> Tensor:
+    """L / full L from bounded logits (see :func:`_l_exp_denominators`): returns the per
+    element loss, writes ``scale`` times its derivative in z into ``grad``."""
+    e = torch.exp(zc)
+    positive = target if pos_weight is None else torch.mul(target, pos_weight)
+    if full:
+        # The y=0 term is the y=1 term at -z, with the derivative's sign flipped.
+        negative = torch.rsub(target, 1.0)
+        value_den0, grad_den0 = _l_exp_denominators(torch.reciprocal(e))
+        value = torch.div(negative, value_den0)
+        torch.div(negative, grad_den0, out=grad)
+        del negative, value_den0, grad_den0
+        value_den, grad_den = _l_exp_denominators(e)
+        value.addcdiv_(positive, value_den)
+        grad.addcdiv_(positive, grad_den, value=-1.0)
+        if scale != 1.0:
+            grad.mul_(scale)
+    else:
+        value_den, grad_den = _l_exp_denominators(e)
+        value = torch.div(positive, value_den)
+        torch.div(positive, grad_den, out=grad).mul_(-scale)
+    if weight is not None:
+        value.mul_(weight)
+        grad.mul_(weight)
+    return value
+
+
 def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale, active) -> Tensor:
     """Per element loss ``w (pw y pos + (1 - y) neg)`` at the clamped logit (returned), and
     ``scale`` times its derivative in z written into ``grad`` (zero where the clamp is active).
@@ -189,6 +240,8 @@ def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale, a
             if scale != 1.0:
                 grad.mul_(scale)
             value.add_(negative)
+    elif _l_exp_safe(low, high, zc.dtype):
+        value = _l_exp_chunk(kind == "full_l", zc, target, pos_weight, weight, grad, scale)
     else:
         # L: q = 1 - p from its own sigmoid (full precision as p -> 1); full L's y=0 term swaps
         # p and q, and the sign of the derivative.
