@@ -488,9 +488,14 @@ def _indices_pass(base, z, index, sample_weight, eps, scale) -> tuple[Tensor, Te
         p = torch.log_softmax(z, 1)
         log_p = p.gather(1, index)
         p.exp_()
+    p_y = p.gather(1, index)
     p.scatter_(1, index, 0.0)
-    q_y = p.sum(1, keepdim=True)                          # 1 - p_y without cancellation
-    log_q = torch.log(q_y)
+    # 1 - p_y: near p_y = 1 the sum of the others keeps the digits that 1 - p_y loses; for
+    # p_y <= 1/2 it is the other way round (the rounding of a sum of C - 1 terms can push it
+    # past 1 - eps and switch the clamp on for a p_y just above eps).
+    near_one = p_y > 0.5
+    q_y = torch.where(near_one, p.sum(1, keepdim=True), 1.0 - p_y)
+    log_q = torch.where(near_one, torch.log(q_y), torch.log1p(-p_y))
     inside = _clamped_log_pair(log_p, log_q, eps)
     value, k = _true_kernel(base, log_p, log_q)
     sample_weight = sample_weight.unsqueeze(1)
@@ -597,6 +602,8 @@ def _dense_chunk(base, full, z, probabilities, index, keep, weight, eps, scale, 
     loss; writes ``scale`` times ``dL/dz = k - p sum_c k_c`` into ``grad``."""
     log_p, p, log_q = _softmax_pair(z)
     inside = _clamped_log_pair(log_p, log_q, eps)
+    top = z.argmax(1, keepdim=True) if z.shape[1] > 1 else None
+    q_top = None if top is None else log_q.gather(1, top).exp_()
     if probabilities is not None:
         y = probabilities
     else:
@@ -621,7 +628,15 @@ def _dense_chunk(base, full, z, probabilities, index, keep, weight, eps, scale, 
         k.masked_fill_(~inside, 0.0)
     if not isinstance(scale, float):
         k.mul_(scale)
-    torch.sub(k, p.mul_(k.sum(1, keepdim=True)), out=grad)
+    if top is None:
+        torch.sub(k, p.mul_(k.sum(1, keepdim=True)), out=grad)
+        return value.sum(1)
+    # At the largest class k - p sum_c k_c cancels when p -> 1 and its own k dominates (a
+    # wrong-class term of a soft target): write it as k_top (1 - p_top) - p_top sum_{c != top} k_c.
+    p_top, k_top = p.gather(1, top), k.gather(1, top)
+    k_others = k.scatter(1, top, 0.0).sum(1, keepdim=True)
+    torch.sub(k, p.mul_(k_others.add(k_top)), out=grad)
+    grad.scatter_(1, top, k_top.mul_(q_top).sub_(p_top.mul_(k_others)))
     return value.sum(1)
 
 
