@@ -163,51 +163,52 @@ def _l_parts(p: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     return value, slope
 
 
-def _l_exp_denominators(e: Tensor) -> tuple[Tensor, Tensor]:
-    """From ``e = exp(z)`` (overwritten): ``(V, G)`` with the y=1 term of L equal to ``1 / V``
-    and its derivative in z equal to ``-1 / G``.
+def _l_exp_term(e: Tensor, coefficient: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """From ``e = exp(z)`` (overwritten) the y=1 term of L times ``coefficient``, as
+    ``(value, slope, r)`` with ``value = coefficient (1/s - 1)`` and ``slope * r = -coefficient
+    d/dz (1/s - 1)`` (a product left to the caller, which folds its scale into it).
 
     With ``p = e / (1 + e)``, ``q = 1 / (1 + e)`` and ``w = sqrt(e (2 + e))``:
     ``s = sqrt(p (1 + q)) = w / (1 + e)``, so ``1/s - 1 = (1 + e - w) / w = 1 / (w (1 + e + w))``
     (as ``(1 + e)^2 - w^2 = 1``; a sum of positive terms, no cancellation at either end) and
-    ``d/dz (1/s - 1) = -p q^2 / s^3 = -1 / (w (2 + e))``. One exp and one sqrt per element
-    instead of two sigmoids and an rsqrt, and every other step is a cheap product or sum.
+    ``d/dz (1/s - 1) = -p q^2 / s^3 = -1 / (w (2 + e))``. Both come from one reciprocal
+    ``r = coefficient / (w (2 + e) (1 + e + w))``: one exp, one sqrt and one division per element
+    instead of two sigmoids, an rsqrt and two divisions; the rest are cheap products and sums.
     """
     a = torch.add(e, 2.0)
     w = torch.mul(a, e).sqrt_()
-    grad_den = a.mul_(w)                                   # w (2 + e)
-    value_den = e.add_(1.0).add_(w).mul_(w)                # w (1 + e + w)
-    return value_den, grad_den
+    c = e.add_(1.0).add_(w)                                # 1 + e + w
+    r = torch.mul(a, c).mul_(w).reciprocal_().mul_(coefficient)
+    return a.mul_(r), c, r
 
 
 def _l_exp_safe(low: float, high: float, dtype: torch.dtype) -> bool:
-    """Whether logits within ``[low, high]`` keep ``exp(+-z)`` and ``e (2 + e)`` finite and
-    normal in ``dtype``, so the exp form of L is exact to rounding (the clamp bounds the logits
-    whenever ``eps > 0``; ``eps = 0`` or a tiny eps takes the sigmoid form)."""
-    return max(-low, high) <= 0.45 * math.log(torch.finfo(dtype).max)
+    """Whether logits within ``[low, high]`` keep ``exp(+-z)`` and ``w (2 + e) (1 + e + w)``
+    (about ``2 e^3``) finite and normal in ``dtype``, so the exp form of L is exact to rounding
+    (the clamp bounds the logits whenever ``eps > 0``: about +-16 at float32's eps; ``eps = 0``
+    or a tiny eps in float64 takes the sigmoid form)."""
+    return max(-low, high) <= 0.3 * math.log(torch.finfo(dtype).max)
 
 
 def _l_exp_chunk(full, zc, target, pos_weight, weight, grad, scale) -> Tensor:
-    """L / full L from bounded logits (see :func:`_l_exp_denominators`): returns the per
-    element loss, writes ``scale`` times its derivative in z into ``grad``."""
+    """L / full L from bounded logits (see :func:`_l_exp_term`): returns the per element loss,
+    writes ``scale`` times its derivative in z into ``grad``."""
     e = torch.exp(zc)
     positive = target if pos_weight is None else torch.mul(target, pos_weight)
     if full:
-        # The y=0 term is the y=1 term at -z, with the derivative's sign flipped.
-        negative = torch.rsub(target, 1.0)
-        value_den0, grad_den0 = _l_exp_denominators(torch.reciprocal(e))
-        value = torch.div(negative, value_den0)
-        torch.div(negative, grad_den0, out=grad)
-        del negative, value_den0, grad_den0
-        value_den, grad_den = _l_exp_denominators(e)
-        value.addcdiv_(positive, value_den)
-        grad.addcdiv_(positive, grad_den, value=-1.0)
+        # The y=0 term is the y=1 term at -z (exp(-z) = 1/e), with the derivative's sign flipped.
+        value0, slope0, r0 = _l_exp_term(torch.reciprocal(e), torch.rsub(target, 1.0))
+        torch.mul(slope0, r0, out=grad)
+        del slope0, r0
+        value, slope, r = _l_exp_term(e, positive)
+        value.add_(value0)
+        del value0
+        grad.addcmul_(slope, r, value=-1.0)
         if scale != 1.0:
             grad.mul_(scale)
     else:
-        value_den, grad_den = _l_exp_denominators(e)
-        value = torch.div(positive, value_den)
-        torch.div(positive, grad_den, out=grad).mul_(-scale)
+        value, slope, r = _l_exp_term(e, positive)
+        torch.mul(slope, r, out=grad).mul_(-scale)
     if weight is not None:
         value.mul_(weight)
         grad.mul_(weight)
