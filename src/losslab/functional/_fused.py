@@ -217,16 +217,21 @@ def _l_exp_chunk(full, z, active, low, high, target, pos_weight, weight, grad, s
     ``workspace``: returns the per element loss (a workspace buffer, valid until the next
     chunk), writes ``scale`` times its derivative in z into ``grad`` (not yet masked)."""
     e = workspace.get(0, z)
+    positive = target if pos_weight is None else torch.mul(target, pos_weight, out=workspace.get(1, z))
+    a, w, r = workspace.get(2, z), workspace.get(3, z), workspace.get(4, z)
+    if full:
+        negative = workspace.get(6, z)
+        torch.sub(_zero(target).add_(1.0), target, out=negative)   # 1 - y in one pass
+        if _all_hard(target, negative):
+            return _full_l_hard_chunk(z, active, low, high, target, positive, negative, pos_weight, weight,
+                                      grad, scale, workspace)
     if active is False:
         torch.exp(z, out=e)
     else:
         torch.clamp(z, low, high, out=e).exp_()
-    positive = target if pos_weight is None else torch.mul(target, pos_weight, out=workspace.get(1, z))
-    a, w, r = workspace.get(2, z), workspace.get(3, z), workspace.get(4, z)
     if full:
         # The y=0 term is the y=1 term at -z (exp(-z) = 1/e), with the derivative's sign flipped.
-        f, negative, value0 = workspace.get(5, z), workspace.get(6, z), workspace.get(7, z)
-        torch.sub(_zero(target).add_(1.0), target, out=negative)   # 1 - y in one pass
+        f, value0 = workspace.get(5, z), workspace.get(7, z)
         value0, slope0, r0 = _l_exp_term(torch.reciprocal(e, out=f), negative, value0, w, r)
         # scale * slope0 * r0 in one pass (addcmul onto a zero scalar folds the constant)
         torch.addcmul(_zero(grad), slope0, r0, value=scale, out=grad)
@@ -236,6 +241,36 @@ def _l_exp_chunk(full, z, active, low, high, target, pos_weight, weight, grad, s
     else:
         value, slope, r = _l_exp_term(e, positive, a, w, r)
         torch.addcmul(_zero(grad), slope, r, value=-scale, out=grad)
+    if weight is not None:
+        value.mul_(weight)
+        grad.mul_(weight)
+    return value
+
+
+def _all_hard(target: Tensor, negative: Tensor) -> bool:
+    """Whether every target of the chunk is exactly 0 or 1, from ``sum y (1 - y) == 0`` (each
+    product is >= 0 for validated targets in [0, 1], and cannot underflow to 0 unless y is 0
+    or 1 since one factor is >= 1/2). False when unknown (tracing, accelerators)."""
+    if torch.compiler.is_compiling() or target.device.type != "cpu" or target.numel() == 0:
+        return False
+    return bool(torch.dot(target.reshape(-1), negative.reshape(-1)) == 0)
+
+
+def _full_l_hard_chunk(z, active, low, high, target, positive, negative, pos_weight, weight, grad, scale,
+                       workspace: _Workspace) -> Tensor:
+    """Full L with every target 0 or 1: the y=0 term at z is the y=1 term at -z with the
+    derivative's sign flipped, so one term at ``z' = (2y - 1) z`` gives both (clamping z' is
+    clamping z, the bounds being symmetric): half the work of the soft-target form."""
+    sign = torch.sub(target, negative, out=workspace.get(5, z))     # 2y - 1 = +-1
+    e = workspace.get(0, z)
+    torch.mul(z, sign, out=e)
+    if active is not False:
+        e.clamp_(low, high)
+    e.exp_()
+    coefficient = _zero(z).add_(1.0) if pos_weight is None else positive.add_(negative)
+    value, slope, r = _l_exp_term(e, coefficient, workspace.get(2, z), workspace.get(3, z),
+                                  workspace.get(4, z))
+    torch.addcmul(_zero(grad), slope.mul_(sign), r, value=-scale, out=grad)
     if weight is not None:
         value.mul_(weight)
         grad.mul_(weight)
