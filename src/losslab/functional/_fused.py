@@ -247,6 +247,12 @@ def _l_exp_chunk(full, z, active, low, high, target, pos_weight, weight, grad, s
     return value
 
 
+# L's exp form keeps its temporaries in a reused workspace (about six chunk buffers), so a
+# larger chunk still fits in the 4 MB L2 per core when split over two threads, and halves the
+# per-chunk Python overhead (measured 5-10% faster at 10M than 1 << 17).
+_L_CHUNK_ELEMENTS = 1 << 18
+
+
 def _all_hard(target: Tensor, negative: Tensor) -> bool:
     """Whether every target of the chunk is exactly 0 or 1, from ``sum y (1 - y) == 0`` (each
     product is >= 0 for validated targets in [0, 1], and cannot underflow to 0 unless y is 0
@@ -354,7 +360,8 @@ class _BinaryFused(torch.autograd.Function):
         partial_sums = []
         active = _clamp_active(zf, low, high)    # one check for all chunks (a reduction is costly)
         workspace = _Workspace()
-        for rows in _row_chunks(zf):
+        chunk = _L_CHUNK_ELEMENTS if kind in ("l", "full_l") else None
+        for rows in _row_chunks(zf, chunk):
             value = _binary_chunk(
                 kind, zf[rows], target[rows], _rows_of(pos_weight, rows, zf),
                 _rows_of(weight, rows, zf), low, high, grad[rows], scale, active, workspace,
