@@ -356,3 +356,31 @@ def test_multiclass_full_indices_many_classes_near_certainty(function):
     (grad,) = torch.autograd.grad(function(z64, target, full=True, impl="fused", reduction="sum"), z64)
     (grad_reference,) = torch.autograd.grad(function(z64, target, full=True, impl="reference", reduction="sum"), z64)
     torch.testing.assert_close(grad, grad_reference, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_binary_l_chunks_mixing_hard_and_soft_targets(monkeypatch, full):
+    # Chunks of two rows: the full-L fast path for hard 0/1 targets is chosen per chunk, so
+    # hard chunks, soft chunks and a chunk with one soft value must all match the reference,
+    # with the clamp active in some chunks (|z| > 16.1) and weights broadcast over rows.
+    from losslab.functional import _fused
+
+    monkeypatch.setattr(_fused, "_L_CHUNK_ELEMENTS", 64)
+    generator = torch.Generator().manual_seed(5)
+    z = _logits(8, 32, scale=8.0, seed=4)
+    target = torch.randint(0, 2, (8, 32), generator=generator).double()
+    target[4:6] = torch.rand(2, 32, generator=generator, dtype=torch.float64)
+    target[7, 3] = 0.25
+    pos_weight = torch.rand(32, generator=generator, dtype=torch.float64) + 0.5
+    weight = torch.rand(8, 32, generator=generator, dtype=torch.float64)
+    assert (z.detach().abs() > 16.2).any()
+    for reduction in ("none", "mean"):
+        for options in ({}, {"pos_weight": pos_weight, "weight": weight}):
+            _assert_paths_agree(binary_l_loss, [z], target, full=full, reduction=reduction,
+                                rtol=1e-6, atol=1e-12, **options)
+            _assert_paths_agree(binary_l_loss, [z.detach().float().requires_grad_()], target.float(),
+                                full=full, reduction=reduction, rtol=2e-5, atol=1e-7,
+                                **{k: v.float() for k, v in options.items()})
+    value = binary_l_loss(z, target, full=full, impl="fused", reduction="none")
+    (grad,) = torch.autograd.grad(value.sum(), z)
+    assert (grad[z.detach().abs() > 16.2] == 0).all()
