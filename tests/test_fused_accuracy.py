@@ -44,3 +44,17 @@ def test_soft_targets_confident_top_class(fn):
     logits = torch.randn(256, 3, generator=g) * 30
     soft = torch.softmax(torch.randn(256, 3, generator=g, dtype=torch.float64) * 3, 1).float()
     assert _relative_grad_error(fn, logits, soft, soft.double(), full=True) < 1e-4
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_binary_l_without_clamp_stays_finite_where_the_reference_is(full):
+    # eps=0 switches the clamp off; the log-space form is finite down to z ~ -88 in float32
+    z = torch.tensor([-60.0, -80.0, 3.0], requires_grad=True)
+    y = torch.tensor([0.7, 1.0, 0.0])
+    value = LF.binary_l_loss(z, y, full=full, eps=0.0, reduction="sum")
+    (grad,) = torch.autograd.grad(value, z)
+    assert torch.isfinite(value) and torch.isfinite(grad).all()
+    z64 = z.detach().double().requires_grad_(True)
+    truth = LF.binary_l_loss(z64, y.double(), full=full, eps=0.0, reduction="sum", impl="reference")
+    (grad64,) = torch.autograd.grad(truth, z64)
+    torch.testing.assert_close(grad.double(), grad64, rtol=1e-5, atol=0.0)

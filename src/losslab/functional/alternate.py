@@ -302,7 +302,10 @@ def binary_loss(
     pos_weight = _check_broadcast_weight("pos_weight", pos_weight, input)
     weight = _check_broadcast_weight("weight", weight, input)
     target = target.to(input.dtype)
-    if fused_kind is not None and _fused.wants_fused(
+    # Without the clamp (eps=0) the fused L kernel overflows for logits below about -60 in
+    # float32, where the log-space reference stays finite: "auto" keeps the reference there.
+    unclamped_l = eps == 0 and fused_kind in ("l", "full_l") and impl == "auto"
+    if fused_kind is not None and not unclamped_l and _fused.wants_fused(
         impl, supported=from_logits, reason="with from_logits=False",
         others=(target, pos_weight, weight),
     ):
