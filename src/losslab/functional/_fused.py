@@ -376,10 +376,7 @@ class _BinaryFused(torch.autograd.Function):
             out = torch.stack(partial_sums).sum() if partial_sums else zf.new_zeros(())
             if reduction == "mean":
                 out = out * scale if numel else out * math.nan
-        ctx.unreduced = reduction == "none"
-        ctx.input_dtype = z.dtype
-        ctx.reference = reference
-        ctx.save_for_backward(grad, z)
+        _save_for_backward(ctx, grad, z, reduction, reference)
         return out
 
     @staticmethod
@@ -394,6 +391,16 @@ class _BinaryFused(torch.autograd.Function):
 @once_differentiable
 def _binary_backward(grad: Tensor, grad_output: Tensor, unreduced: bool, dtype: torch.dtype) -> Tensor:
     return _scale_back(grad, grad_output, unreduced).to(dtype)
+
+
+def _save_for_backward(ctx, grad: Tensor, z: Tensor, reduction: str,
+                       reference: Callable[[Tensor], Tensor]) -> None:
+    """What every fused Function keeps: the precomputed gradient and the input (for the
+    reference-formula backward under ``create_graph``)."""
+    ctx.unreduced = reduction == "none"
+    ctx.input_dtype = z.dtype
+    ctx.reference = reference
+    ctx.save_for_backward(grad, z)
 
 
 def _reference_grad(reference: Callable[[Tensor], Tensor], z: Tensor, grad_output: Tensor) -> Tensor:
@@ -529,10 +536,7 @@ class _MulticlassFused(torch.autograd.Function):
             out = loss.sum()
         else:
             out = weighted_mean(loss.sum(), denominator)
-        ctx.unreduced = reduction == "none"
-        ctx.input_dtype = z.dtype
-        ctx.reference = reference
-        ctx.save_for_backward(grad, z)
+        _save_for_backward(ctx, grad, z, reduction, reference)
         return out
 
     @staticmethod
