@@ -384,3 +384,75 @@ def test_binary_l_chunks_mixing_hard_and_soft_targets(monkeypatch, full):
     value = binary_l_loss(z, target, full=full, impl="fused", reduction="none")
     (grad,) = torch.autograd.grad(value.sum(), z)
     assert (grad[z.detach().abs() > 16.2] == 0).all()
+
+
+@pytest.mark.parametrize("function", [m_loss, l_loss], ids=["full_m", "full_l"])
+def test_multiclass_full_indices_across_chunks(monkeypatch, function):
+    # Chunks of three rows: the per-sample corrections (top class, target class) are computed
+    # once for the whole batch after the first pass over the chunks, so every chunk's rows must
+    # line up with them; the clamp acts in some chunks only (rows 0-2 and 9-11 hold
+    # near-certain and underflowing classes), targets hit the top class, ignored samples are
+    # spread over chunks, and spatial dims ride along.
+    from losslab.functional import _fused
+
+    monkeypatch.setattr(_fused, "_MULTICLASS_CHUNK_ELEMENTS", 3 * 7 * 2)
+    generator = torch.Generator().manual_seed(12)
+    z = torch.randn(14, 7, 2, generator=generator, dtype=torch.float64)
+    z[0:3, 2] += 30.0
+    z[9:12, 5] -= 25.0
+    z.requires_grad_()
+    target = torch.randint(0, 7, (14, 2), generator=generator)
+    target[0:3, 0] = 2
+    target[[4, 10], 1] = -100
+    weight = torch.rand(7, generator=generator, dtype=torch.float64) + 0.2
+    assert (torch.softmax(z.detach(), 1) < 1e-7).any()
+    for reduction in REDUCTIONS:
+        for options in ({}, {"weight": weight}, {"eps": 0.0}, {"eps": 1e-3}):
+            _assert_paths_agree(function, [z], target, full=True, reduction=reduction,
+                                rtol=1e-6, atol=1e-12, **options)
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_backward_hands_out_the_kept_gradient_and_recomputes_it_exactly(name):
+    # The first backward returns the forward's gradient buffer itself (scaled in place; no
+    # input-sized allocation), so the leaf's .grad is that buffer; a second backward through
+    # the retained graph recomputes it with the same kernels: the same bits.
+    leaf = torch.tensor([0.3, -1.2, 2.0, 0.7, -0.4, 1.5], dtype=torch.float64, requires_grad=True)
+    value = CALLS[name](leaf)
+    kept = value.grad_fn.gradient.data_ptr()      # no reference held: autograd may take it
+    value.sum().backward(retain_graph=True)
+    assert leaf.grad.data_ptr() == kept
+    first = leaf.grad.clone()
+    leaf.grad = None
+    value.sum().backward()
+    assert torch.equal(leaf.grad, first)
+    assert value.grad_fn.gradient is None
+
+
+def _tensors_reachable_from_ctx(node):
+    """Tensors in the node's attributes, in tuples among them and in closures' cells."""
+    found = []
+    pending = list(vars(node).values())
+    while pending:
+        item = pending.pop()
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, (tuple, list)):
+            pending.extend(item)
+        elif callable(item) and getattr(item, "__closure__", None):
+            pending.extend(cell.cell_contents for cell in item.__closure__)
+    return found
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_a_loss_kept_after_backward_holds_no_tensor(name):
+    # e.g. losses appended to a list for logging: after backward, the graph node must not keep
+    # the input, the target or the gradient alive (saved tensors are freed by autograd; nothing
+    # is captured elsewhere)
+    leaf = torch.tensor([0.3, -1.2, 2.0, 0.7, -0.4, 1.5], dtype=torch.float64, requires_grad=True)
+    value = CALLS[name](leaf * 1.0)
+    assert _tensors_reachable_from_ctx(value.grad_fn) != []       # the gradient, before backward
+    value.sum().backward()
+    assert _tensors_reachable_from_ctx(value.grad_fn) == []
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        value.grad_fn.saved_tensors

@@ -478,21 +478,42 @@ def peak_memory_bytes(run: Callable[[], None], device: torch.device | str = "cpu
 
 def saved_tensor_bytes(call: Callable[[], Tensor], inputs: Sequence[Tensor],
                        parameters: Sequence[Tensor] = ()) -> tuple[int, int]:
-    """(bytes, count) of the tensors saved for backward during ``call()`` that are not the
-    caller's inputs or parameters (distinct storages counted once)."""
+    """(bytes, count) of the tensors the graph of ``call()`` keeps for backward that are not
+    the caller's inputs or parameters (distinct storages counted once): the ones saved for
+    backward, and the ones a custom ``autograd.Function`` holds on its ``ctx`` (losslab's
+    fused kernels keep their gradient there, to hand it to backward without a copy)."""
     owned = {t.untyped_storage().data_ptr() for t in (*inputs, *parameters)}
     seen: dict[int, int] = {}
 
-    def pack(tensor: Tensor) -> Tensor:
+    def note(tensor: Tensor) -> None:
         storage = tensor.untyped_storage()
         if storage.data_ptr() not in owned and storage.data_ptr() != 0:
             seen[storage.data_ptr()] = storage.nbytes()
+
+    def pack(tensor: Tensor) -> Tensor:
+        note(tensor)
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         loss = call()
+    for tensor in _ctx_tensors(loss.grad_fn):
+        note(tensor)
     del loss
     return sum(seen.values()), len(seen)
+
+
+def _ctx_tensors(root: Any) -> Iterator[Tensor]:
+    """Tensors held as attributes of the graph's nodes (custom Functions' ``ctx``)."""
+    stack, visited = [root], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in visited:
+            continue
+        visited.add(id(node))
+        for value in getattr(node, "__dict__", {}).values():
+            if isinstance(value, Tensor):
+                yield value
+        stack.extend(function for function, _ in node.next_functions)
 
 
 # --- cases ---------------------------------------------------------------------------------------------

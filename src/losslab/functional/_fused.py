@@ -51,7 +51,6 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from losslab._validation import weighted_mean
 
@@ -108,13 +107,65 @@ def _clamp_active(z: Tensor, low: float, high: float) -> bool | None:
     return bool(lo < low) or bool(hi > high)
 
 
-def _scale_back(saved: Tensor, grad_output: Tensor, unreduced: bool) -> Tensor:
-    """``saved * grad_output``, always a new tensor: handing out the saved buffer itself would
-    let a caller's gradient accumulation (``x.grad += ...``) modify it, which breaks a second
-    ``backward(retain_graph=True)``."""
-    if unreduced:
-        return saved * grad_output.reshape(grad_output.shape + (1,) * (saved.dim() - grad_output.dim()))
-    return saved * grad_output
+def _keep_for_backward(ctx, grad: Tensor, forward: Callable[..., tuple[Tensor, Tensor]],
+                       args: tuple[object, ...], num_tensors: int) -> None:
+    """Keep the precomputed gradient and the forward's arguments for backward.
+
+    The first ``num_tensors`` arguments are the tensors (or None): they are saved for backward,
+    so autograd frees them after backward and checks that they were not modified in place;
+    no tensor is captured anywhere else (a loss kept alive after backward, say in a list for
+    logging, then holds no input-sized memory).
+
+    In eager mode the gradient is held on ``ctx`` rather than saved, so that the first
+    backward can scale it in place and hand the buffer itself to autograd (which makes it
+    ``x.grad`` without a copy): no input-sized allocation and no extra pass in backward. A
+    second backward through a retained graph finds it taken and runs ``forward`` again on the
+    saved arguments (the same kernels: the same gradient bit for bit). Under
+    ``torch.compile`` it is saved as usual (the traced graph manages its own buffers).
+    """
+    tensors = args[:num_tensors]
+    ctx.static_args = args[num_tensors:]
+    ctx.forward_function = forward
+    if torch.compiler.is_compiling():
+        ctx.gradient_on_ctx = False
+        ctx.save_for_backward(grad, *tensors)
+    else:
+        ctx.gradient_on_ctx = True
+        ctx.gradient = grad
+        ctx.save_for_backward(*tensors)
+
+
+def _saved_args(ctx) -> tuple[object, ...]:
+    """The tensors saved by :func:`_keep_for_backward` (version-checked by autograd)."""
+    saved = ctx.saved_tensors
+    return saved[1:] if not ctx.gradient_on_ctx else saved
+
+
+def _take_gradient(ctx) -> tuple[Tensor, bool]:
+    """``(gradient, owned)``: ``owned`` when backward may scale the gradient in place and
+    return it (the kept buffer, or a recomputed one when an earlier backward through a
+    retained graph took it)."""
+    if not ctx.gradient_on_ctx:
+        return ctx.saved_tensors[0], False
+    grad, ctx.gradient = ctx.gradient, None
+    if grad is None:
+        with torch.no_grad():
+            _, grad = ctx.forward_function(*_saved_args(ctx), *ctx.static_args)
+    return grad, True
+
+
+def _scale_back(grad: Tensor, grad_output: Tensor, unreduced: bool, owned: bool) -> Tensor:
+    """``grad * grad_output``: in place when the buffer is ``owned`` (see :func:`_keep_for_backward`),
+    else a new tensor (a saved buffer handed out could be modified by a caller's gradient
+    accumulation before a second ``backward(retain_graph=True)``)."""
+    if unreduced and grad_output.dim() == grad.dim() - 1:
+        grad_output = grad_output.unsqueeze(1)             # per sample, over the class dim
+    if not owned:
+        return grad * grad_output
+    # loss.backward() seeds 1: skip the pass (reading a CPU scalar does not synchronise)
+    if not (grad_output.numel() == 1 and grad_output.device.type == "cpu" and grad_output.item() == 1.0):
+        grad.mul_(grad_output)
+    return grad
 
 
 # Elements per chunk: the temporaries of one chunk (a few tensors of this size) stay in the
@@ -348,67 +399,78 @@ def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale, a
     return value
 
 
+def _binary_forward(z, target, pos_weight, weight, kind, reduction, eps) -> tuple[Tensor, Tensor]:
+    """The binary loss and ``scale`` times its gradient in z (the reduction's factor folded in)."""
+    low, high = _logit_bounds(eps)
+    zf = z if z.dtype == target.dtype else z.to(target.dtype)
+    numel = zf.numel()
+    scale = 1.0 / max(numel, 1) if reduction == "mean" else 1.0
+    grad = torch.empty(zf.shape, dtype=zf.dtype, device=zf.device)
+    per_element = torch.empty_like(grad) if reduction == "none" else None
+    partial_sums = []
+    active = _clamp_active(zf, low, high)    # one check for all chunks (a reduction is costly)
+    workspace = _Workspace()
+    chunk = _L_CHUNK_ELEMENTS if kind in ("l", "full_l") else None
+    for rows in _row_chunks(zf, chunk):
+        value = _binary_chunk(
+            kind, zf[rows], target[rows], _rows_of(pos_weight, rows, zf),
+            _rows_of(weight, rows, zf), low, high, grad[rows], scale, active, workspace,
+        )
+        if per_element is None:
+            partial_sums.append(value.sum())
+        else:
+            per_element[rows] = value
+    if per_element is not None:
+        out = per_element
+    else:
+        out = torch.stack(partial_sums).sum() if partial_sums else zf.new_zeros(())
+        if reduction == "mean":
+            out = out * scale if numel else out * math.nan
+    return out, grad
+
+
 class _BinaryFused(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, target, pos_weight, weight, kind, reduction, eps, reference):
-        low, high = _logit_bounds(eps)
-        zf = z if z.dtype == target.dtype else z.to(target.dtype)
-        numel = zf.numel()
-        scale = 1.0 / max(numel, 1) if reduction == "mean" else 1.0
-        grad = torch.empty(zf.shape, dtype=zf.dtype, device=zf.device)
-        per_element = torch.empty_like(grad) if reduction == "none" else None
-        partial_sums = []
-        active = _clamp_active(zf, low, high)    # one check for all chunks (a reduction is costly)
-        workspace = _Workspace()
-        chunk = _L_CHUNK_ELEMENTS if kind in ("l", "full_l") else None
-        for rows in _row_chunks(zf, chunk):
-            value = _binary_chunk(
-                kind, zf[rows], target[rows], _rows_of(pos_weight, rows, zf),
-                _rows_of(weight, rows, zf), low, high, grad[rows], scale, active, workspace,
-            )
-            if per_element is None:
-                partial_sums.append(value.sum())
-            else:
-                per_element[rows] = value
-        if per_element is not None:
-            out = per_element
-        else:
-            out = torch.stack(partial_sums).sum() if partial_sums else zf.new_zeros(())
-            if reduction == "mean":
-                out = out * scale if numel else out * math.nan
-        _save_for_backward(ctx, grad, z, reduction, reference)
+        args = (z, target, pos_weight, weight, kind, reduction, eps)
+        out, grad = _binary_forward(*args)
+        _save_for_backward(ctx, grad, reduction, reference, _binary_forward, args, num_tensors=4)
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
-        grad, z = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            return (_reference_grad(ctx.reference, z, grad_output), None, None, None, None, None, None, None)
-        return (_binary_backward(grad, grad_output, ctx.unreduced, ctx.input_dtype),
-                None, None, None, None, None, None, None)
+        return (_fused_input_backward(ctx, grad_output), None, None, None, None, None, None, None)
 
 
-@once_differentiable
-def _binary_backward(grad: Tensor, grad_output: Tensor, unreduced: bool, dtype: torch.dtype) -> Tensor:
-    return _scale_back(grad, grad_output, unreduced).to(dtype)
+def _fused_input_backward(ctx, grad_output: Tensor) -> Tensor:
+    """The input's gradient for the binary and multiclass Functions."""
+    if torch.is_grad_enabled():
+        return _reference_grad(ctx.reference, _saved_args(ctx), grad_output)
+    grad, owned = _take_gradient(ctx)
+    return _scale_back(grad, grad_output, ctx.unreduced, owned).to(ctx.input_dtype)
 
 
-def _save_for_backward(ctx, grad: Tensor, z: Tensor, reduction: str,
-                       reference: Callable[[Tensor], Tensor]) -> None:
-    """What every fused Function keeps: the precomputed gradient and the input (for the
-    reference-formula backward under ``create_graph``)."""
+def _save_for_backward(ctx, grad: Tensor, reduction: str, reference: Callable[..., Tensor],
+                       forward: Callable[..., tuple[Tensor, Tensor]], args: tuple[object, ...],
+                       num_tensors: int) -> None:
+    """What the binary and multiclass Functions keep: the precomputed gradient, the input and
+    the other tensor arguments (for the reference-formula backward under ``create_graph``,
+    ``reference(input, *other_tensors)``)."""
+    z = args[0]
     ctx.unreduced = reduction == "none"
     ctx.input_dtype = z.dtype
     ctx.reference = reference
-    ctx.save_for_backward(grad, z)
+    _keep_for_backward(ctx, grad, forward, args, num_tensors)
 
 
-def _reference_grad(reference: Callable[[Tensor], Tensor], z: Tensor, grad_output: Tensor) -> Tensor:
-    """Backward with ``create_graph=True``: differentiate the reference formula instead, so
-    that second derivatives exist and are exact."""
+def _reference_grad(reference: Callable[..., Tensor], tensors: tuple[object, ...],
+                    grad_output: Tensor) -> Tensor:
+    """Backward with ``create_graph=True``: differentiate the reference formula
+    ``reference(z, *others)`` instead, so that second derivatives exist and are exact."""
+    z, *others = tensors
     with torch.enable_grad():
         leaf = z if z.requires_grad else z.detach().requires_grad_(True)
-        value = reference(leaf)
+        value = reference(leaf, *others)
         (grad,) = torch.autograd.grad(value, leaf, grad_output, create_graph=True)
     return grad
 
@@ -422,13 +484,15 @@ def binary_fused(
     weight: Tensor | None,
     reduction: str,
     eps: float,
-    reference: Callable[[Tensor], Tensor],
+    reference: Callable[[Tensor, Tensor, Tensor | None, Tensor | None], Tensor],
 ) -> Tensor:
     """Fused binary M / full M / L / full L from logits (arguments already validated).
 
     ``input`` is the caller's tensor (any floating dtype); ``target``, ``pos_weight`` and
-    ``weight`` are already in the compute dtype. ``reference(input)`` recomputes the loss with
-    the reference formula (used only for higher-order derivatives).
+    ``weight`` are already in the compute dtype. ``reference(input, target, pos_weight,
+    weight)`` recomputes the loss with the reference formula (used only for higher-order
+    derivatives); it must capture no tensor (they are kept as saved tensors, freed after
+    backward).
     """
     return _BinaryFused.apply(input, target, pos_weight, weight, kind, reduction, eps, reference)
 
@@ -484,71 +548,63 @@ def _softmax_pair(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return log_p, p, log_q
 
 
+def _multiclass_forward(z, target, weight, kind, ignore_index, reduction, eps) -> tuple[Tensor, Tensor]:
+    """The multiclass loss and its gradient in z (the reduction's factor folded in)."""
+    compute = torch.float32 if z.dtype in (torch.float16, torch.bfloat16) else z.dtype
+    zf = z.to(compute)
+    full = kind.startswith("full_")
+    base = kind.removeprefix("full_")
+    class_shape = (1, -1) + (1,) * (z.dim() - 2)
+    sample_shape = zf.shape[:1] + zf.shape[2:]
+    if target.is_floating_point():
+        index = sample_weight = keep = None
+        denominator = torch.tensor(float(math.prod(sample_shape)), dtype=compute, device=zf.device)
+    else:
+        keep = target != ignore_index
+        index = torch.where(keep, target, 0)
+        sample_weight = keep.to(compute) if weight is None else torch.where(keep, weight[index], 0.0)
+        denominator = sample_weight.sum()
+    # The reduction's factor is known before the pass, so it is folded into the gradient.
+    if reduction == "mean":
+        scale = torch.where(denominator > 0, 1.0 / denominator.clamp_min(torch.finfo(compute).tiny), 0.0)
+    else:
+        scale = 1.0
+    if index is not None and not full:
+        # One softmax buffer becomes the gradient in place: no chunks needed (the per-sample
+        # math is on (N,) tensors, where chunking would only add per-call overhead).
+        loss, grad = _indices_pass(base, zf, index, sample_weight, eps, scale)
+    elif index is not None:
+        loss, grad = _indices_full_pass(base, zf, index, keep, weight, eps, scale)
+    else:
+        grad = torch.empty(zf.shape, dtype=compute, device=zf.device)
+        loss = torch.empty(sample_shape, dtype=compute, device=zf.device)
+        for rows in _row_chunks(zf):
+            loss[rows] = _dense_chunk(
+                base, full, zf[rows], None if index is not None else target[rows],
+                None if index is None else index[rows],
+                None if index is None else keep[rows],
+                weight, eps, scale, grad[rows], class_shape,
+            )
+    if reduction == "none":
+        out = loss
+    elif reduction == "sum":
+        out = loss.sum()
+    else:
+        out = weighted_mean(loss.sum(), denominator)
+    return out, grad
+
+
 class _MulticlassFused(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, target, weight, kind, ignore_index, reduction, eps, reference):
-        compute = torch.float32 if z.dtype in (torch.float16, torch.bfloat16) else z.dtype
-        zf = z.to(compute)
-        full = kind.startswith("full_")
-        base = kind.removeprefix("full_")
-        class_shape = (1, -1) + (1,) * (z.dim() - 2)
-        sample_shape = zf.shape[:1] + zf.shape[2:]
-        if target.is_floating_point():
-            index = sample_weight = keep = None
-            denominator = torch.tensor(float(math.prod(sample_shape)), dtype=compute, device=zf.device)
-        else:
-            keep = target != ignore_index
-            index = torch.where(keep, target, 0)
-            sample_weight = keep.to(compute) if weight is None else torch.where(keep, weight[index], 0.0)
-            denominator = sample_weight.sum()
-        # The reduction's factor is known before the pass, so it is folded into the gradient.
-        if reduction == "mean":
-            scale = torch.where(denominator > 0, 1.0 / denominator.clamp_min(torch.finfo(compute).tiny), 0.0)
-        else:
-            scale = 1.0
-        if index is not None and not full:
-            # One softmax buffer becomes the gradient in place: no chunks needed (the per-sample
-            # math is on (N,) tensors, where chunking would only add per-call overhead).
-            loss, grad = _indices_pass(base, zf, index, sample_weight, eps, scale)
-        elif index is not None:
-            grad = torch.empty(zf.shape, dtype=compute, device=zf.device)
-            loss = torch.empty(sample_shape, dtype=compute, device=zf.device)
-            # Per sample: the reduction's factor, zero for an ignored sample.
-            row_scale = torch.where(keep, scale, 0.0).to(compute)
-            for rows in _row_chunks(zf, _MULTICLASS_CHUNK_ELEMENTS):
-                loss[rows] = _indices_full_chunk(
-                    base, zf[rows], index[rows], keep[rows], row_scale[rows], weight, eps,
-                    grad[rows], class_shape,
-                )
-        else:
-            grad = torch.empty(zf.shape, dtype=compute, device=zf.device)
-            loss = torch.empty(sample_shape, dtype=compute, device=zf.device)
-            for rows in _row_chunks(zf):
-                loss[rows] = _dense_chunk(
-                    base, full, zf[rows], None if index is not None else target[rows],
-                    None if index is None else index[rows],
-                    None if index is None else keep[rows],
-                    weight, eps, scale, grad[rows], class_shape,
-                )
-        if reduction == "none":
-            out = loss
-        elif reduction == "sum":
-            out = loss.sum()
-        else:
-            out = weighted_mean(loss.sum(), denominator)
-        _save_for_backward(ctx, grad, z, reduction, reference)
+        args = (z, target, weight, kind, ignore_index, reduction, eps)
+        out, grad = _multiclass_forward(*args)
+        _save_for_backward(ctx, grad, reduction, reference, _multiclass_forward, args, num_tensors=3)
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
-        grad, z = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            return (_reference_grad(ctx.reference, z, grad_output), None, None, None, None, None, None, None)
-        if ctx.unreduced:
-            scaled = (grad * grad_output.unsqueeze(1)).to(ctx.input_dtype)
-        else:
-            scaled = _binary_backward(grad, grad_output, False, ctx.input_dtype)
-        return (scaled, None, None, None, None, None, None, None)
+        return (_fused_input_backward(ctx, grad_output), None, None, None, None, None, None, None)
 
 
 def _indices_pass(base, z, index, sample_weight, eps, scale) -> tuple[Tensor, Tensor]:
@@ -588,9 +644,8 @@ def _indices_pass(base, z, index, sample_weight, eps, scale) -> tuple[Tensor, Te
     return value.squeeze(1), grad
 
 
-# Elements per chunk of the full M / full L pass with class indices: its five chunk-sized
-# buffers (logits, probabilities, loss terms, gradient terms, the gradient; 2.5 MB in float32)
-# stay in a 4 MB L2; smaller chunks measured slower here (per-operation overhead).
+# Elements per chunk of the full M / full L pass with class indices: its three chunk-sized
+# buffers (the gradient's rows and two scratch buffers; 1.5 MB in float32) stay in a 4 MB L2.
 _MULTICLASS_CHUNK_ELEMENTS = 1 << 17
 
 
@@ -604,77 +659,149 @@ def _any_below(p: Tensor, eps: float) -> bool:
     return bool(p.amin() < eps)
 
 
-def _indices_full_chunk(base, z, index, keep, row_scale, weight, eps, grad, class_shape) -> Tensor:
-    """Full M / full L with class indices: ``y`` true term at the target class, false terms
-    at every other class. Returns the per-sample loss (zero where ignored); writes
-    ``row_scale`` times ``dL/dz = k - p sum_c k_c`` into ``grad``.
-
-    Only the largest class can have ``p > 1/2``; for every other class ``1 - p`` is accurate,
-    so the false terms of all classes are computed densely from ``p`` in a few elementwise
-    operations. The two entries per sample that need more care, the top class (whose
-    ``1 - p`` is the sum of the other probabilities) and the target class (true term, with
-    ``log p`` from the logits so that an underflowing ``p`` keeps its digits), are computed
-    in log space on ``(R, 1)`` tensors and written over the dense entries.
-    """
-    index = index.unsqueeze(1)
-    z_top, top = torch.max(z, 1, keepdim=True)
-    p = torch.softmax(z, 1)
-    p_top = p.gather(1, top)
-    p.scatter_(1, top, 0.0)
-    q_top = p.sum(1, keepdim=True)                          # 1 - p_top without cancellation
-    p.scatter_(1, top, p_top)
-
-    # Dense false terms; here p <= 1/2 < 1 - eps, so only the lower clamp can act.
-    clamped = _any_below(p, eps)
-    pc = p.clamp(eps, 1.0 - eps) if clamped else p
+def _false_terms_dense(base: str, p: Tensor, eps: float, clamped: bool, out: Tensor,
+                       workspace: _Workspace) -> tuple[Tensor, bool]:
+    """The y=0 term of every entry of ``p`` (all entries at most 1/2, so only the lower clamp
+    can act): returns the loss terms (a workspace buffer) and writes ``k = p dl/dp`` into
+    ``out``, or ``-k`` for M (the bool says which: one operation fewer); zero where clamped."""
+    mask = torch.lt(p, eps) if clamped else None
+    pc = torch.clamp_min(p, eps, out=workspace.get(0, p)) if clamped else p
     if base == "m":
-        q = torch.rsub(pc, 1.0)
-        value = torch.div(pc, q)                            # p / q
-        k = torch.addcmul(value, value, value, out=q)       # p / q^2 = v (1 + v)
+        # u = p / (p - 1) = -(p / q): the term is -u and -k = u - u^2.
+        u = torch.sub(pc, 1.0, out=workspace.get(1, p))
+        u = torch.div(pc, u, out=u)
+        torch.addcmul(u, u, u, value=-1.0, out=out)
+        value = u.neg_()
+        negated = True
     else:
-        r = torch.addcmul(pc.new_ones(()), pc, pc, value=-1.0).rsqrt_()   # 1 / t, t = sqrt(1 - p^2)
-        x = torch.mul(pc, r).square_()                      # p^2 / t^2
-        k = torch.mul(x, r)                                 # p^2 / t^3
-        value = x.div_(r.add_(1.0))                         # 1/t - 1 = (p^2 / t^2) / (1 + 1/t)
-        del r
-    if clamped:
-        k.masked_fill_(pc != p, 0.0)
-    del pc
+        # t = sqrt(1 - p^2), r = 1/t: the term is 1/t - 1 = x / (1 + r) with x = p^2 r^2, and
+        # k = p^2 / t^3 = x r.
+        r = torch.addcmul(_zero(p).add_(1.0), pc, pc, value=-1.0, out=workspace.get(1, p)).rsqrt_()
+        x = torch.mul(pc, r, out=workspace.get(0, p) if not clamped else workspace.get(3, p)).square_()
+        torch.mul(x, r, out=out)
+        value = x.div_(r.add_(1.0))
+        negated = False
+    if mask is not None:
+        out.masked_fill_(mask, 0.0)
+    return value, negated
 
-    # Top class (false term) and target class (true term) in log space.
-    log_p_top = torch.log(p_top)
-    log_q_top = torch.log(q_top)
-    p_y = p.gather(1, index)
+
+def _false_term_at(base: str, p: float) -> float:
+    """The y=0 term of M (``p / (1 - p)``) or L (``1 / sqrt(1 - p^2) - 1``) at ``p``."""
+    if base == "m":
+        return p / (1.0 - p)
+    root = math.sqrt(1.0 - p * p)
+    return p * p / (root * (1.0 + root))
+
+
+def _indices_full_pass(base, z, index, keep, weight, eps, scale) -> tuple[Tensor, Tensor]:
+    """Full M / full L with class indices: the true term at the target class ``y``, false
+    terms at every other class. Returns the per-sample loss (zero where ignored) and ``scale``
+    times ``dL/dz = k - p sum_c k_c`` (``k = p dl/dp`` per class; zero rows where ignored).
+
+    Only the top class (largest logit) can have ``p > 1/2``; for every other class ``1 - p``
+    is accurate, so their false terms are computed densely from the softmax. Two entries per
+    sample need more care: the top class (its ``1 - p`` is the sum of the other
+    probabilities) and the target class (the true term, with ``log p`` from the logits so an
+    underflowing ``p`` keeps its digits). The dense pass sees both as probability 0 (their
+    terms are then 0, or the constant ``F(eps)`` where the clamp acts, and their k is 0), and
+    they are computed in log space on per-sample tensors, once for the whole batch:
+
+    1. per chunk of rows: softmax into the gradient buffer, the top class, its ``1 - p``,
+       ``p_y``; the dense false terms' row sums; ``-k`` or ``k`` kept in the gradient buffer;
+    2. per sample: the accurate top and target terms, the corrected sums ``V`` (loss) and
+       ``K = sum_c k_c``;
+    3. per chunk: ``grad = scale (k - p K)`` with ``p`` recomputed as ``exp(z - logsumexp)``;
+       then the top and target entries are written from their per-sample values.
+    """
+    compute = z.dtype
+    class_shape = (1, -1) + (1,) * (z.dim() - 2)
+    row_shape = (z.shape[0], 1, *z.shape[2:])
+    index = index.unsqueeze(1)
+    grad = torch.empty(z.shape, dtype=compute, device=z.device)
+    top = torch.empty(row_shape, dtype=torch.long, device=z.device)
+    p_top = torch.empty(row_shape, dtype=compute, device=z.device)
+    q_top = torch.empty_like(p_top)
+    p_y = torch.empty_like(p_top)
+    dense_value = torch.empty_like(p_top)
+    dense_k = torch.empty_like(p_top)
+    zeroed_term = torch.zeros_like(p_top)         # F(eps) in chunks where the clamp acts
+    weight_view = None if weight is None else weight.view(class_shape)
+    workspace = _Workspace()
+    chunks = _row_chunks(z, _MULTICLASS_CHUNK_ELEMENTS)
+    negated = False
+    for rows in chunks:
+        g = grad[rows]
+        torch.softmax(z[rows], 1, out=g)
+        torch.max(g, 1, keepdim=True, out=(p_top[rows], top[rows]))
+        torch.gather(g, 1, index[rows], out=p_y[rows])
+        clamped = _any_below(g, eps)
+        g.scatter_(1, top[rows], 0.0)
+        torch.sum(g, 1, keepdim=True, out=q_top[rows])
+        g.scatter_(1, index[rows], 0.0)
+        value, negated = _false_terms_dense(base, g, eps, clamped, g, workspace)
+        if weight_view is not None:
+            value.mul_(weight_view)
+            g.mul_(weight_view)
+        torch.sum(value, 1, keepdim=True, out=dense_value[rows])
+        torch.sum(g, 1, keepdim=True, out=dense_k[rows])
+        if clamped:
+            zeroed_term[rows] = _false_term_at(base, eps)
+    if negated:
+        dense_k.neg_()
+
+    # Per sample: the top class's false term and the target class's true term, in log space.
+    log_p_top, log_q_top = torch.log(p_top), torch.log(q_top)
+    z_top = z.gather(1, top)
     log_p_y = (z.gather(1, index) - z_top).add_(log_p_top)
-    log_q_y = torch.where(index == top, log_q_top, torch.neg(p_y).log1p_())
+    target_is_top = index == top
+    log_q_y = torch.where(target_is_top, log_q_top, torch.neg(p_y).log1p_())
     log_p = torch.cat((log_p_top, log_p_y), 1)
     log_q = torch.cat((log_q_top, log_q_y), 1)
     inside = _clamped_log_pair(log_p, log_q, eps)
     value_top, k_top = _false_kernel(base, log_p[:, :1], log_q[:, :1])
     value_y, k_y = _true_kernel(base, log_p[:, 1:], log_q[:, 1:])
     if inside is not None:
-        k_top.masked_fill_(~inside[:, :1], 0.0)
-        k_y.masked_fill_(~inside[:, 1:], 0.0)
-    target_is_top = index == top
-    value.scatter_(1, top, value_top)
-    value.scatter_(1, index, value_y)                       # after the top: the target wins
-    k.scatter_(1, index, k_y)
-    k.scatter_(1, top, 0.0)                                 # the top's term enters below
-    k_top = torch.where(target_is_top, k_y, k_top)
+        k_top = k_top.masked_fill(~inside[:, :1], 0.0)
+        k_y = k_y.masked_fill(~inside[:, 1:], 0.0)
     if weight is not None:
-        value.mul_(weight.view(class_shape))
-        k.mul_(weight.view(class_shape))
-        k_top = k_top * weight[top]
-    rest = k.sum(1, keepdim=True)
-    torch.addcmul(k, p, rest.add(k_top), value=-1.0, out=grad)
-    # At the top class k_top - p_top (rest + k_top) = k_top q_top - p_top rest: written so,
-    # since with p_top -> 1 the first form cancels k_top's digits.
-    grad.scatter_(1, top, (k_top * q_top).sub_(p_top * rest))
-    grad.mul_(row_scale.unsqueeze(1))
-    if eps <= 0:
+        w_top, w_y = weight[top], weight[index]
+        value_top, k_top = value_top * w_top, k_top * w_top
+        value_y, k_y = value_y * w_y, k_y * w_y
+        zeroed_weight = torch.where(target_is_top, w_top, w_top + w_y)
+    else:
+        zeroed_weight = torch.where(target_is_top, 1.0, 2.0).to(compute)
+    # (where, not a product with a 0/1 mask: the top's false term is infinite at p_top = 1
+    # when eps = 0, and it has no part in the loss when the top is the target)
+    loss = dense_value.sub_(zeroed_term.mul_(zeroed_weight)).add_(value_y)
+    loss.add_(torch.where(target_is_top, 0.0, value_top))
+    k_at_top = torch.where(target_is_top, k_y, k_top)
+    # K without the top's k, summed apart: as p_top -> 1 the top's k can dwarf the others
+    k_rest = dense_k.add_(torch.where(target_is_top, 0.0, k_y))
+    total_k = k_rest + k_at_top
+    keep = keep.unsqueeze(1)
+    row_scale = torch.where(keep, scale, 0.0).to(compute)
+    negative_row_scale = row_scale.neg()
+    # Log-sum-exp of each row, to recompute the softmax: z_top - log p_top.
+    log_normaliser = z_top.sub_(log_p_top)
+
+    for rows in chunks:
+        g = grad[rows]
+        p = torch.sub(z[rows], log_normaliser[rows], out=workspace.get(0, g)).exp_()
+        if negated:                                      # g holds -k
+            g.addcmul_(p, total_k[rows]).mul_(negative_row_scale[rows])
+        else:
+            g.addcmul_(p, total_k[rows], value=-1.0).mul_(row_scale[rows])
+    grad_y = (k_y - p_y * total_k).mul_(row_scale)
+    # At the top class k_top - p_top K = k_top q_top - p_top (K - k_top): written so, since with
+    # p_top -> 1 the first form cancels k_top's digits.
+    grad_top = (k_at_top * q_top).sub_(p_top * k_rest).mul_(row_scale)
+    grad.scatter_(1, index, grad_y)
+    grad.scatter_(1, top, grad_top)                   # after the target: the top form wins
+    if eps <= 0 and not bool(keep.all()):
         # Unclamped terms can be infinite: an ignored sample's gradient must still be zero.
-        grad.masked_fill_(~keep.unsqueeze(1), 0.0)
-    return torch.where(keep, value.sum(1), 0.0)
+        grad.masked_fill_(~keep, 0.0)
+    return torch.where(keep, loss, 0.0).squeeze(1), grad
 
 
 def _dense_chunk(base, full, z, probabilities, index, keep, weight, eps, scale, grad, class_shape) -> Tensor:
@@ -729,10 +856,11 @@ def multiclass_fused(
     ignore_index: int,
     reduction: str,
     eps: float,
-    reference: Callable[[Tensor], Tensor],
+    reference: Callable[[Tensor, Tensor, Tensor | None], Tensor],
 ) -> Tensor:
     """Fused multiclass M / full M / L / full L from logits, input ``(N, C, d1..dk)``
-    (arguments already validated; probability targets and weights in the compute dtype)."""
+    (arguments already validated; probability targets and weights in the compute dtype).
+    ``reference(input, target, weight)``: the reference formula, capturing no tensor."""
     return _MulticlassFused.apply(input, target, weight, kind, ignore_index, reduction, eps, reference)
 
 
@@ -770,45 +898,54 @@ def _regression_chunk(kind: str, input: Tensor, target: Tensor, scale: float, gr
     return total
 
 
+def _regression_forward(input, target, kind, reduction) -> tuple[Tensor, Tensor]:
+    """The regression loss and its gradient in the input (the reduction's factor folded in)."""
+    numel = input.numel()
+    scale = 1.0 / max(numel, 1) if reduction == "mean" else 1.0
+    grad = torch.empty(input.shape, dtype=input.dtype, device=input.device)
+    per_element = torch.empty_like(grad) if reduction == "none" else None
+    partial_sums = []
+    for rows in _row_chunks(input):
+        total = _regression_chunk(kind, input[rows], target[rows], scale, grad[rows],
+                                  None if per_element is None else per_element[rows])
+        if total is not None:
+            partial_sums.append(total)
+    if per_element is not None:
+        loss = per_element
+    else:
+        loss = torch.stack(partial_sums).sum() if partial_sums else grad.new_zeros(())
+        if reduction == "mean":
+            loss = loss * scale if numel else loss * math.nan
+    return loss, grad
+
+
 class _RegressionFused(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, target, kind, reduction, reference):
-        numel = input.numel()
-        scale = 1.0 / max(numel, 1) if reduction == "mean" else 1.0
-        grad = torch.empty(input.shape, dtype=input.dtype, device=input.device)
-        per_element = torch.empty_like(grad) if reduction == "none" else None
-        partial_sums = []
-        for rows in _row_chunks(input):
-            total = _regression_chunk(kind, input[rows], target[rows], scale, grad[rows],
-                                      None if per_element is None else per_element[rows])
-            if total is not None:
-                partial_sums.append(total)
-        if per_element is not None:
-            loss = per_element
-        else:
-            loss = torch.stack(partial_sums).sum() if partial_sums else grad.new_zeros(())
-            if reduction == "mean":
-                loss = loss * scale if numel else loss * math.nan
+        args = (input, target, kind, reduction)
+        loss, grad = _regression_forward(*args)
         ctx.unreduced = reduction == "none"
         ctx.reference = reference
         ctx.dtypes = (input.dtype, target.dtype)
-        ctx.save_for_backward(grad, input, target)
+        _keep_for_backward(ctx, grad, _regression_forward, args, num_tensors=2)
         return loss
 
     @staticmethod
     def backward(ctx, grad_output):
-        grad, input, target = ctx.saved_tensors
         need_input, need_target = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if torch.is_grad_enabled():
+            # create_graph: differentiate the reference formula (exact second derivatives)
+            input, target = _saved_args(ctx)
             with torch.enable_grad():
                 x = input if input.requires_grad else input.detach().requires_grad_(True)
                 t = target if target.requires_grad else target.detach().requires_grad_(True)
                 value = ctx.reference(x, t)
                 gx, gt = torch.autograd.grad(value, (x, t), grad_output, create_graph=True)
             return (gx if need_input else None, gt if need_target else None, None, None, None)
-        scaled = _scale_back(grad, grad_output, ctx.unreduced)
-        gx = scaled.to(ctx.dtypes[0]) if need_input else None
+        grad, owned = _take_gradient(ctx)
+        scaled = _scale_back(grad, grad_output, ctx.unreduced, owned)
         gt = scaled.neg().to(ctx.dtypes[1]) if need_target else None
+        gx = scaled.to(ctx.dtypes[0]) if need_input else None
         return gx, gt, None, None, None
 
 

@@ -213,12 +213,12 @@ def multiclass_loss(
         impl, supported=from_logits, reason="with from_logits=False", others=(target, weight)
     ):
         options = dict(true_kernel=true_kernel, false_kernel=false_kernel, from_logits=True,
-                       weight=weight, ignore_index=ignore_index, reduction=reduction, eps=eps)
+                       ignore_index=ignore_index, reduction=reduction, eps=eps)
         batched_target = target.to(input.dtype) if probability_target else target
         out = _fused.multiclass_fused(
             input, batched_target, kind=fused_kind, weight=weight, ignore_index=ignore_index,
             reduction=reduction, eps=eps,
-            reference=lambda z: multiclass_loss(z, batched_target, **options),
+            reference=lambda z, y, w: multiclass_loss(z, y, weight=w, **options),
         )
         return out.squeeze(0) if unbatched and reduction == "none" else out
     log_p, log_q = _log_pair(input, from_logits=from_logits, eps=eps, softmax_dim=1)
@@ -310,10 +310,11 @@ def binary_loss(
         others=(target, pos_weight, weight),
     ):
         options = dict(true_kernel=true_kernel, false_kernel=false_kernel, from_logits=True,
-                       pos_weight=pos_weight, weight=weight, reduction=reduction, eps=eps)
+                       reduction=reduction, eps=eps)
         return _fused.binary_fused(
             input, target, kind=fused_kind, pos_weight=pos_weight, weight=weight,
-            reduction=reduction, eps=eps, reference=lambda z: binary_loss(z, target, **options),
+            reduction=reduction, eps=eps,
+            reference=lambda z, y, pw, w: binary_loss(z, y, pos_weight=pw, weight=w, **options),
         )
 
     log_p, log_q = _log_pair(input, from_logits=from_logits, eps=eps, softmax_dim=None)
