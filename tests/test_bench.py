@@ -128,3 +128,25 @@ def test_memory_guard_skips_cubic_cases_the_machine_cannot_hold():
     case = bench.bench_case(info, huge, repeats=1, warmup=0).to_dict()
     assert case["time_ms"] == {} and all(v is None for v in case["ratios"].values())
     assert case["skipped"]["losslab"] == reason
+
+
+def test_bench_without_value_checks_restores_them_and_says_so(tmp_path, capsys):
+    from losslab import _validation
+
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--losses", "cross_entropy", "--sizes", "tiny", "--repeats", "1", "--warmup", "0",
+                 "--quiet", "--no-memory", "--no-value-checks", "--json", str(out)])
+    assert code == 0
+    assert json.loads(out.read_text())["config"]["value_checks"] is False
+    assert capsys.readouterr().out.startswith("losslab timed with value checks off")
+    assert _validation.validation_enabled()        # switched back on after the run
+
+
+def test_saved_tensor_bytes_counts_what_a_custom_function_holds_on_ctx():
+    # losslab's fused kernels keep their gradient on ctx (handed to backward without a copy):
+    # it is memory held between forward and backward, so it is counted
+    from losslab.functional import binary_l_loss
+
+    x = torch.randn(1000, requires_grad=True)
+    y = torch.rand(1000)
+    assert bench.saved_tensor_bytes(lambda: binary_l_loss(x, y, full=True, impl="fused"), [x, y]) == (4000, 1)

@@ -113,6 +113,10 @@ def check_class_indices(name: str, target: Tensor, num_classes: int, ignore_inde
         raise TypeError(f"{name}: expected an integer tensor of class indices, got dtype {target.dtype}")
     if not validation_enabled() or target.numel() == 0:
         return
+    # Fast path: one read, no boolean temporaries (an ignore_index inside [0, C) is in range too)
+    smallest, largest = torch.aminmax(target)
+    if int(smallest) >= 0 and int(largest) < num_classes:
+        return
     valid = target != ignore_index
     bad = valid & ((target < 0) | (target >= num_classes))
     if bool(bad.any()):

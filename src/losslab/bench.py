@@ -691,27 +691,33 @@ def run_benchmarks(
     losses: Sequence[str] | None = None, sizes: Sequence[str] | None = None, *,
     repeats: int = 10, warmup: int = 2, seed: int = 0, device: str = "cpu", memory: bool = True,
     log: Callable[[str], None] | None = None, end_to_end_step: bool = True, compiled: bool = False,
-    end_to_end_batch: int = 128,
+    end_to_end_batch: int = 128, value_checks: bool = True,
 ) -> dict[str, Any]:
-    """Benchmark every selected loss at every selected size of its kind; JSON-ready results."""
+    """Benchmark every selected loss at every selected size of its kind; JSON-ready results.
+
+    ``value_checks=False`` times losslab with the checks that read tensor values switched off
+    (:func:`losslab.set_validation`): what the wrappers cost over torch without the extra
+    reads of target ranges and class indices.
+    """
     from losslab.experiments.environment import environment_info
 
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats: expected >= 1 (warmup >= 0), got repeats={repeats}, warmup={warmup}")
     infos, specs = select_losses(losses), select_sizes(sizes)
     cases: list[dict[str, Any]] = []
-    for info in infos:
-        for spec in specs:
-            if spec.kind != kind_of(info):
-                continue
-            if log:
-                log(f"{info.name} @ {spec.label}")
-            cases.append(bench_case(info, spec, repeats=repeats, warmup=warmup, seed=seed,
-                                    device=device, memory=memory, compiled=compiled).to_dict())
+    with _value_checks(value_checks):
+        for info in infos:
+            for spec in specs:
+                if spec.kind != kind_of(info):
+                    continue
+                if log:
+                    log(f"{info.name} @ {spec.label}")
+                cases.append(bench_case(info, spec, repeats=repeats, warmup=warmup, seed=seed,
+                                        device=device, memory=memory, compiled=compiled).to_dict())
     result: dict[str, Any] = {
         "config": {"losses": [i.name for i in infos], "sizes": [s.label for s in specs],
                    "repeats": repeats, "warmup": warmup, "seed": seed, "device": device,
-                   "memory": memory, "compiled": compiled},
+                   "memory": memory, "compiled": compiled, "value_checks": value_checks},
         "environment": environment_info(("pytorch-metric-learning", "sentence-transformers", "monai")),
         "cases": cases,
     }
@@ -723,6 +729,18 @@ def run_benchmarks(
             result["end_to_end"] = end_to_end(paper, repeats=repeats, warmup=warmup, seed=seed,
                                               batch=end_to_end_batch, device=device)
     return result
+
+
+@contextlib.contextmanager
+def _value_checks(enabled: bool) -> Iterator[None]:
+    from losslab import _validation
+
+    previous = _validation._validate_values
+    _validation.set_validation(enabled)
+    try:
+        yield
+    finally:
+        _validation.set_validation(previous)
 
 
 # --- end to end ----------------------------------------------------------------------------------
@@ -786,6 +804,8 @@ def markdown_table(result: dict[str, Any]) -> str:
         "| loss | size | losslab ms | ×torch | ×reference | ×peer | ×bound | peak MiB | peak ×torch | saved MiB |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    if not result.get("config", {}).get("value_checks", True):
+        lines.insert(0, "losslab timed with value checks off (`losslab.set_validation(False)`).\n")
     for case in result["cases"]:
         ratios = case["ratios"]
         if "losslab" not in case["time_ms"]:

@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    parser.add_argument("--no-value-checks", action="store_true",
+                        help="time losslab with the checks that read tensor values (target ranges, "
+                             "class indices) switched off, as losslab.set_validation(False) does")
     parser.add_argument("--compiled", action="store_true",
                         help="also time the paper's losses compiled with Inductor (compiles each "
                              "loss and size once first: seconds each)")
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         args.losses, args.sizes, repeats=args.repeats, warmup=args.warmup, seed=args.seed,
         device=args.device, memory=not args.no_memory, log=log,
         end_to_end_step=not args.no_end_to_end, end_to_end_batch=args.end_to_end_batch,
-        compiled=args.compiled,
+        compiled=args.compiled, value_checks=not args.no_value_checks,
     )
     table = bench.markdown_table(result)
     print(table, end="")
