@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=",".join(bench.DEFAULT_SIZES), help="comma list of sizes")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--min-time", type=float, default=0.2,
+                        help="seconds of timing per contender at least (more samples for fast cases)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 repeats (smoke test)")
     parser.add_argument("--compiled", action="store_true",
                         help="also time the paper's losses compiled with Inductor")
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         [s for s in args.losses.split(",") if s], sizes, repeats=repeats, warmup=args.warmup,
         log=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
         compiled=args.compiled, value_checks=not args.no_value_checks,
+        min_time=0.0 if args.quick else args.min_time,
     )
     stem = (f"bench-{dt.date.today().isoformat()}" + ("-quick" if args.quick else "")
             + ("-unchecked" if args.no_value_checks else ""))

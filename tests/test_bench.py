@@ -22,7 +22,8 @@ def test_bench_command_emits_json_with_every_ratio(tmp_path, capsys):
     out = tmp_path / "bench.json"
     table = tmp_path / "bench.md"
     code = main(["bench", "--losses", "paper,cross_entropy,mse,nt_xent,dice", "--sizes", "tiny",
-                 "--repeats", "2", "--warmup", "1", "--quiet", "--json", str(out), "--end-to-end-batch", "4",
+                 "--repeats", "2", "--warmup", "1", "--min-time", "0", "--quiet", "--json", str(out),
+                 "--end-to-end-batch", "4",
                  "--markdown", str(table)])
     assert code == 0
     result = json.loads(out.read_text())
@@ -110,6 +111,20 @@ def test_time_round_robin_interleaves_and_counts():
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
 
 
+def test_time_round_robin_keeps_going_until_min_time():
+    import time as clock
+
+    runs = {"fast": lambda: None, "slow": lambda: clock.sleep(0.002)}
+    # the fast run decides: it would need far more rounds to add up to 20 ms, so the cap stops it
+    times = bench.time_round_robin(runs, repeats=2, warmup=0, min_time=0.02, max_rounds=30)
+    assert len(times["fast"]) == len(times["slow"]) == 30
+    # alone, the slow run stops at the first round that brings its total to 20 ms
+    slow = bench.time_round_robin({"slow": runs["slow"]}, repeats=2, warmup=0, min_time=0.02)["slow"]
+    assert len(slow) > 2 and sum(slow[:-1]) < 0.02 <= sum(slow)
+    # repeats is a floor: a long run still gets them all
+    assert len(bench.time_round_robin({"slow": runs["slow"]}, repeats=3, warmup=0, min_time=0.0)["slow"]) == 3
+
+
 def test_markdown_table_lists_every_case():
     result = bench.run_benchmarks(["binary_m", "smae"], ["tiny-elementwise"], repeats=1, warmup=0,
                                   memory=False, end_to_end_step=False)
@@ -135,7 +150,7 @@ def test_bench_without_value_checks_restores_them_and_says_so(tmp_path, capsys):
 
     out = tmp_path / "bench.json"
     code = main(["bench", "--losses", "cross_entropy", "--sizes", "tiny", "--repeats", "1", "--warmup", "0",
-                 "--quiet", "--no-memory", "--no-value-checks", "--json", str(out)])
+                 "--min-time", "0", "--quiet", "--no-memory", "--no-value-checks", "--json", str(out)])
     assert code == 0
     assert json.loads(out.read_text())["config"]["value_checks"] is False
     assert capsys.readouterr().out.startswith("losslab timed with value checks off")

@@ -455,4 +455,4 @@ def test_a_loss_kept_after_backward_holds_no_tensor(name):
     value.sum().backward()
     assert _tensors_reachable_from_ctx(value.grad_fn) == []
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
-        value.grad_fn.saved_tensors
+        _ = value.grad_fn.saved_tensors

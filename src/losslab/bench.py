@@ -18,7 +18,8 @@ repeat), so that a slower or faster moment of a shared machine hits them all ali
   the least a forward+backward that returns a gradient can do.
 
 Time is forward+backward (``loss.backward()``, gradients cleared before each call), median of
-``repeats`` calls after ``warmup`` calls.
+at least ``repeats`` calls after ``warmup`` calls, and of more until every contender has been
+timed for ``min_time`` seconds in total (see :func:`time_round_robin`).
 
 Memory, two measures (documented because CPU torch has no allocator statistics):
 
@@ -412,23 +413,31 @@ def _forward_backward(call: Callable[[], Tensor], grad_tensors: Sequence[Tensor]
 
 
 def time_round_robin(runs: dict[str, Callable[[], None]], *, repeats: int, warmup: int,
-                     device: torch.device | str = "cpu") -> dict[str, list[float]]:
-    """Seconds per call of each run, interleaved: warm-up calls, then ``repeats`` rounds of one
-    call each (the order rotates every round)."""
+                     device: torch.device | str = "cpu", min_time: float = 0.0,
+                     max_rounds: int = 2000) -> dict[str, list[float]]:
+    """Seconds per call of each run, interleaved: warm-up calls, then rounds of one call each
+    (the order rotates every round): at least ``repeats`` rounds, and more until every run has
+    been timed for ``min_time`` seconds in total (at most ``max_rounds``), so that a
+    sub-millisecond case gets hundreds of samples rather than a handful."""
     device = torch.device(device)
     names = list(runs)
     for _ in range(warmup):
         for name in names:
             runs[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(repeats):
+    totals = dict.fromkeys(names, 0.0)
+    round_index = 0
+    while round_index < repeats or (min(totals.values()) < min_time and round_index < max_rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             _sync(device)
             start = time.perf_counter()
             runs[name]()
             _sync(device)
-            times[name].append(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            times[name].append(elapsed)
+            totals[name] += elapsed
+        round_index += 1
     return times
 
 
@@ -535,6 +544,7 @@ class BenchCase:
     saved_bytes: dict[str, int] = field(default_factory=dict)
     baselines: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    samples: int = 0                       # timed calls per contender
 
     RATIOS = ("torch", "reference", "peer", "bound")
 
@@ -556,8 +566,8 @@ class BenchCase:
     def to_dict(self) -> dict[str, Any]:
         return {
             "loss": self.loss, "family": self.family, "size": self.size, "shape": list(self.shape),
-            "time_ms": self.time_ms, "peak_bytes": self.peak_bytes, "saved_bytes": self.saved_bytes,
-            "ratios": self.ratios(), "baselines": self.baselines, "skipped": self.skipped,
+            "time_ms": self.time_ms, "samples": self.samples, "peak_bytes": self.peak_bytes,
+            "saved_bytes": self.saved_bytes, "ratios": self.ratios(), "baselines": self.baselines, "skipped": self.skipped,
         }
 
 
@@ -594,7 +604,8 @@ def memory_guard(info: LossInfo, spec: SizeSpec) -> str | None:
 
 
 def bench_case(info: LossInfo, spec: SizeSpec, *, repeats: int, warmup: int, seed: int = 0,
-               device: str = "cpu", memory: bool = True, compiled: bool = False) -> BenchCase:
+               device: str = "cpu", memory: bool = True, compiled: bool = False,
+               min_time: float = 0.0) -> BenchCase:
     """Time and memory of one loss at one size, against its baselines, in one interleaved loop."""
     too_big = memory_guard(info, spec)
     if too_big is not None:
@@ -648,7 +659,8 @@ def bench_case(info: LossInfo, spec: SizeSpec, *, repeats: int, warmup: int, see
                                     else "compiled timing is measured for the paper's losses only")
     runs["bound"] = bandwidth_bound(args)
     case.baselines["bound"] = "torch.add(input, target, out=buffer): one read-read-write pass"
-    times = time_round_robin(runs, repeats=repeats, warmup=warmup, device=device)
+    times = time_round_robin(runs, repeats=repeats, warmup=warmup, device=device, min_time=min_time)
+    case.samples = len(times["losslab"])
     case.time_ms = {name: statistics.median(values) * 1e3 for name, values in times.items()}
     if memory:
         for name, call in calls.items():
@@ -691,7 +703,7 @@ def run_benchmarks(
     losses: Sequence[str] | None = None, sizes: Sequence[str] | None = None, *,
     repeats: int = 10, warmup: int = 2, seed: int = 0, device: str = "cpu", memory: bool = True,
     log: Callable[[str], None] | None = None, end_to_end_step: bool = True, compiled: bool = False,
-    end_to_end_batch: int = 128, value_checks: bool = True,
+    end_to_end_batch: int = 128, value_checks: bool = True, min_time: float = 0.0,
 ) -> dict[str, Any]:
     """Benchmark every selected loss at every selected size of its kind; JSON-ready results.
 
@@ -713,11 +725,13 @@ def run_benchmarks(
                 if log:
                     log(f"{info.name} @ {spec.label}")
                 cases.append(bench_case(info, spec, repeats=repeats, warmup=warmup, seed=seed,
-                                        device=device, memory=memory, compiled=compiled).to_dict())
+                                        device=device, memory=memory, compiled=compiled,
+                                        min_time=min_time).to_dict())
     result: dict[str, Any] = {
         "config": {"losses": [i.name for i in infos], "sizes": [s.label for s in specs],
                    "repeats": repeats, "warmup": warmup, "seed": seed, "device": device,
-                   "memory": memory, "compiled": compiled, "value_checks": value_checks},
+                   "memory": memory, "compiled": compiled, "value_checks": value_checks,
+                   "min_time_s": min_time},
         "environment": environment_info(("pytorch-metric-learning", "sentence-transformers", "monai")),
         "cases": cases,
     }

@@ -29,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "16x4x64x64, or 'tiny' for a quick check; default: all but tiny)")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per contender (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
+    parser.add_argument("--min-time", type=float, default=0.2,
+                        help="keep timing (past --repeats, up to 2000 calls) until every contender "
+                             "has run this many seconds in total (default 0.2): many samples for "
+                             "sub-millisecond cases")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -56,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.repeats < 1:
         raise ValueError(f"--repeats: expected an integer >= 1, got {args.repeats}")
+    if not args.min_time >= 0:
+        raise ValueError(f"--min-time: expected seconds >= 0, got {args.min_time}")
     if args.warmup < 0:
         raise ValueError(f"--warmup: expected an integer >= 0, got {args.warmup}")
     if args.end_to_end_batch < 1:
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         args.losses, args.sizes, repeats=args.repeats, warmup=args.warmup, seed=args.seed,
         device=args.device, memory=not args.no_memory, log=log,
         end_to_end_step=not args.no_end_to_end, end_to_end_batch=args.end_to_end_batch,
-        compiled=args.compiled, value_checks=not args.no_value_checks,
+        compiled=args.compiled, value_checks=not args.no_value_checks, min_time=args.min_time,
     )
     table = bench.markdown_table(result)
     print(table, end="")
