@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--min-time", type=float, default=0.2,
-                        help="seconds of timing per contender at least (more samples for fast cases)")
+                        help="time until the slowest contender has run this long (more samples for fast cases)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 repeats (smoke test)")
     parser.add_argument("--compiled", action="store_true",
                         help="also time the paper's losses compiled with Inductor")

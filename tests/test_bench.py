@@ -114,15 +114,15 @@ def test_time_round_robin_interleaves_and_counts():
 def test_time_round_robin_keeps_going_until_min_time():
     import time as clock
 
-    runs = {"fast": lambda: None, "slow": lambda: clock.sleep(0.002)}
-    # the fast run decides: it would need far more rounds to add up to 20 ms, so the cap stops it
-    times = bench.time_round_robin(runs, repeats=2, warmup=0, min_time=0.02, max_rounds=30)
-    assert len(times["fast"]) == len(times["slow"]) == 30
-    # alone, the slow run stops at the first round that brings its total to 20 ms
-    slow = bench.time_round_robin({"slow": runs["slow"]}, repeats=2, warmup=0, min_time=0.02)["slow"]
-    assert len(slow) > 2 and sum(slow[:-1]) < 0.02 <= sum(slow)
-    # repeats is a floor: a long run still gets them all
-    assert len(bench.time_round_robin({"slow": runs["slow"]}, repeats=3, warmup=0, min_time=0.0)["slow"]) == 3
+    fast, slow = (lambda: None), (lambda: clock.sleep(0.002))
+    # the slowest run decides: rounds go on until its total reaches 20 ms
+    times = bench.time_round_robin({"fast": fast, "slow": slow}, repeats=2, warmup=0, min_time=0.02)
+    assert len(times["fast"]) == len(times["slow"]) > 2
+    assert sum(times["slow"][:-1]) < 0.02 <= sum(times["slow"])
+    # the cap on rounds, and repeats as a floor for runs slower than min_time
+    capped = bench.time_round_robin({"fast": fast}, repeats=2, warmup=0, min_time=10.0, max_rounds=25)
+    assert len(capped["fast"]) == 25
+    assert len(bench.time_round_robin({"slow": slow}, repeats=3, warmup=0, min_time=0.0)["slow"]) == 3
 
 
 def test_markdown_table_lists_every_case():

@@ -18,8 +18,8 @@ repeat), so that a slower or faster moment of a shared machine hits them all ali
   the least a forward+backward that returns a gradient can do.
 
 Time is forward+backward (``loss.backward()``, gradients cleared before each call), median of
-at least ``repeats`` calls after ``warmup`` calls, and of more until every contender has been
-timed for ``min_time`` seconds in total (see :func:`time_round_robin`).
+at least ``repeats`` calls after ``warmup`` calls, and of more until the slowest contender has
+been timed for ``min_time`` seconds in total (see :func:`time_round_robin`).
 
 Memory, two measures (documented because CPU torch has no allocator statistics):
 
@@ -416,9 +416,10 @@ def time_round_robin(runs: dict[str, Callable[[], None]], *, repeats: int, warmu
                      device: torch.device | str = "cpu", min_time: float = 0.0,
                      max_rounds: int = 2000) -> dict[str, list[float]]:
     """Seconds per call of each run, interleaved: warm-up calls, then rounds of one call each
-    (the order rotates every round): at least ``repeats`` rounds, and more until every run has
-    been timed for ``min_time`` seconds in total (at most ``max_rounds``), so that a
-    sub-millisecond case gets hundreds of samples rather than a handful."""
+    (the order rotates every round): at least ``repeats`` rounds, and more until one run (the
+    slowest) has been timed for ``min_time`` seconds in total (at most ``max_rounds``), so that
+    a case whose contenders all take under a millisecond gets hundreds of samples rather than
+    a handful, while a case with a slow contender stays at ``repeats``."""
     device = torch.device(device)
     names = list(runs)
     for _ in range(warmup):
@@ -427,7 +428,7 @@ def time_round_robin(runs: dict[str, Callable[[], None]], *, repeats: int, warmu
     times: dict[str, list[float]] = {name: [] for name in names}
     totals = dict.fromkeys(names, 0.0)
     round_index = 0
-    while round_index < repeats or (min(totals.values()) < min_time and round_index < max_rounds):
+    while round_index < repeats or (max(totals.values()) < min_time and round_index < max_rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             _sync(device)

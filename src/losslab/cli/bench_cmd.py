@@ -30,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per contender (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
     parser.add_argument("--min-time", type=float, default=0.2,
-                        help="keep timing (past --repeats, up to 2000 calls) until every contender "
-                             "has run this many seconds in total (default 0.2): many samples for "
-                             "sub-millisecond cases")
+                        help="keep timing (past --repeats, up to 2000 calls) until the slowest "
+                             "contender has run this many seconds in total (default 0.2): many "
+                             "samples when every contender takes under a millisecond")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
