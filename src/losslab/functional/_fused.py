@@ -7,15 +7,15 @@ memory, which is what bounds these losses on a CPU or GPU:
 
 * each loss is a ``torch.autograd.Function`` whose forward computes the loss AND its analytic
   gradient with respect to the logits (or the error) in one sweep, mostly in place;
-* the only input-sized tensor kept for backward is that gradient (the input and target are
-  kept as references too, which costs no memory since the caller holds them anyway), and
-  backward scales it by the incoming gradient;
+* the only input-sized tensor kept for backward is that gradient (the input and the other
+  tensor arguments are saved too, which costs no memory since the caller holds them anyway);
 * on a CPU the elementwise work runs in chunks of :data:`CHUNK_ELEMENTS` (rows of the
   input), so the temporaries stay in cache and no input-sized temporary is allocated: the
   loss costs about one pass over memory plus the arithmetic. Under ``torch.compile`` the
   whole input is one chunk and Inductor fuses the pass itself;
-* backward returns ``saved * grad_output``, a new tensor (never the saved buffer, which a
-  caller's gradient accumulation could modify before a ``retain_graph`` second backward);
+* backward scales that gradient in place and hands the buffer itself to autograd (no
+  input-sized allocation in backward; see :func:`_keep_for_backward`). A second backward
+  through a retained graph recomputes it with the same kernels, so it gets the same bits;
 * if backward runs with ``create_graph=True`` (a Hessian, a gradient penalty), it rebuilds
   the gradient from the reference formula under autograd, so higher derivatives stay exact.
 
