@@ -406,6 +406,18 @@ def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale, a
     return value
 
 
+def _chunked_result(per_element: Tensor | None, partial_sums: list[Tensor], reduction: str,
+                    scale: float, like: Tensor) -> Tensor:
+    """The loss from a chunked elementwise pass: the per-element tensor, or the sum of the
+    chunks' partial sums (times ``scale`` for "mean"; NaN for the mean of nothing, as torch)."""
+    if per_element is not None:
+        return per_element
+    total = torch.stack(partial_sums).sum() if partial_sums else like.new_zeros(())
+    if reduction != "mean":
+        return total
+    return total * scale if like.numel() else total * math.nan
+
+
 def _binary_forward(z, target, pos_weight, weight, kind, reduction, eps) -> tuple[Tensor, Tensor]:
     """The binary loss and ``scale`` times its gradient in z (the reduction's factor folded in)."""
     low, high = _logit_bounds(eps)
@@ -427,13 +439,7 @@ def _binary_forward(z, target, pos_weight, weight, kind, reduction, eps) -> tupl
             partial_sums.append(value.sum())
         else:
             per_element[rows] = value
-    if per_element is not None:
-        out = per_element
-    else:
-        out = torch.stack(partial_sums).sum() if partial_sums else zf.new_zeros(())
-        if reduction == "mean":
-            out = out * scale if numel else out * math.nan
-    return out, grad
+    return _chunked_result(per_element, partial_sums, reduction, scale, zf), grad
 
 
 class _BinaryFused(torch.autograd.Function):
@@ -946,13 +952,7 @@ def _regression_forward(input, target, kind, reduction) -> tuple[Tensor, Tensor]
                                   None if per_element is None else per_element[rows])
         if total is not None:
             partial_sums.append(total)
-    if per_element is not None:
-        loss = per_element
-    else:
-        loss = torch.stack(partial_sums).sum() if partial_sums else grad.new_zeros(())
-        if reduction == "mean":
-            loss = loss * scale if numel else loss * math.nan
-    return loss, grad
+    return _chunked_result(per_element, partial_sums, reduction, scale, grad), grad
 
 
 class _RegressionFused(torch.autograd.Function):
