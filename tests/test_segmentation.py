@@ -104,6 +104,30 @@ class TestAgainstMonai:
             got = LF.dice_loss(logits, target, ignore_index=ignore_index, squared_denominator=squared, reduction="none")
             close(got, ref.reshape(got.shape).double(), atol=1e-6)
 
+    @pytest.mark.parametrize(("batch", "include_background"), list(itertools.product((True, False), repeat=2)))
+    def test_class_weight(self, batch, include_background):
+        # MONAI's weight: each class's term times its weight, then the plain mean / sum
+        logits, index, multilabel = case(seed=6)
+        classes = 3 if include_background else 2
+        weight = torch.tensor([0.5, 2.0, 0.0][:classes], dtype=torch.float64)
+        for reduction in ("mean", "sum", "none"):
+            ref = monai_losses.DiceLoss(softmax=True, to_onehot_y=True, batch=batch, weight=weight,
+                                        include_background=include_background, reduction=reduction)(
+                logits, index.unsqueeze(1))
+            got = LF.dice_loss(logits, index, squared_denominator=False, batch=batch, weight=weight,
+                               include_background=include_background, reduction=reduction)
+            close(got, ref.reshape(got.shape).double(), atol=1e-6)
+            ref = monai_losses.DiceLoss(sigmoid=True, weight=weight, batch=batch,
+                                        include_background=include_background, reduction=reduction)(logits, multilabel)
+            got = LF.dice_loss(logits, multilabel, mode="multilabel", squared_denominator=False, batch=batch,
+                               weight=weight, include_background=include_background, reduction=reduction)
+            close(got, ref.reshape(got.shape))
+        # the Module keeps the weight as a buffer and gives the same value
+        module = LN.DiceLoss(weight=weight, include_background=include_background, batch=batch)
+        assert "weight" in dict(module.named_buffers())
+        close(module(logits, index), LF.dice_loss(logits, index, weight=weight, batch=batch,
+                                                  include_background=include_background))
+
     def test_default_is_the_primers_squared_form(self):
         logits, index, _ = case(seed=5)
         prob = torch.softmax(logits, 1)
@@ -226,6 +250,11 @@ IDX = torch.randint(0, 3, (2, 4))
         (lambda: LF.dice_loss(Z, IDX, batch=1), TypeError, r"batch: expected a bool"),
         (lambda: LF.dice_loss(Z, IDX, ignore_index=1.5), TypeError, r"ignore_index: expected an int or None"),
         (lambda: LF.dice_loss(Z.sigmoid() * 2, IDX, from_logits=False), ValueError, r"input: expected probabilities \(from_logits=False\) in \[0, 1\]"),
+        (lambda: LF.dice_loss(Z, IDX, weight=torch.ones(2)), ValueError, r"weight: expected one weight per class kept, shape \(3,\)"),
+        (lambda: LF.dice_loss(Z, IDX, weight=torch.ones(3), include_background=False), ValueError, r"weight: expected one weight per class kept, shape \(2,\)"),
+        (lambda: LF.dice_loss(Z, IDX, weight=torch.tensor([1.0, -1.0, 1.0])), ValueError, r"weight: expected values >= 0, got -1.0"),
+        (lambda: LF.dice_loss(Z, IDX, weight=torch.ones(3, dtype=torch.long)), TypeError, r"weight: expected a floating-point tensor"),
+        (lambda: LF.dice_loss(Z, torch.rand(2, 3, 4), mode="binary", weight=torch.ones(1)), ValueError, r"weight: per-class weights need a class dim"),
     ],
 )
 def test_bad_input(call, error, pattern):

@@ -105,6 +105,7 @@ def dice_loss(
     include_background: bool = True,
     batch: bool = False,
     ignore_index: int | None = None,
+    weight: Tensor | None = None,
     from_logits: bool = True,
     reduction: str = "mean",
 ) -> Tensor:
@@ -135,6 +136,9 @@ def dice_loss(
     (MONAI: ``(N, C, 1, ..., 1)``). losslab's default is the squared (primer's) form;
     MONAI's is the plain sum (``squared_pred=False``). ``ignore_index`` masks positions out
     of the prediction and the label of every class, as MONAI does for label-encoded targets.
+    ``weight`` is MONAI's ``weight``: each class's Dice term is multiplied by its weight
+    before the reduction, and ``"mean"`` stays the plain mean over the (sample, class) terms
+    (not a weighted mean), so weights of 1 change nothing and a weight of 0 drops a class.
 
     Args:
         input: logits (probabilities with ``from_logits=False``), see the modes above.
@@ -147,6 +151,8 @@ def dice_loss(
         batch: pool the sums over the batch (one Dice per class) instead of per sample.
         ignore_index: a target value marking positions to leave out (class indices in
             multiclass mode; a label value in binary / multilabel mode). ``None``: none.
+        weight: per-class factors ``(C,)``, >= 0, one per class kept (without class 0 when
+            ``include_background=False``), multiclass / multilabel only. ``None``: all 1.
         from_logits: ``input`` holds logits; False: probabilities in [0, 1].
         reduction: ``"mean"`` over all (sample, class) Dice terms, ``"sum"`` or ``"none"``.
 
@@ -199,6 +205,7 @@ def dice_loss(
         keep = None if keep is None else keep.reshape(keep.shape[0], keep.shape[1], -1)
     if keep is not None:
         prob = torch.where(keep, prob, 0.0)
+    weight = _check_dice_weight(weight, mode, prob)
 
     dims = (0, 2) if batch else (2,)
     intersection = (prob * truth).sum(dims)
@@ -207,6 +214,27 @@ def dice_loss(
     else:
         denominator = prob.sum(dims) + truth.sum(dims)
     loss = 1.0 - (2.0 * intersection + smooth_nr) / (denominator + smooth_dr)
+    if weight is not None:
+        loss = loss * weight
     if mode == "binary":
         loss = loss.squeeze(-1)
     return reduce(loss, reduction)
+
+
+def _check_dice_weight(weight: Tensor | None, mode: str, prob: Tensor) -> Tensor | None:
+    """Per-class Dice weights ``(C,)`` for ``prob`` of shape ``(N, C, positions)``."""
+    if weight is None:
+        return None
+    weight = check_floating("weight", weight)
+    if mode == "binary":
+        raise ValueError("weight: per-class weights need a class dim; binary mode has one Dice per "
+                         "sample (use multilabel mode with C channels)")
+    classes = prob.shape[1]
+    if weight.shape != (classes,):
+        raise ValueError(
+            f"weight: expected one weight per class kept, shape ({classes},) (without class 0 when "
+            f"include_background=False), got {tuple(weight.shape)}"
+        )
+    if validation_enabled() and not bool((weight >= 0).all()):
+        raise ValueError(f"weight: expected values >= 0, got {weight.min().item()!r}")
+    return weight.to(device=prob.device, dtype=prob.dtype)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from torch import Tensor
+
 from losslab.functional import segmentation as SF
 from losslab.nn._base import FunctionalLoss
 
@@ -18,6 +20,7 @@ class DiceLoss(FunctionalLoss):
         - Output: a scalar for ``"mean"`` and ``"sum"``; for ``"none"`` ``(N, C)``
           (multiclass / multilabel, without class 0 if ``include_background=False``), ``(N)``
           (binary); with ``batch=True`` ``(C)`` or ``()``.
+        - Weight (optional): ``(C)``, one factor per class kept (a buffer: follows ``.to()``).
     """
 
     function = staticmethod(SF.dice_loss)
@@ -32,11 +35,12 @@ class DiceLoss(FunctionalLoss):
         include_background: bool = True,
         batch: bool = False,
         ignore_index: int | None = None,
+        weight: Tensor | None = None,
         from_logits: bool = True,
         reduction: str = "mean",
     ) -> None:
         super().__init__(
             mode=mode, squared_denominator=squared_denominator, smooth_nr=smooth_nr,
             smooth_dr=smooth_dr, include_background=include_background, batch=batch,
-            ignore_index=ignore_index, from_logits=from_logits, reduction=reduction,
+            ignore_index=ignore_index, weight=weight, from_logits=from_logits, reduction=reduction,
         )

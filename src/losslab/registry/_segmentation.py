@@ -19,8 +19,10 @@ register(
         convex=False, bounded=True,
         hyperparameters={"mode": "multiclass", "squared_denominator": True, "smooth_nr": 1e-5,
                          "smooth_dr": 1e-5, "include_background": True, "batch": False,
-                         "ignore_index": None, "from_logits": True, "reduction": "mean"},
-        notes="per (sample, class) Dice averaged; batch=True pools the batch; in [0, 1]",
+                         "ignore_index": None, "weight": None, "from_logits": True,
+                         "reduction": "mean"},
+        notes="per (sample, class) Dice averaged; batch=True pools the batch; weight scales each "
+              "class's term (MONAI's weight); in [0, 1]",
         aliases=("dice_loss", "soft_dice"),
     )
 )
