@@ -248,6 +248,41 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
     assert "column 'w' not found in d.csv; available columns: u, v" in capsys.readouterr().err
 
 
+def test_cli_loss_options_reach_the_fit(tmp_path, capsys):
+    # huber.delta=0.5 must change Huber's fit (and only Huber's) and be recorded
+    results = {}
+    for options in ([], ["--loss-option", "huber.delta=0.5"]):
+        out = tmp_path / f"run{len(options)}"
+        assert main(["regress", "--scenario", "table1", "--seeds", "2", "--losses", "huber,mse",
+                     "--no-baselines", "--out", str(out), *options]) == 0
+        results[len(options)] = json.loads((out / "regression.json").read_text())
+    default, changed = results[0], results[2]
+    assert default["config"]["loss_kwargs"] == {} and changed["config"]["loss_kwargs"] == {"huber": {"delta": 0.5}}
+    assert "huber fitted with delta=0.5" in (tmp_path / "run2" / "regression.md").read_text()
+    by_method = {run: {r["method"]: r["slope_error_pct"] for r in res["summary"]}
+                 for run, res in results.items()}
+    assert by_method[0]["mse"] == by_method[2]["mse"]
+    assert by_method[0]["huber"] != by_method[2]["huber"]
+    # the fit equals fit_linear with the same option
+    direct = run_regression("table1", seeds=2, losses=["huber"], baselines=(), loss_kwargs={"huber": {"delta": 0.5}})
+    assert direct.summary_for("huber")["slope_error_pct"] == by_method[2]["huber"]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("huber.delt=0.5", "loss_kwargs: huber has no option 'delt'; valid choices: delta"),
+        ("smae.delta=0.5", "loss_kwargs: 'smae' is not among the losses fitted (huber)"),
+        ("delta=0.5", "--loss-option: expected LOSS.KEY=VALUE"),
+        ("huber.delta=-1", "delta: expected a number > 0, got -1"),
+    ],
+)
+def test_cli_bad_loss_options(tmp_path, capsys, option, message):
+    assert main(["regress", "--losses", "huber", "--seeds", "1", "--no-baselines", "--out", str(tmp_path),
+                 "--loss-option", option]) == 2
+    assert message in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------------------------
 # CLI end to end, diabetes
 

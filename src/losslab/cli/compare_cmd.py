@@ -6,22 +6,7 @@ import argparse
 from pathlib import Path
 
 from losslab.cli import CommandError
-from losslab.cli._common import comma_list
-
-
-def _key_value(text: str) -> tuple[str, object]:
-    import json
-
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        parsed: object = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    if isinstance(parsed, list):
-        parsed = tuple(parsed)
-    return key.strip(), parsed
+from losslab.cli._common import comma_list, key_value
 
 
 def _float_list(text: str) -> list[float]:
@@ -69,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-test", type=int, help="stratified subset of the test split")
     parser.add_argument("--preset", choices=("quick", "full"), default="full",
                         help="the task's data sizes and epochs (default: full)")
-    parser.add_argument("--model-option", type=_key_value, action="append", default=[],
+    parser.add_argument("--model-option", type=key_value, action="append", default=[],
                         metavar="KEY=VALUE", help="override a model argument, e.g. width_multiplier=1")
     tuned = parser.add_argument_group("learning-rate tuning (--protocol tuned)")
     tuned.add_argument("--protocol", choices=("fixed", "tuned"), default="fixed",

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from losslab.cli import CommandError
-from losslab.cli._common import comma_list
+from losslab.cli._common import comma_list, key_value
 
 _SCENARIO_CHOICES = ("table1", "notebook", "hbk", "starsCYG", "stackloss", "diabetes")
 
@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     parser.add_argument("--losses", type=comma_list, default=None,
                         help="comma-separated regression losses (default: mse,mae,huber,log_cosh,smae)")
+    parser.add_argument("--loss-option", type=key_value, action="append", default=[],
+                        metavar="LOSS.KEY=VALUE",
+                        help="a hyperparameter of one loss, e.g. huber.delta=0.5 (repeatable)")
     parser.add_argument("--no-baselines", action="store_true", help="fit the losses only")
     parser.add_argument("--out", default="results/regress", help="output folder (default: results/regress)")
     parser.add_argument("--threads", type=int, default=1,
@@ -59,7 +62,15 @@ def run(args: argparse.Namespace) -> int:
             "(or --data FILE --x COL --y COL)"
         )
     losses = args.losses or list(DEFAULT_LOSSES)
+    loss_kwargs: dict[str, dict[str, object]] = {}
+    for key, value in args.loss_option:
+        loss, dot, option = key.partition(".")
+        if not dot or not loss or not option:
+            raise CommandError(f"--loss-option: expected LOSS.KEY=VALUE (e.g. huber.delta=0.5), got {key}={value}")
+        loss_kwargs.setdefault(loss, {})[option] = value
     if args.data is None and args.scenario == "diabetes":
+        if loss_kwargs:
+            raise CommandError("--loss-option: the diabetes check trains every loss with its defaults")
         return _run_diabetes(args, losses, started)
 
     from losslab.experiments.regression.baselines import BASELINES
@@ -74,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_regression(
         args.scenario, seeds=args.seeds, seed=args.seed, losses=losses,
         baselines=() if args.no_baselines else BASELINES,
-        data_path=args.data, x_cols=args.x, y_col=args.y,
+        data_path=args.data, x_cols=args.x, y_col=args.y, loss_kwargs=loss_kwargs,
     )
     stem = "regression"
     paths = write_outputs(result, args.out, stem=stem)

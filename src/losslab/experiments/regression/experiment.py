@@ -8,6 +8,7 @@ configuration and environment) and Figure 4 (PNG + SVG).
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -38,6 +39,7 @@ from losslab.experiments.regression.fitting import (
     fit_linear,
     regression_loss_names,
 )
+from losslab.registry import get_info
 
 DEFAULT_LOSSES: tuple[str, ...] = ("mse", "mae", "huber", "log_cosh", "smae")
 # A point is flagged as an outlier when its residual exceeds this many robust residual sds
@@ -168,6 +170,27 @@ def _summarise(method: str, kind: str, rows: list[dict[str, Any]]) -> dict[str, 
     return summary
 
 
+def check_loss_kwargs(loss_kwargs: dict[str, dict[str, Any]] | None,
+                      losses: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Hyperparameters per loss, keyed by canonical name: each loss among ``losses`` and each
+    option a keyword of its functional form (losslab's own checks judge the values)."""
+    checked: dict[str, dict[str, Any]] = {}
+    for name, options in (loss_kwargs or {}).items():
+        canonical = check_regression_loss(name)
+        if canonical not in losses:
+            raise ValueError(f"loss_kwargs: {name!r} is not among the losses fitted ({', '.join(losses)})")
+        accepted = [p.name for p in inspect.signature(get_info(canonical).functional).parameters.values()
+                    if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("reduction", "impl")]
+        for option in options:
+            if option not in accepted:
+                raise ValueError(
+                    f"loss_kwargs: {canonical} has no option {option!r}; valid choices: "
+                    f"{', '.join(accepted) or 'none'}"
+                )
+        checked.setdefault(canonical, {}).update(options)
+    return checked
+
+
 def run_regression(
     scenario: str = "table1",
     *,
@@ -208,7 +231,7 @@ def run_regression(
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds: expected a positive integer, got {seeds!r}")
     settings = fit_settings or FitSettings()
-    loss_kwargs = dict(loss_kwargs or {})
+    loss_kwargs = check_loss_kwargs(loss_kwargs, losses)
     started = time.perf_counter()
 
     if data_path is not None:
@@ -484,6 +507,9 @@ def write_outputs(result: RegressionResult, out_dir: str | Path, *, figure: bool
         f"Wall time: {result.wall_time:.1f} s.", "",
         markdown_table(headers, rows), "",
     ]
+    for method, options in result.config.get("loss_kwargs", {}).items():
+        settings = ", ".join(f"{key}={value!r}" for key, value in options.items())
+        lines.append(f"- {method_label(method)} fitted with {settings} (the other losses at their defaults).")
     for method, messages in result.warnings.items():
         lines.append(f"- {method_label(method)} warned: {'; '.join(messages)}")
     paths = {"markdown": out / f"{stem}.md", "csv": out / f"{stem}.csv",
