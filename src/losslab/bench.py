@@ -269,6 +269,8 @@ def torch_baseline(info: LossInfo, args: tuple[Tensor, ...]) -> tuple[Baseline |
         return (lambda a: F.binary_cross_entropy_with_logits(*a)), "F.binary_cross_entropy_with_logits"
     if info.family == "classification" and "softmax" in info.formula:
         return (lambda a: F.cross_entropy(*a)), "F.cross_entropy"
+    if name == "poly1":
+        return (lambda a: F.cross_entropy(*a)), "F.cross_entropy (the loss Poly-1 extends)"
     return None, "no torch built-in computes this loss"
 
 

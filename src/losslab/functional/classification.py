@@ -35,6 +35,7 @@ from losslab._validation import (
     validation_enabled,
     weighted_mean,
 )
+from losslab.functional._softmax import softmax
 from losslab.functional.alternate import softmax_log_pair
 
 __all__ = [
@@ -756,10 +757,10 @@ def poly_loss(
         input, target.to(input.dtype) if target.is_floating_point() else target, weight=weight,
         ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing,
     )
-    # log(1 - p_c) without cancellation (the largest class from its logit margin), so that
-    # 1 - p_t keeps its relative precision when p_t is close to 1.
-    _, log_q = softmax_log_pair(input, 1)
     if target.is_floating_point():
+        # log(1 - p_c) without cancellation (the largest class from its logit margin), so that
+        # 1 - p_t keeps its relative precision when p_t is close to 1.
+        _, log_q = softmax_log_pair(input, 1)
         soft = target.to(input.dtype)
         # the sample weight uses the unsmoothed target: weight[y] for a one-hot target
         sample_weight = None if weight is None else (soft * _class_view(weight, input.dim())).sum(1)
@@ -771,7 +772,10 @@ def poly_loss(
     else:
         keep = target != ignore_index
         index = torch.where(keep, target, 0).unsqueeze(1)
-        miss = log_q.gather(1, index).squeeze(1).exp()
+        # 1 - p_y as the sum of the other classes' probabilities: a sum of positive terms, so
+        # it keeps its relative precision as p_y -> 1 (no cancellation), at the cost of one
+        # softmax rather than a log(1 - p) for every class
+        miss = softmax(input).scatter(1, index, 0.0).sum(1)
         if label_smoothing > 0:
             # sum_c (s / C) (1 - p_c) = s (1 - 1/C), since the probabilities sum to 1.
             miss = (1.0 - label_smoothing) * miss + label_smoothing * (1.0 - 1.0 / num_classes)
