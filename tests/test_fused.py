@@ -15,6 +15,7 @@ import torch
 
 from losslab.bench import saved_tensor_bytes
 from losslab.functional.alternate import binary_l_loss, binary_m_loss, l_loss, m_loss
+from losslab.functional.classification import sigmoid_focal_loss
 from losslab.functional.regression import log_cosh_loss, smae_loss
 
 BINARY = [(binary_m_loss, False), (binary_m_loss, True), (binary_l_loss, False), (binary_l_loss, True)]
@@ -239,6 +240,7 @@ CALLS = {
     "l": lambda z: l_loss(z.view(2, 3), torch.tensor([1, 2]), impl="fused", reduction="none"),
     "full_l": lambda z: l_loss(z.view(2, 3), torch.tensor([1, 0]), full=True, impl="fused"),
     "smae": lambda z: smae_loss(z, torch.zeros_like(z), impl="fused"),
+    "sigmoid_focal": lambda z: sigmoid_focal_loss(z, torch.linspace(0, 1, z.numel(), dtype=z.dtype), gamma=1.5),
     "log_cosh": lambda z: log_cosh_loss(z, torch.ones_like(z), impl="fused", reduction="none"),
 }
 
@@ -456,3 +458,42 @@ def test_a_loss_kept_after_backward_holds_no_tensor(name):
     assert _tensors_reachable_from_ctx(value.grad_fn) == []
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         _ = value.grad_fn.saved_tensors
+
+
+def _focal_by_autograd(z, y, alpha, gamma, reduction):
+    """Lin et al.'s focal loss written plainly (float64, moderate logits), for autograd."""
+    p = torch.sigmoid(z)
+    ce = -(y * torch.log(p) + (1 - y) * torch.log1p(-p))
+    loss = ce * (1 - (p * y + (1 - p) * (1 - y))) ** gamma
+    if alpha >= 0:
+        loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
+    return {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[reduction]
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("alpha", [0.25, -1.0])
+def test_sigmoid_focal_fused_gradient_across_chunks(monkeypatch, gamma, alpha):
+    # chunks of 24 elements over an (8, 30) input: rows of hard and soft targets mixed
+    from losslab.functional import _fused
+
+    monkeypatch.setattr(_fused, "_FOCAL_CHUNK_ELEMENTS", 24)
+    generator = torch.Generator().manual_seed(21)
+    z = (torch.randn(8, 30, generator=generator, dtype=torch.float64) * 4).requires_grad_()
+    y = torch.randint(0, 2, (8, 30), generator=generator).double()
+    y[2:4] = torch.rand(2, 30, generator=generator, dtype=torch.float64)
+    for reduction in REDUCTIONS:
+        upstream = torch.rand(8, 30, dtype=torch.float64) if reduction == "none" else torch.tensor(0.7, dtype=torch.float64)
+        got = sigmoid_focal_loss(z, y, alpha=alpha, gamma=gamma, reduction=reduction)
+        expected = _focal_by_autograd(z, y, alpha, gamma, reduction)
+        torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)
+        (grad,) = torch.autograd.grad(got, z, upstream)
+        (expected_grad,) = torch.autograd.grad(expected, z, upstream)
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-9, atol=1e-12)
+    # float32 against the float64 truth, and the one tensor kept for backward
+    z32 = z.detach().float().requires_grad_()
+    (grad32,) = torch.autograd.grad(sigmoid_focal_loss(z32, y.float(), alpha=alpha, gamma=gamma, reduction="sum"), z32)
+    leaf = z32.detach().double().requires_grad_()
+    (truth,) = torch.autograd.grad(_focal_by_autograd(leaf, y, alpha, gamma, "sum"), leaf)
+    torch.testing.assert_close(grad32.double(), truth, rtol=2e-5, atol=1e-6)
+    saved, _ = saved_tensor_bytes(lambda: sigmoid_focal_loss(z32, y.float(), alpha=alpha, gamma=gamma), [z32])
+    assert saved <= z32.numel() * 4 + y.numel() * 4      # the gradient (and the float32 target)

@@ -50,13 +50,14 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from losslab._validation import weighted_mean
 from losslab.functional._softmax import log_softmax as _log_softmax
 from losslab.functional._softmax import softmax as _softmax
 
-__all__ = ["IMPLS", "binary_fused", "check_impl", "multiclass_fused", "regression_fused"]
+__all__ = ["IMPLS", "binary_fused", "check_impl", "multiclass_fused", "regression_fused", "sigmoid_focal_fused"]
 
 IMPLS: tuple[str, ...] = ("auto", "fused", "reference")
 
@@ -967,3 +968,99 @@ def regression_fused(
     """Fused SMAE (``kind="smae"``) or log-cosh (``kind="log_cosh"``); arguments validated,
     same shape and dtype."""
     return _RegressionFused.apply(input, target, kind, reduction, reference)
+
+
+# --- sigmoid focal loss -------------------------------------------------------------------------
+
+# Elements per chunk of the focal pass (measured at 10M: 1 << 15 1.6x slower, 1 << 16 1.05x,
+# 1 << 18 and 1 << 19 the same as 1 << 17).
+_FOCAL_CHUNK_ELEMENTS = 1 << 17
+
+
+def _focal_chunk(z: Tensor, y: Tensor, alpha: float, gamma: float, scale: float, grad: Tensor) -> Tensor:
+    r"""Per element sigmoid focal loss of a chunk (returned); writes ``scale`` times its
+    derivative into ``grad``:
+
+    .. math::
+        \frac{\partial \ell}{\partial z} = \alpha_t (1 - p_t)^{\gamma} \Big[(\sigma(z) - y)
+            + \gamma\, B\, (1 - 2y)\, \frac{\sigma(z)\sigma(-z)}{1 - p_t}\Big],
+        \qquad B = -\log p_t,
+
+    with the last factor evaluated as ``exp(2 log sigma(z) - z - log(1 - p_t))`` (all in log
+    space, so saturated logits give a finite gradient for every ``gamma >= 0``).
+    """
+    log_sig = F.logsigmoid(z)
+    bce = F.binary_cross_entropy_with_logits(z, y, reduction="none")
+    log_miss = weight = None
+    if gamma != 0.0:
+        # log(1 - p_t) = log sigma(z) + log((1 - y) + y e^{-z}); for a hard label one term is
+        # log(0) = -inf and logaddexp returns the other. log y without torch.log(0) (a slow
+        # scalar path on zeros, and hard labels are half zeros): a zero label gets -finfo.max
+        # (an arithmetic add; masked_fill / where cost 2x more), which contributes exactly
+        # exp(-huge) = 0 for every |z| < finfo.max / 2. Subnormal targets read as the smallest
+        # normal number.
+        finfo = torch.finfo(y.dtype)
+        log_target = torch.log(y.clamp_min(finfo.tiny))
+        log_target.add_((y == 0).to(y.dtype), alpha=-finfo.max)
+        log_miss = torch.logaddexp(log_target.sub_(z), torch.log1p(-y)).add_(log_sig)
+        weight = log_miss.mul(gamma).exp_()
+    if alpha >= 0:
+        alpha_t = y.mul(2.0 * alpha - 1.0).add_(1.0 - alpha)
+        weight = alpha_t if weight is None else weight.mul_(alpha_t)
+    torch.exp(log_sig, out=grad).sub_(y)
+    if log_miss is not None:
+        # sigma(z) sigma(-z) / (1 - p_t) in log space (log_sig is not needed after this)
+        focus = log_sig.mul_(2.0).sub_(z).sub_(log_miss).exp_()
+        focus.mul_(bce).mul_(y.mul(-2.0 * gamma).add_(gamma))     # gamma (1 - 2y)
+        grad.add_(focus)
+    if weight is not None:
+        grad.mul_(weight)
+        bce.mul_(weight)
+    if scale != 1.0:
+        grad.mul_(scale)
+    return bce
+
+
+def _focal_forward(z: Tensor, target: Tensor, alpha: float, gamma: float,
+                   reduction: str) -> tuple[Tensor, Tensor]:
+    """The sigmoid focal loss and its gradient in z (the reduction's factor folded in)."""
+    numel = z.numel()
+    scale = 1.0 / max(numel, 1) if reduction == "mean" else 1.0
+    grad = torch.empty(z.shape, dtype=z.dtype, device=z.device)
+    per_element = torch.empty_like(grad) if reduction == "none" else None
+    partial_sums = []
+    for rows in _row_chunks(z, _FOCAL_CHUNK_ELEMENTS):
+        value = _focal_chunk(z[rows], target[rows], alpha, gamma, scale, grad[rows])
+        if per_element is None:
+            partial_sums.append(value.sum())
+        else:
+            per_element[rows] = value
+    return _chunked_result(per_element, partial_sums, reduction, scale, z), grad
+
+
+class _SigmoidFocalFused(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, target, alpha, gamma, reduction, reference):
+        args = (z, target, alpha, gamma, reduction)
+        out, grad = _focal_forward(*args)
+        _save_for_backward(ctx, grad, reduction, reference, _focal_forward, args, num_tensors=2)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return _fused_input_backward(ctx, grad_output), None, None, None, None, None
+
+
+def sigmoid_focal_fused(
+    input: Tensor,
+    target: Tensor,
+    *,
+    alpha: float,
+    gamma: float,
+    reduction: str,
+    reference: Callable[[Tensor, Tensor], Tensor],
+) -> Tensor:
+    """Fused sigmoid focal loss from logits (arguments validated; target in the input's dtype,
+    not requiring grad). ``reference(input, target)``: the formula under autograd, capturing
+    no tensor (used only for higher-order derivatives)."""
+    return _SigmoidFocalFused.apply(input, target, alpha, gamma, reduction, reference)

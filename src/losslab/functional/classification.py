@@ -35,6 +35,7 @@ from losslab._validation import (
     validation_enabled,
     weighted_mean,
 )
+from losslab.functional import _fused
 from losslab.functional._softmax import softmax
 from losslab.functional.alternate import softmax_log_pair
 
@@ -432,62 +433,6 @@ def _check_gamma(gamma: float) -> float:
     return _check_number("gamma", gamma, low=0.0)
 
 
-class _SigmoidFocal(torch.autograd.Function):
-    r"""Elementwise sigmoid focal loss with a hand-written backward.
-
-    Autograd through the formula keeps a dozen input-sized intermediates and runs a backward
-    kernel per operation; here the forward keeps four and the backward is one short chain:
-
-    .. math::
-        \frac{\partial \ell}{\partial z} = \alpha_t (1 - p_t)^{\gamma} \Big[(\sigma(z) - y)
-            + \gamma\, B\, (1 - 2y)\, \frac{\sigma(z)\sigma(-z)}{1 - p_t}\Big],
-        \qquad B = -\log p_t,
-
-    with the last factor evaluated as ``exp(2 log sigma(z) - z - log(1 - p_t))`` (all in log
-    space, so saturated logits give a finite gradient for every ``gamma >= 0``).
-    """
-
-    @staticmethod
-    def forward(ctx, input: Tensor, target: Tensor, alpha: float, gamma: float) -> Tensor:
-        log_sig = F.logsigmoid(input)
-        bce = F.binary_cross_entropy_with_logits(input, target, reduction="none")
-        log_miss = None
-        weight = None
-        if gamma != 0.0:
-            # log(1 - p_t) = log sigma(z) + log((1 - y) + y e^{-z}); for a hard label one term
-            # is log(0) = -inf and logaddexp returns the other.
-            # log y without torch.log(0): it takes a slow scalar path on zeros (about 10x a
-            # normal pass) and hard labels are half zeros. A zero label gets -finfo.max instead
-            # of -inf (an arithmetic add: masked_fill/where cost 2x more), which contributes
-            # exactly exp(-huge) = 0 for every logit with |z| < finfo.max / 2. Subnormal targets
-            # are read as the smallest normal number.
-            finfo = torch.finfo(target.dtype)
-            log_target = torch.log(target.clamp_min(finfo.tiny))
-            log_target.add_((target == 0).to(target.dtype), alpha=-finfo.max)
-            log_miss = torch.logaddexp(log_target.sub_(input), torch.log1p(-target)).add_(log_sig)
-            weight = log_miss.mul(gamma).exp_()
-        if alpha >= 0:
-            alpha_t = target.mul(2.0 * alpha - 1.0).add_(1.0 - alpha)
-            weight = alpha_t if weight is None else weight.mul_(alpha_t)
-        ctx.gamma = gamma
-        ctx.save_for_backward(input, target, log_sig, bce, log_miss, weight)
-        return bce if weight is None else weight * bce
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
-        input, target, log_sig, bce, log_miss, weight = ctx.saved_tensors
-        gamma = ctx.gamma
-        grad_input = log_sig.exp().sub_(target)
-        if log_miss is not None:
-            # sigma(z) sigma(-z) / (1 - p_t) in log space
-            focus = log_sig.mul(2.0).sub_(input).sub_(log_miss).exp_()
-            focus.mul_(bce).mul_(target.mul(-2.0 * gamma).add_(gamma))  # gamma (1 - 2y)
-            grad_input.add_(focus)
-        if weight is not None:
-            grad_input.mul_(weight)
-        return grad_input.mul_(grad), None, None, None
-
-
 def sigmoid_focal_loss(
     input: Tensor,
     target: Tensor,
@@ -534,17 +479,36 @@ def sigmoid_focal_loss(
     check_values_in_range("target", target, 0.0, 1.0, "binary targets")
     target = target.to(input.dtype)
     if not target.requires_grad:
-        loss = _SigmoidFocal.apply(input, target, alpha, gamma)
-        return reduce(loss, reduction)
+        return _fused.sigmoid_focal_fused(
+            input, target, alpha=alpha, gamma=gamma, reduction=reduction,
+            reference=lambda z, y: _sigmoid_focal_formula(z, y, alpha, gamma, reduction),
+        )
+    # A target that needs a gradient (rare): the formula, differentiated by autograd.
+    return _sigmoid_focal_formula(input, target, alpha, gamma, reduction)
 
-    # A target that needs a gradient (rare): the same formula, differentiated by autograd.
+
+def _sigmoid_focal_formula(input: Tensor, target: Tensor, alpha: float, gamma: float, reduction: str) -> Tensor:
+    """The sigmoid focal loss as a plain formula (autograd differentiates it)."""
     loss = F.binary_cross_entropy_with_logits(input, target, reduction="none")
     if gamma != 0.0:
-        # log(1 - p_t) = log(y sigmoid(-z) + (1 - y) sigmoid(z)); for hard labels one branch
-        # is log(0) = -inf and logaddexp returns the other one, with a zero gradient for it.
-        log_miss = torch.logaddexp(
-            torch.log(target) + F.logsigmoid(-input), torch.log1p(-target) + F.logsigmoid(input)
-        )
+        # log(1 - p_t) = log(y sigmoid(-z) + (1 - y) sigmoid(z)), by logaddexp.
+        if target.requires_grad:
+            # For a hard label one branch is log(0) = -inf and logaddexp returns the other,
+            # with the right first derivatives in z and y.
+            log_miss = torch.logaddexp(
+                torch.log(target) + F.logsigmoid(-input), torch.log1p(-target) + F.logsigmoid(input)
+            )
+        else:
+            # Second derivatives in z (create_graph): a hard label takes logsigmoid((1 - 2y) z)
+            # directly, since logaddexp with a -inf branch gives inf * 0 = NaN there; the soft
+            # branch is evaluated at y = 1/2 for those entries, so it stays finite unselected.
+            hard = (target == 0) | (target == 1)
+            soft = torch.where(hard, 0.5, target)
+            log_miss = torch.where(
+                hard,
+                F.logsigmoid((1.0 - 2.0 * target) * input),
+                torch.logaddexp(torch.log(soft) + F.logsigmoid(-input), torch.log1p(-soft) + F.logsigmoid(input)),
+            )
         loss = torch.exp(gamma * log_miss) * loss
     if alpha >= 0:
         loss = (target * alpha + (1.0 - target) * (1.0 - alpha)) * loss
