@@ -250,6 +250,23 @@ class TestSigmoidFocal:
 
 
 class TestSoftmaxFocal:
+    def test_focal_factor_keeps_precision_near_certainty_and_for_tiny_p(self):
+        # Row 0: p_y = 1 - 1e-12, where 1 - p_y from p_y keeps ~4 digits in float64; the loss
+        # (1 - p_y)^2 (-log p_y) ~ 1e-36 must keep its digits. Row 1: p_y ~ e^-60, where the loss
+        # is ~ -log p_y = 60 and must not underflow.
+        z = torch.tensor([[-40.0, 0.0, -math.log(1e12)], [0.0, -60.0, 0.0]], dtype=torch.float64,
+                         requires_grad=True)
+        target = torch.tensor([1, 1])
+        got = LF.softmax_focal_loss(z, target, gamma=2.0, reduction="none")
+        lse = torch.logsumexp(z.detach(), 1)
+        rest = torch.stack([torch.exp(z[0, 0] - lse[0]) + torch.exp(z[0, 2] - lse[0]),
+                            torch.exp(z[1, 0] - lse[1]) + torch.exp(z[1, 2] - lse[1])]).detach()
+        log_p = z.detach()[:, 1] - lse
+        expected = rest**2 * -log_p
+        close(got, expected, rtol=1e-9, atol=0)
+        (grad,) = torch.autograd.grad(got.sum(), z)
+        assert torch.isfinite(grad).all()
+
     @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
     @pytest.mark.parametrize("shape", [(6, 4), (3, 4, 2, 3), (4,)])
     def test_against_formula(self, gamma, shape):

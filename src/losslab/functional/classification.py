@@ -36,7 +36,7 @@ from losslab._validation import (
     weighted_mean,
 )
 from losslab.functional import _fused
-from losslab.functional._softmax import softmax
+from losslab.functional._softmax import log_softmax, softmax
 from losslab.functional.alternate import softmax_log_pair
 
 __all__ = [
@@ -615,19 +615,21 @@ def _softmax_focal_index(
     ignore_index: int, reduction: str, unbatched: bool,
 ) -> Tensor:
     """Softmax focal loss for class indices: only the target class's ``log p`` and
-    ``log(1 - p)`` are needed, so nothing class-sized is built beyond two logsumexp passes."""
+    ``log(1 - p)`` are needed: one log-softmax, and for ``gamma != 0`` the other classes'
+    probability mass."""
     keep = target != ignore_index
     index = torch.where(keep, target, 0).unsqueeze(1)
-    lse = torch.logsumexp(input, 1)
-    log_p = input.gather(1, index).squeeze(1) - lse
+    log_probs = log_softmax(input)
+    log_p = log_probs.gather(1, index).squeeze(1)
     loss = -log_p
     if gamma != 0.0:
         # log(1 - p_y): log1p(-p_y) is well conditioned for p_y <= 1/2; above it, 1 - p_y is
-        # the mass of the other classes, logsumexp(z_others) - logsumexp(z), free of
-        # cancellation. The clamp keeps the unused branch (and its gradient) finite.
-        others = torch.logsumexp(input.scatter(1, index, -math.inf), 1)
+        # the summed probability of the other classes, free of cancellation. The clamps keep
+        # the unused branch (and its gradient) finite.
+        others = log_probs.exp().scatter(1, index, 0.0).sum(1)
         log_q = torch.where(
-            log_p > _LOG_HALF, others - lse, torch.log1p(-torch.exp(log_p.clamp_max(_LOG_HALF)))
+            log_p > _LOG_HALF, torch.log(others.clamp_min(torch.finfo(others.dtype).tiny)),
+            torch.log1p(-torch.exp(log_p.clamp_max(_LOG_HALF))),
         )
         loss = torch.exp(gamma * log_q) * loss
     if alpha is not None:
