@@ -15,7 +15,7 @@ import torch
 
 from losslab.bench import saved_tensor_bytes
 from losslab.functional.alternate import binary_l_loss, binary_m_loss, l_loss, m_loss
-from losslab.functional.classification import sigmoid_focal_loss
+from losslab.functional.classification import binary_hinge_loss, sigmoid_focal_loss
 from losslab.functional.regression import log_cosh_loss, smae_loss
 
 BINARY = [(binary_m_loss, False), (binary_m_loss, True), (binary_l_loss, False), (binary_l_loss, True)]
@@ -241,6 +241,7 @@ CALLS = {
     "full_l": lambda z: l_loss(z.view(2, 3), torch.tensor([1, 0]), full=True, impl="fused"),
     "smae": lambda z: smae_loss(z, torch.zeros_like(z), impl="fused"),
     "sigmoid_focal": lambda z: sigmoid_focal_loss(z, torch.linspace(0, 1, z.numel(), dtype=z.dtype), gamma=1.5),
+    "squared_hinge": lambda z: binary_hinge_loss(z, torch.tensor([1, 0, 1, 1, 0, 0]), squared=True, margin=0.5),
     "log_cosh": lambda z: log_cosh_loss(z, torch.ones_like(z), impl="fused", reduction="none"),
 }
 
@@ -497,3 +498,29 @@ def test_sigmoid_focal_fused_gradient_across_chunks(monkeypatch, gamma, alpha):
     torch.testing.assert_close(grad32.double(), truth, rtol=2e-5, atol=1e-6)
     saved, _ = saved_tensor_bytes(lambda: sigmoid_focal_loss(z32, y.float(), alpha=alpha, gamma=gamma), [z32])
     assert saved <= z32.numel() * 4 + y.numel() * 4      # the gradient (and the float32 target)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_binary_hinge_fused_across_chunks_and_label_kinds(monkeypatch, squared):
+    # chunks of 20 elements; labels as {0, 1} floats, {-1, +1} ints and bools give the same
+    # loss; scores placed exactly on the kink (m - t z = 0) take clamp_min's subgradient
+    from losslab.functional import _fused
+
+    monkeypatch.setattr(_fused, "CHUNK_ELEMENTS", 20)
+    generator = torch.Generator().manual_seed(23)
+    z = torch.randn(6, 15, generator=generator, dtype=torch.float64) * 2
+    labels = torch.randint(0, 2, (6, 15), generator=generator)
+    z[0, :4] = torch.where(labels[0, :4] > 0, 1.0, -1.0)      # on the kink for margin 1
+    z.requires_grad_()
+    sign = torch.where(labels > 0, 1.0, -1.0).double()
+    for target in (labels.double(), sign.long(), labels.bool()):
+        for reduction in REDUCTIONS:
+            got = binary_hinge_loss(z, target, squared=squared, reduction=reduction)
+            plain = (1.0 - sign * z).clamp_min(0.0)
+            plain = plain.square() if squared else plain
+            expected = {"none": plain, "sum": plain.sum(), "mean": plain.mean()}[reduction]
+            torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
+            upstream = torch.rand(got.shape, dtype=torch.float64)
+            (grad,) = torch.autograd.grad(got, z, upstream)
+            (expected_grad,) = torch.autograd.grad(expected, z, upstream)
+            torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-14)

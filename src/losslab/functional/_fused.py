@@ -57,7 +57,8 @@ from losslab._validation import weighted_mean
 from losslab.functional._softmax import log_softmax as _log_softmax
 from losslab.functional._softmax import softmax as _softmax
 
-__all__ = ["IMPLS", "binary_fused", "check_impl", "multiclass_fused", "regression_fused", "sigmoid_focal_fused"]
+__all__ = ["IMPLS", "binary_fused", "check_impl", "hinge_fused", "multiclass_fused", "regression_fused", "sigmoid_focal_fused",
+           "sign_of_label"]
 
 IMPLS: tuple[str, ...] = ("auto", "fused", "reference")
 
@@ -1064,3 +1065,71 @@ def sigmoid_focal_fused(
     not requiring grad). ``reference(input, target)``: the formula under autograd, capturing
     no tensor (used only for higher-order derivatives)."""
     return _SigmoidFocalFused.apply(input, target, alpha, gamma, reduction, reference)
+
+
+# --- binary hinge --------------------------------------------------------------------------------
+
+
+def sign_of_label(target: Tensor, dtype: torch.dtype) -> Tensor:
+    """Binary labels as ``t`` in {-1, +1}: 1 -> +1; 0, -1 or False -> -1."""
+    return torch.where(target > 0, 1.0, -1.0).to(dtype)
+
+
+def _hinge_chunk(z: Tensor, target: Tensor, margin: float, squared: bool, scale: float, grad: Tensor) -> Tensor:
+    """Per element ``max(0, m - t z)^k`` of a chunk (returned); writes ``scale`` times its
+    derivative into ``grad``: ``-t`` (``k = 1``) or ``-2 t h`` (``k = 2``) where
+    ``m - t z >= 0`` (at the kink the subgradient torch's ``clamp_min`` gives), 0 elsewhere.
+    The ±1 labels are made per chunk, so no input-sized label tensor is built."""
+    sign = sign_of_label(target, z.dtype)
+    hinge = torch.mul(sign, z).neg_().add_(margin)            # m - t z
+    active = hinge >= 0
+    hinge.clamp_min_(0.0)
+    if squared:
+        torch.mul(hinge, sign, out=grad).mul_(-2.0 * scale)
+        return hinge.square_()
+    torch.mul(sign, -scale, out=grad).mul_(active)
+    return hinge
+
+
+def _hinge_forward(z: Tensor, target: Tensor, margin: float, squared: bool, reduction: str) -> tuple[Tensor, Tensor]:
+    """The binary hinge loss and its gradient in z (the reduction's factor folded in)."""
+    numel = z.numel()
+    scale = 1.0 / max(numel, 1) if reduction == "mean" else 1.0
+    grad = torch.empty(z.shape, dtype=z.dtype, device=z.device)
+    per_element = torch.empty_like(grad) if reduction == "none" else None
+    partial_sums = []
+    for rows in _row_chunks(z):
+        value = _hinge_chunk(z[rows], target[rows], margin, squared, scale, grad[rows])
+        if per_element is None:
+            partial_sums.append(value.sum())
+        else:
+            per_element[rows] = value
+    return _chunked_result(per_element, partial_sums, reduction, scale, z), grad
+
+
+class _HingeFused(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, target, margin, squared, reduction, reference):
+        args = (z, target, margin, squared, reduction)
+        out, grad = _hinge_forward(*args)
+        _save_for_backward(ctx, grad, reduction, reference, _hinge_forward, args, num_tensors=2)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return _fused_input_backward(ctx, grad_output), None, None, None, None, None
+
+
+def hinge_fused(
+    input: Tensor,
+    target: Tensor,
+    *,
+    margin: float,
+    squared: bool,
+    reduction: str,
+    reference: Callable[[Tensor, Tensor], Tensor],
+) -> Tensor:
+    """Fused binary (squared) hinge from scores and validated binary labels (any dtype, see
+    :func:`sign_of_label`). ``reference(input, target)``: the formula under autograd,
+    capturing no tensor."""
+    return _HingeFused.apply(input, target, margin, squared, reduction, reference)

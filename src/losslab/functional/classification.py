@@ -136,15 +136,16 @@ def _as_compute(input: object) -> Tensor:
     return input.to(compute_dtype(input))
 
 
-def _sign_target(target: object, input: Tensor) -> Tensor:
-    """Binary labels in {-1, +1} or {0, 1} (any dtype) as a ±1 tensor of the input's dtype."""
+def _check_sign_target(target: object, input: Tensor) -> Tensor:
+    """Binary labels in {-1, +1} or {0, 1} (any real dtype, or bool): 1 is the positive class,
+    0 / -1 / False the negative one (see :func:`_fused.sign_of_label`)."""
     target = check_tensor("target", target)
     check_same_shape("input", input, "target", target)
     if target.is_complex():
         raise TypeError(f"target: expected real binary labels, got dtype {target.dtype}")
     if target.dtype == torch.bool:
-        return torch.where(target, 1.0, -1.0).to(input.dtype)
-    if validation_enabled() and target.numel() > 0:
+        return target
+    if validation_enabled() and target.numel() > 0 and not _binary_labels_fast(target):
         is_minus, is_zero, is_one = target == -1, target == 0, target == 1
         bad = ~(is_minus | is_zero | is_one)
         if bool(bad.any()):
@@ -158,8 +159,23 @@ def _sign_target(target: object, input: Tensor) -> Tensor:
                 "target: expected binary labels in {-1, +1} or in {0, 1}, got a mix of -1 and 0 "
                 "(which one is the negative class?)"
             )
-    # 1 -> +1; 0 or -1 -> -1
-    return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
+    return target
+
+
+def _binary_labels_fast(target: Tensor) -> bool:
+    """Whether ``target`` holds only {0, 1} or only {-1, +1} labels, settled by one ``aminmax``
+    read (integer labels) or that and one pass (floats); False means "run the full check",
+    which also words the error."""
+    smallest, largest = (value.item() for value in torch.aminmax(target))
+    if smallest >= 0 and largest <= 1:
+        middle, half_width = 0.5, 0.5                    # {0, 1}
+    elif smallest == -1 and largest == 1:
+        middle, half_width = 0.0, 1.0                    # {-1, +1}
+    else:
+        return False
+    if not target.is_floating_point():
+        return middle == 0.5 or not bool((target == 0).any())
+    return bool(torch.sub(target, middle).abs_().eq_(half_width).all())
 
 
 def _check_class_index_target(input: Tensor, target: object, ignore_index: int) -> tuple[Tensor, bool]:
@@ -310,7 +326,16 @@ def binary_hinge_loss(
     check_reduction(reduction)
     margin = _check_number("margin", margin)
     input = _as_compute(input)
-    sign = _sign_target(target, input)
+    target = _check_sign_target(target, input)
+    return _fused.hinge_fused(
+        input, target, margin=margin, squared=squared, reduction=reduction,
+        reference=lambda z, t: _hinge_formula(z, t, margin, squared, reduction),
+    )
+
+
+def _hinge_formula(input: Tensor, target: Tensor, margin: float, squared: bool, reduction: str) -> Tensor:
+    """The binary hinge as a plain formula (autograd differentiates it)."""
+    sign = _fused.sign_of_label(target, input.dtype)
     loss = (margin - sign * input).clamp_min(0.0)
     if squared:
         loss = loss.square()
