@@ -422,28 +422,38 @@ def _chunked_result(per_element: Tensor | None, partial_sums: list[Tensor], redu
     return total * scale if like.numel() else total * math.nan
 
 
-def _binary_forward(z, target, pos_weight, weight, kind, reduction, eps) -> tuple[Tensor, Tensor]:
-    """The binary loss and ``scale`` times its gradient in z (the reduction's factor folded in)."""
-    low, high = _logit_bounds(eps)
-    zf = z if z.dtype == target.dtype else z.to(target.dtype)
-    numel = zf.numel()
+def _elementwise_forward(chunk: Callable[[slice, float, Tensor], Tensor], z: Tensor, reduction: str,
+                         chunk_elements: int | None = None) -> tuple[Tensor, Tensor]:
+    """Run ``chunk(rows, scale, grad_rows)`` (the per element loss of those rows; it writes
+    ``scale`` times the gradient into ``grad_rows``) over row chunks of ``z``: the loss and the
+    gradient, with the reduction's factor folded in."""
+    numel = z.numel()
     scale = 1.0 / max(numel, 1) if reduction == "mean" else 1.0
-    grad = torch.empty(zf.shape, dtype=zf.dtype, device=zf.device)
+    grad = torch.empty(z.shape, dtype=z.dtype, device=z.device)
     per_element = torch.empty_like(grad) if reduction == "none" else None
     partial_sums = []
-    active = _clamp_active(zf, low, high)    # one check for all chunks (a reduction is costly)
-    workspace = _Workspace()
-    chunk = _l_chunk_elements(numel) if kind in ("l", "full_l") else None
-    for rows in _row_chunks(zf, chunk):
-        value = _binary_chunk(
-            kind, zf[rows], target[rows], _rows_of(pos_weight, rows, zf),
-            _rows_of(weight, rows, zf), low, high, grad[rows], scale, active, workspace,
-        )
+    for rows in _row_chunks(z, chunk_elements):
+        value = chunk(rows, scale, grad[rows])
         if per_element is None:
             partial_sums.append(value.sum())
         else:
             per_element[rows] = value
-    return _chunked_result(per_element, partial_sums, reduction, scale, zf), grad
+    return _chunked_result(per_element, partial_sums, reduction, scale, z), grad
+
+
+def _binary_forward(z, target, pos_weight, weight, kind, reduction, eps) -> tuple[Tensor, Tensor]:
+    """The binary loss and its gradient in z (the reduction's factor folded in)."""
+    low, high = _logit_bounds(eps)
+    zf = z if z.dtype == target.dtype else z.to(target.dtype)
+    active = _clamp_active(zf, low, high)    # one check for all chunks (a reduction is costly)
+    workspace = _Workspace()
+    return _elementwise_forward(
+        lambda rows, scale, grad: _binary_chunk(
+            kind, zf[rows], target[rows], _rows_of(pos_weight, rows, zf), _rows_of(weight, rows, zf),
+            low, high, grad, scale, active, workspace,
+        ),
+        zf, reduction, _l_chunk_elements(zf.numel()) if kind in ("l", "full_l") else None,
+    )
 
 
 class _BinaryFused(torch.autograd.Function):
@@ -1025,31 +1035,27 @@ def _focal_chunk(z: Tensor, y: Tensor, alpha: float, gamma: float, scale: float,
 def _focal_forward(z: Tensor, target: Tensor, alpha: float, gamma: float,
                    reduction: str) -> tuple[Tensor, Tensor]:
     """The sigmoid focal loss and its gradient in z (the reduction's factor folded in)."""
-    numel = z.numel()
-    scale = 1.0 / max(numel, 1) if reduction == "mean" else 1.0
-    grad = torch.empty(z.shape, dtype=z.dtype, device=z.device)
-    per_element = torch.empty_like(grad) if reduction == "none" else None
-    partial_sums = []
-    for rows in _row_chunks(z, _FOCAL_CHUNK_ELEMENTS):
-        value = _focal_chunk(z[rows], target[rows], alpha, gamma, scale, grad[rows])
-        if per_element is None:
-            partial_sums.append(value.sum())
-        else:
-            per_element[rows] = value
-    return _chunked_result(per_element, partial_sums, reduction, scale, z), grad
+    return _elementwise_forward(
+        lambda rows, scale, grad: _focal_chunk(z[rows], target[rows], alpha, gamma, scale, grad),
+        z, reduction, _FOCAL_CHUNK_ELEMENTS,
+    )
 
 
-class _SigmoidFocalFused(torch.autograd.Function):
+class _ElementwiseFused(torch.autograd.Function):
+    """A loss of an input and a target of the same shape given by ``forward(z, target,
+    *hyperparameters, reduction) -> (loss, gradient)`` (the sigmoid focal loss, the hinges)."""
+
     @staticmethod
-    def forward(ctx, z, target, alpha, gamma, reduction, reference):
-        args = (z, target, alpha, gamma, reduction)
-        out, grad = _focal_forward(*args)
-        _save_for_backward(ctx, grad, reduction, reference, _focal_forward, args, num_tensors=2)
+    def forward(ctx, forward, reference, z, target, *static):
+        args = (z, target, *static)
+        out, grad = forward(*args)
+        ctx.num_static = len(static)
+        _save_for_backward(ctx, grad, static[-1], reference, forward, args, num_tensors=2)
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
-        return _fused_input_backward(ctx, grad_output), None, None, None, None, None
+        return (None, None, _fused_input_backward(ctx, grad_output), None, *([None] * ctx.num_static))
 
 
 def sigmoid_focal_fused(
@@ -1064,7 +1070,7 @@ def sigmoid_focal_fused(
     """Fused sigmoid focal loss from logits (arguments validated; target in the input's dtype,
     not requiring grad). ``reference(input, target)``: the formula under autograd, capturing
     no tensor (used only for higher-order derivatives)."""
-    return _SigmoidFocalFused.apply(input, target, alpha, gamma, reduction, reference)
+    return _ElementwiseFused.apply(_focal_forward, reference, input, target, alpha, gamma, reduction)
 
 
 # --- binary hinge --------------------------------------------------------------------------------
@@ -1093,31 +1099,10 @@ def _hinge_chunk(z: Tensor, target: Tensor, margin: float, squared: bool, scale:
 
 def _hinge_forward(z: Tensor, target: Tensor, margin: float, squared: bool, reduction: str) -> tuple[Tensor, Tensor]:
     """The binary hinge loss and its gradient in z (the reduction's factor folded in)."""
-    numel = z.numel()
-    scale = 1.0 / max(numel, 1) if reduction == "mean" else 1.0
-    grad = torch.empty(z.shape, dtype=z.dtype, device=z.device)
-    per_element = torch.empty_like(grad) if reduction == "none" else None
-    partial_sums = []
-    for rows in _row_chunks(z):
-        value = _hinge_chunk(z[rows], target[rows], margin, squared, scale, grad[rows])
-        if per_element is None:
-            partial_sums.append(value.sum())
-        else:
-            per_element[rows] = value
-    return _chunked_result(per_element, partial_sums, reduction, scale, z), grad
-
-
-class _HingeFused(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, z, target, margin, squared, reduction, reference):
-        args = (z, target, margin, squared, reduction)
-        out, grad = _hinge_forward(*args)
-        _save_for_backward(ctx, grad, reduction, reference, _hinge_forward, args, num_tensors=2)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        return _fused_input_backward(ctx, grad_output), None, None, None, None, None
+    return _elementwise_forward(
+        lambda rows, scale, grad: _hinge_chunk(z[rows], target[rows], margin, squared, scale, grad),
+        z, reduction,
+    )
 
 
 def hinge_fused(
@@ -1132,4 +1117,4 @@ def hinge_fused(
     """Fused binary (squared) hinge from scores and validated binary labels (any dtype, see
     :func:`sign_of_label`). ``reference(input, target)``: the formula under autograd,
     capturing no tensor."""
-    return _HingeFused.apply(input, target, margin, squared, reduction, reference)
+    return _ElementwiseFused.apply(_hinge_forward, reference, input, target, margin, squared, reduction)
