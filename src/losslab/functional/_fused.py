@@ -778,6 +778,10 @@ def _indices_full_pass(base, z, index, keep, weight, eps, scale) -> tuple[Tensor
             zeroed_term[rows] = _false_term_at(base, eps)
     if negated:
         dense_k.neg_()
+    # the first pass's scratch buffers are freed before the per-sample work (at C = 10 they are
+    # as large as the input)
+    value = None
+    workspace = _Workspace()
 
     # Per sample: the top class's false term and the target class's true term, in log space.
     log_p_top, log_q_top = torch.log(p_top), torch.log(q_top)
