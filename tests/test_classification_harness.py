@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -230,25 +229,9 @@ def test_compare_accepts_arrays_and_datasets_alike(tmp_path):
 # --- bad input ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Outcome:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture
-def _cli_run(capsys):
-    """Run ``losslab ARGS`` in this process (exit code, stdout, stderr)."""
-    from losslab.cli import main
-
-    def run(*args: str) -> _Outcome:
-        capsys.readouterr()
-        code = main([*args, "--no-progress"] if args[0] == "compare" else list(args))
-        captured = capsys.readouterr()
-        return _Outcome(code, captured.out, captured.err)
-
-    return run
+def _cli_run(cli_run):
+    return cli_run
 
 
 def test_unknown_task_and_loss_list_the_valid_ones(tmp_path, _cli_run):

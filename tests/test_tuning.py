@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -280,24 +279,10 @@ def test_a_diverging_rate_is_recorded_and_not_retrained(tmp_path):
 # --- bad input ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Outcome:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture
-def _cli_run(capsys):
-    from losslab.cli import main
-
-    def run(*args: str) -> _Outcome:
-        capsys.readouterr()
-        code = main(["compare", *args, "--no-progress"])
-        captured = capsys.readouterr()
-        return _Outcome(code, captured.out, captured.err)
-
-    return run
+def _cli_run(cli_run):
+    """``losslab compare ARGS``."""
+    return lambda *args: cli_run("compare", *args)
 
 
 @pytest.mark.parametrize(("options", "pattern"), [
