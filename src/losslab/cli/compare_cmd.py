@@ -71,6 +71,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tuned.add_argument("--sweep-epochs", type=int,
                        help="epochs per sweep run (default: half the task's epochs, rounded up)")
     tuned.add_argument("--sweep-seeds", type=int, default=1, help="seeds per swept rate (default: 1)")
+    precise = parser.add_argument_group("seeds until the answer is precise (--until-decided)")
+    precise.add_argument("--until-decided", action="store_true",
+                         help="treat --seeds as the first round and add seeds in rounds until every "
+                         "loss's paired 95%% interval half-width is at most --target-width, or "
+                         "--max-seeds is reached (stops on precision, never on significance)")
+    precise.add_argument("--target-width", type=float, default=1.0,
+                         help="half-width to reach, in accuracy points (default: 1.0)")
+    precise.add_argument("--max-seeds", type=int, default=20,
+                         help="most seeds per loss with --until-decided (default: 20)")
     parser.add_argument("--db", default="results.sqlite", help="results database (default: results.sqlite)")
     parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default: 1)")
     parser.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
@@ -115,6 +124,21 @@ def run(args: argparse.Namespace) -> int:
             if text.startswith(name):
                 text = "--" + name.replace("_", "-") + text[len(name):]
         raise CommandError(text) from error
+    from losslab.experiments.classification.api import precision_target
+
+    try:
+        until = precision_target(args.until_decided, target_width=args.target_width,
+                                 max_seeds=args.max_seeds)
+    except ValueError as error:
+        text = str(error)
+        for name in ("target_width", "max_seeds"):
+            if text.startswith(name):
+                text = "--" + name.replace("_", "-") + text[len(name):]
+        if text.startswith("--target-width"):
+            text = f"--target-width: expected a positive number of points, got {args.target_width!r}"
+        raise CommandError(text) from error
+    if args.until_decided and args.seeds > args.max_seeds:
+        raise CommandError(f"--seeds {args.seeds} is more than --max-seeds {args.max_seeds}")
     training = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                 "weight_decay": args.weight_decay}
     if args.data is not None:
@@ -142,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_planned([planned], losses=args.losses, seeds=args.seeds, db=args.db,
                              workers=args.workers, threads=args.threads,
                              progress=not args.no_progress, timeout=args.timeout,
-                             protocol=args.protocol, tuning=tuning)
+                             protocol=args.protocol, tuning=tuning, until=until)
     except WorkerDiedError as error:
         raise CommandError(str(error)) from error
     except ValueError as error:
@@ -152,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
     for task_label, rates in result.chosen_learning_rates().items():
         chosen = ", ".join(f"{loss} {'–' if lr is None else format(lr, 'g')}" for loss, lr in rates.items())
         print(f"\n{task_label}: learning rate chosen on the validation split: {chosen}")
+    for label, outcome in (result.precision or {}).items():
+        print(f"\n{label}: {outcome.describe()}")
     for task in result.tasks:
         print(f"\n{task.label}")
         comparisons = task.comparisons()

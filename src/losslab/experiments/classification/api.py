@@ -35,6 +35,8 @@ class ComparisonResult:
     sweep: GridResult | None = None  # the tuned protocol's learning-rate sweep
     selections: dict[tuple[str, str], Any] | None = None  # (task, loss) -> tuning.Selection
     failed: list[str] | None = None
+    # label -> sequential.SequentialOutcome, under until_decided
+    precision: dict[str, Any] | None = None
 
     def chosen_learning_rates(self) -> dict[str, dict[str, float | None]]:
         """``{task: {loss: chosen rate}}`` under the tuned protocol (empty under fixed)."""
@@ -156,6 +158,9 @@ def compare(
     split_seed: int = 0,
     sweep_epochs: int | None = None,
     sweep_seeds: int | Sequence[int] = 1,
+    until_decided: bool = False,
+    target_width: float = 1.0,
+    max_seeds: int = 20,
 ) -> ComparisonResult:
     """Train every loss on a task over several seeds, record it all in ``db``, and read it back.
 
@@ -191,10 +196,17 @@ def compare(
         split_seed: seed of the stratified validation split.
         sweep_epochs: epochs per sweep run (default: half the task's epochs, rounded up).
         sweep_seeds: a number n (seeds 0..n-1) or explicit seeds of the sweep runs.
+        until_decided: treat ``seeds`` as the first round and add seeds in rounds until every
+            loss's paired 95% interval half-width against cross-entropy is at most
+            ``target_width`` points, or ``max_seeds`` is reached (see :mod:`.sequential`:
+            the rule reads the spread of the differences only, never their significance).
+        target_width: the half-width to reach, in accuracy points (1.0 = one point).
+        max_seeds: the most seeds ``until_decided`` trains per loss.
     """
     tuning = _tuning_settings(protocol, lr_grid=lr_grid, lr_decades=lr_decades, lr_points=lr_points,
                               val_fraction=val_fraction, split_seed=split_seed,
                               sweep_epochs=sweep_epochs, sweep_seeds=sweep_seeds)
+    until = precision_target(until_decided, target_width=target_width, max_seeds=max_seeds)
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay}
     if task is not None:
         if train is not None or test is not None or model_factory is not None:
@@ -220,7 +232,18 @@ def compare(
         planned = PlannedTask(label or "arrays", source, settings)
     return run_planned([planned], losses=losses, seeds=seeds, db=db, workers=workers,
                        threads=threads, progress=progress, log=log, timeout=timeout,
-                       protocol=protocol, tuning=tuning)
+                       protocol=protocol, tuning=tuning, until=until)
+
+
+def precision_target(until_decided: bool, *, target_width: float, max_seeds: int) -> Any:
+    """The ``until_decided`` stopping rule from user-facing units (points), checked even when
+    off (a typo is an error); None when ``until_decided`` is False."""
+    from losslab.experiments.classification.sequential import PrecisionTarget
+
+    if isinstance(target_width, bool) or not isinstance(target_width, (int, float)):
+        raise ValueError(f"target_width: expected a positive number of points, got {target_width!r}")
+    target = PrecisionTarget(target_width=float(target_width) / 100.0, max_seeds=max_seeds)
+    return target if until_decided else None
 
 
 def _tuning_settings(protocol: str, **options: Any) -> Any:
@@ -241,11 +264,17 @@ def _tuning_settings(protocol: str, **options: Any) -> Any:
 def run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: int | Sequence[int],
                 db: str | Path, workers: int = 1, threads: int | None = None, progress: bool = True,
                 log: Callable[[str], None] = print, timeout: float = 60.0, protocol: str = "fixed",
-                tuning: Any = None) -> ComparisonResult:
+                tuning: Any = None, until: Any = None) -> ComparisonResult:
     """Run a grid of planned tasks under ``protocol`` and read their results back from ``db``.
 
-    ``tuning`` (a :class:`.tuning.TuningSettings`) configures ``protocol="tuned"``.
+    ``tuning`` (a :class:`.tuning.TuningSettings`) configures ``protocol="tuned"``; ``until``
+    (a :class:`.sequential.PrecisionTarget`) makes ``seeds`` the first of rounds that go on
+    until the comparison is precise (each task separately).
     """
+    if until is not None:
+        return _run_until_decided(tasks, losses=losses, seeds=seeds, db=db, workers=workers,
+                                  threads=threads, progress=progress, log=log, timeout=timeout,
+                                  protocol=protocol, tuning=tuning, until=until)
     from losslab.experiments.classification.report import group_key, load_results
     from losslab.experiments.classification.store import ResultsStore, config_hash
     from losslab.experiments.classification.tuning import TuningSettings, run_tuned
@@ -273,3 +302,50 @@ def run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: i
         store.close()
     return ComparisonResult(grid=grid, db=Path(db), tasks=results, protocol=protocol, sweep=sweep,
                             selections=selections, failed=failed)
+
+
+def _run_until_decided(tasks: Sequence[PlannedTask], *, losses: Sequence[str],
+                       seeds: int | Sequence[int], db: str | Path, until: Any,
+                       **options: Any) -> ComparisonResult:
+    """``run_planned`` in rounds of seeds per task (see :mod:`.sequential`)."""
+    import json
+
+    from losslab.experiments.classification.runner import check_losses, check_seeds
+    from losslab.experiments.classification.sequential import run_until_decided
+    from losslab.experiments.classification.store import ResultsStore
+
+    losses = check_losses(losses)
+    if until.baseline not in losses:
+        raise ValueError(f"losses: until_decided pairs every loss with {until.baseline}; add it "
+                         f"to the losses (got {', '.join(losses)})")
+    first = check_seeds(seeds)
+    outcomes: dict[str, Any] = {}
+    last: dict[str, ComparisonResult] = {}
+    for task in tasks:
+        def run_seeds(round_seeds: list[int], task: PlannedTask = task) -> dict[str, dict[int, float]]:
+            result = run_planned([task], losses=losses, seeds=round_seeds, db=db, **options)
+            last[task.label] = result
+            scores: dict[str, dict[int, float]] = {loss: {} for loss in losses}
+            for group in result.tasks:
+                for loss, by_seed in group.final_accuracy().items():
+                    scores.setdefault(loss, {}).update(
+                        {seed: value for seed, value in by_seed.items() if seed in round_seeds})
+            return scores
+
+        outcome = run_until_decided(run_seeds, first, until, log=options.get("log", print),
+                                    label=task.label)
+        outcomes[task.label] = outcome
+        with ResultsStore(db, timeout=options.get("timeout", 60.0)) as store, store.transaction() as cursor:
+            cursor.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                           (f"until_decided:{task.label}", json.dumps(outcome.to_dict())))
+    results = list(last.values())
+    merged = ComparisonResult(
+        grid=results[-1].grid if results else None, db=Path(db),
+        tasks=[group for result in results for group in result.tasks],
+        protocol=options.get("protocol", "fixed"),
+        sweep=results[-1].sweep if results else None,
+        selections={k: v for result in results for k, v in (result.selections or {}).items()} or None,
+        failed=[line for result in results for line in (result.failed or [])],
+        precision=outcomes,
+    )
+    return merged
