@@ -61,7 +61,7 @@ def test_default_grid_is_five_rates_over_two_decades_centred_on_the_task_rate():
 def test_sweep_never_reads_the_test_split_by_recorded_ids(tmp_path):
     db = tmp_path / "ids.sqlite"
     result = compare(task="digits-mlp", losses=["cross_entropy", "m"], seeds=2, db=db, epochs=2,
-                     max_train=300, max_test=100, protocol="tuned", lr_grid=[1e-3, 1e-2],
+                     max_train=300, max_test=100, protocol="tuned", lr_grid=[1e-3, 1e-2], lr_extend_decades=0,
                      sweep_epochs=1, val_fraction=0.2, split_seed=3, **QUIET)
     assert result.protocol == "tuned" and not result.failed
     data = planned_task("digits-mlp", overrides={"max_train": 300, "max_test": 100}).source.load()
@@ -139,7 +139,8 @@ def test_a_spy_test_split_is_not_read_by_the_sweep_only_by_the_test_stage(tmp_pa
     from losslab.experiments.classification.runner import PlannedTask, TrainingSettings
 
     planned = PlannedTask("spy", source, TrainingSettings(epochs=2, lr=1e-2, batch_size=16))
-    tuning = TuningSettings(lr_grid=(1e-3, 1e-2, 1e-1), sweep_epochs=2, val_fraction=0.3)
+    tuning = TuningSettings(lr_grid=(1e-3, 1e-2, 1e-1), sweep_epochs=2, val_fraction=0.3,
+                            lr_extend_decades=0)
     db = tmp_path / "spy.sqlite"
     sweep_only = run_tuned([planned], ["cross_entropy", "full_l"], [0, 1], db=db, tuning=tuning,
                            stages=("sweep",), **QUIET)
@@ -154,7 +155,7 @@ def test_a_spy_test_split_is_not_read_by_the_sweep_only_by_the_test_stage(tmp_pa
 def test_selection_is_deterministic_given_the_seed(tmp_path):
     common = {"task": "digits-mlp", "losses": ["cross_entropy", "l"], "seeds": 1, "epochs": 1,
               "max_train": 250, "max_test": 50, "protocol": "tuned", "lr_grid": [3e-4, 3e-3, 3e-2],
-              "sweep_epochs": 2, "split_seed": 1, **QUIET}
+              "sweep_epochs": 2, "split_seed": 1, "lr_extend_decades": 0, **QUIET}
     first = compare(db=tmp_path / "a.sqlite", **common)
     second = compare(db=tmp_path / "b.sqlite", **common)
     sweep_a = {k: v for k, v in _rows(tmp_path / "a.sqlite").items() if k[3] == "sweep"}
@@ -177,7 +178,8 @@ def test_ties_go_to_the_smaller_rate_and_more_correct_wins(tmp_path):
         select_learning_rate({})
     # A tie built in the stored sweep rows: overwrite the last-epoch validation accuracy.
     task = planned_task("digits-mlp", overrides={"epochs": 1, "max_train": 200, "max_test": 40})
-    tuning = TuningSettings(lr_grid=(1e-3, 1e-2, 1e-1), sweep_epochs=1, val_fraction=0.3)
+    tuning = TuningSettings(lr_grid=(1e-3, 1e-2, 1e-1), sweep_epochs=1, val_fraction=0.3,
+                            lr_extend_decades=0)
     db = tmp_path / "tie.sqlite"
     run_tuned([task], ["cross_entropy"], [0], db=db, tuning=tuning, stages=("sweep",), **QUIET)
     store = ResultsStore(db)
@@ -217,7 +219,7 @@ def _sweep_epochs_recorded(db) -> int:
 def test_sigkill_during_the_sweep_then_rerun_loses_and_repeats_nothing(tmp_path):
     db = tmp_path / "killed.sqlite"
     arguments = ["--task", "digits-mlp", "--protocol", "tuned", "--losses", "cross_entropy,m",
-                 "--seeds", "2", "--epochs", "2", "--lr-grid", "1e-3,3e-3,1e-2", "--sweep-epochs", "4",
+                 "--seeds", "2", "--epochs", "2", "--lr-grid", "1e-3,3e-3,1e-2", "--sweep-epochs", "4", "--lr-extend-decades", "0",
                  "--threads", "1", "--no-progress"]
     process = subprocess.Popen(_cli(*arguments, "--db", str(db)), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
@@ -266,7 +268,8 @@ def test_a_diverging_rate_is_recorded_and_not_retrained(tmp_path):
     source = ArraySource(x_train, y_train, x_test, y_test, _linear_4_3, 3, name="points")
     task = PlannedTask("points", source, TrainingSettings(epochs=1, lr=1e-2, batch_size=60))
     # Adam moves every weight by about lr per step: 3e37 (a step of 3e38 in the first epoch) overflows float32 logits.
-    tuning = TuningSettings(lr_grid=(1e-2, 3e37), sweep_epochs=2, val_fraction=0.25)
+    tuning = TuningSettings(lr_grid=(1e-2, 3e37), sweep_epochs=2, val_fraction=0.25,
+                            lr_extend_decades=0)
     db = tmp_path / "diverge.sqlite"
     first = run_tuned([task], ["cross_entropy"], [0], db=db, tuning=tuning, **QUIET)
     assert first.sweep.diverged == 1 and not first.failed
@@ -336,7 +339,7 @@ def test_report_shows_both_protocols_chosen_rates_sensitivity_and_gradients(tmp_
     common = {"task": "digits-mlp", "losses": ["cross_entropy", "m"], "seeds": 2, "db": db,
               "epochs": 2, "max_train": 200, "max_test": 60, **QUIET}
     compare(protocol="fixed", **common)
-    tuned = compare(protocol="tuned", lr_grid=[1e-3, 1e-2], sweep_epochs=1, val_fraction=0.25, **common)
+    tuned = compare(protocol="tuned", lr_grid=[1e-3, 1e-2], lr_extend_decades=0, sweep_epochs=1, val_fraction=0.25, **common)
     md_path, html_path = write_report(db, tmp_path / "report")
     text = md_path.read_text()
     assert "## Task digits-mlp — fixed protocol" in text and "## Task digits-mlp — tuned protocol" in text
@@ -380,7 +383,7 @@ def test_reproduce_section_runs_both_protocols_where_asked(tmp_path):
     assert set(table["tuned"]["selections"]) == set(table["tuned"]["ours"])
     store = ResultsStore(tmp_path / "classification" / "results.sqlite")
     sweep = store.runs(stage="sweep")
-    assert len(sweep) == 5 * 5 and {run["seed"] for run in sweep} == {4}  # the context's seed
+    assert len(sweep) >= 5 * 5 and {run["seed"] for run in sweep} == {4}  # the context's seed
     assert {run["config"]["data"]["validation"]["seed"] for run in sweep} == {4}
     for loss, selection in table["tuned"]["selections"].items():
         tested = {run["config"]["training"]["lr"] for run in store.runs()
@@ -388,3 +391,45 @@ def test_reproduce_section_runs_both_protocols_where_asked(tmp_path):
         assert tested == {selection["lr"]}
     names = {figure.png.name for figure in section.figures}
     assert "table3-digits-mlp-tuned.png" in names and any(n.startswith("sensitivity-") for n in names)
+
+
+def test_decade_beyond_keeps_the_grid_spacing():
+    from losslab.experiments.classification.tuning import decade_beyond
+
+    grid = (1e-4, 3.162e-4, 1e-3, 3.162e-3, 1e-2)
+    assert decade_beyond(grid, 1e-2, "high") == [0.03162, 0.1]
+    assert decade_beyond(grid, 1e-4, "low") == [3.162e-5, 1e-5]
+    assert decade_beyond((1e-3,), 1e-3, "high") == [0.01]
+    assert decade_beyond((1e-3, 2e-3), 1e-3, "low") == [0.0004642, 0.0002154, 0.0001]
+    with pytest.raises(ValueError, match="side"):
+        decade_beyond(grid, 1e-2, "up")
+
+
+def test_a_best_rate_at_the_edge_grows_the_grid_up_to_its_limit(tmp_path):
+    """Rates too small for a 3-epoch sweep: the best sits at the top edge, the grid grows a
+    decade upwards (validation correct 27, 49 -> 52, 55 of 60), and stops there (limit 1) with a
+    warning."""
+    from losslab.experiments.classification import compare
+
+    lines: list[str] = []
+    result = compare(task="digits-mlp", losses=["cross_entropy"], seeds=[0], db=tmp_path / "edge.sqlite",
+                     epochs=1, max_train=300, max_test=100, protocol="tuned", lr_grid=[1e-3, 3e-3],
+                     sweep_epochs=3, lr_extend_decades=1, progress=False, log=lines.append)
+    selection = result.selections[("digits-mlp", "cross_entropy")]
+    assert selection.base_grid == (1e-3, 3e-3)
+    assert selection.added_rates == [9.487e-3, 0.03]
+    assert selection.extended == {"low": 0, "high": 1}
+    assert selection.lr == 0.03 and selection.at_edge == "high"
+    assert [selection.scores[lr][0] for lr in selection.grid] == [27, 49, 52, 55]
+    assert any("still sits at the high edge" in line for line in lines)
+    store = ResultsStore(tmp_path / "edge.sqlite")
+    swept = sorted(run["config"]["training"]["lr"] for run in store.runs(stage="sweep"))
+    assert swept == [1e-3, 3e-3, 9.487e-3, 0.03]
+    tested = store.runs(stage="test")
+    assert [run["config"]["training"]["lr"] for run in tested] == [0.03]
+    assert tested[0]["config"]["selection"]["added_rates"] == [9.487e-3, 0.03]
+    # rerunning finds everything done: no run is trained again
+    again = compare(task="digits-mlp", losses=["cross_entropy"], seeds=[0], db=tmp_path / "edge.sqlite",
+                    epochs=1, max_train=300, max_test=100, protocol="tuned", lr_grid=[1e-3, 3e-3],
+                    sweep_epochs=3, lr_extend_decades=1, progress=False, log=lambda _: None)
+    assert again.sweep.trained == 0 and again.grid.trained == 0

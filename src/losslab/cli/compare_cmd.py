@@ -71,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tuned.add_argument("--sweep-epochs", type=int,
                        help="epochs per sweep run (default: half the task's epochs, rounded up)")
     tuned.add_argument("--sweep-seeds", type=int, default=1, help="seeds per swept rate (default: 1)")
+    tuned.add_argument("--lr-extend-decades", type=int, default=2,
+                       help="when a loss's best rate sits at an edge of the grid, grow the grid a "
+                       "decade on that side and sweep again, up to this many decades per side "
+                       "(default: 2; 0 keeps the grid as given)")
     precise = parser.add_argument_group("seeds until the answer is precise (--until-decided)")
     precise.add_argument("--until-decided", action="store_true",
                          help="treat --seeds as the first round and add seeds in rounds until every "
@@ -116,11 +120,12 @@ def run(args: argparse.Namespace) -> int:
         tuning = _tuning_settings(
             args.protocol, lr_grid=args.lr_grid, lr_decades=args.lr_decades, lr_points=args.lr_points,
             val_fraction=args.val_fraction, split_seed=args.split_seed,
-            sweep_epochs=args.sweep_epochs, sweep_seeds=args.sweep_seeds)
+            sweep_epochs=args.sweep_epochs, sweep_seeds=args.sweep_seeds,
+            lr_extend_decades=args.lr_extend_decades)
     except ValueError as error:  # name the options as typed on the command line
         text = str(error)
         for name in ("lr_grid", "lr_decades", "lr_points", "val_fraction", "split_seed",
-                     "sweep_epochs", "sweep_seeds"):
+                     "sweep_epochs", "sweep_seeds", "lr_extend_decades"):
             if text.startswith(name):
                 text = "--" + name.replace("_", "-") + text[len(name):]
         raise CommandError(text) from error

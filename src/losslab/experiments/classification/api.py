@@ -158,6 +158,7 @@ def compare(
     split_seed: int = 0,
     sweep_epochs: int | None = None,
     sweep_seeds: int | Sequence[int] = 1,
+    lr_extend_decades: int = 2,
     until_decided: bool = False,
     target_width: float = 1.0,
     max_seeds: int = 20,
@@ -196,6 +197,8 @@ def compare(
         split_seed: seed of the stratified validation split.
         sweep_epochs: epochs per sweep run (default: half the task's epochs, rounded up).
         sweep_seeds: a number n (seeds 0..n-1) or explicit seeds of the sweep runs.
+        lr_extend_decades: when a loss's best rate sits at an edge of the grid, the grid grows
+            a decade on that side and is swept again, up to this many decades per side.
         until_decided: treat ``seeds`` as the first round and add seeds in rounds until every
             loss's paired 95% interval half-width against cross-entropy is at most
             ``target_width`` points, or ``max_seeds`` is reached (see :mod:`.sequential`:
@@ -205,7 +208,8 @@ def compare(
     """
     tuning = _tuning_settings(protocol, lr_grid=lr_grid, lr_decades=lr_decades, lr_points=lr_points,
                               val_fraction=val_fraction, split_seed=split_seed,
-                              sweep_epochs=sweep_epochs, sweep_seeds=sweep_seeds)
+                              sweep_epochs=sweep_epochs, sweep_seeds=sweep_seeds,
+                              lr_extend_decades=lr_extend_decades)
     until = precision_target(until_decided, target_width=target_width, max_seeds=max_seeds)
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay}
     if task is not None:

@@ -73,7 +73,8 @@ def _add(task: Task) -> None:
 _add(Task(
     "fashion-mnist-cnn", "fashion-mnist", "vgg",
     "Fashion-MNIST, small VGG-style CNN (CIFAR-10 / VGG-19 stand-in, paper Table 2)",
-    model_options={"widths": (32, 64), "head_width": 128, "dropout": 0.25, "head_pool": "flatten"},
+    model_options={"widths": (32, 64), "convs_per_block": 1, "head_width": 128, "dropout": 0.25,
+                   "head_pool": "flatten"},
     training={"epochs": 10, "lr": 1e-3, "batch_size": 64},
     quick={"max_train": 1500, "max_test": 1000, "epochs": 3},
     full={"max_train": None, "max_test": None},
@@ -82,7 +83,8 @@ _add(Task(
 _add(Task(
     "mnist-cnn", "mnist-5k", "vgg",
     "MNIST 5k subset, small VGG-style CNN (Imagenette stand-in of the full reproduction, paper Table 3)",
-    model_options={"widths": (32, 64), "head_width": 128, "dropout": 0.25, "head_pool": "flatten"},
+    model_options={"widths": (32, 64), "convs_per_block": 1, "head_width": 128, "dropout": 0.25,
+                   "head_pool": "flatten"},
     training={"epochs": 10, "lr": 1e-3, "batch_size": 64},
     quick={"max_train": 1500, "max_test": 500, "epochs": 3},
     stands_in_for="Table 3: VGG-19 (ImageNet weights) on Imagenette (full preset)",

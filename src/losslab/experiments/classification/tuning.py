@@ -23,6 +23,7 @@ Both stages are ordinary grid runs: crash-safe, resumable, and skipped when fini
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,9 @@ from losslab.experiments.classification.store import ResultsStore, RunKey, confi
 DEFAULT_LR_DECADES = 2.0
 DEFAULT_LR_POINTS = 5
 DEFAULT_VAL_FRACTION = 0.2
+# A rate chosen at an edge of the grid may be beaten by one beyond it: the grid grows by a
+# decade on that side, at most this many decades per side, before the choice is final.
+DEFAULT_LR_EXTEND_DECADES = 2
 CRITERION = ("most correct validation predictions after the sweep's last epoch, summed over the "
              "sweep seeds (exact integer counts); ties go to the smaller learning rate; a "
              "diverged run counts as zero correct")
@@ -99,6 +103,9 @@ class TuningSettings:
             A short budget favours rates that learn fast early; pass the task's epochs to
             remove that bias at a higher cost.
         sweep_seeds: a number n (seeds 0..n-1) or explicit seeds of the sweep runs.
+        lr_extend_decades: when the chosen rate sits at an edge of the grid, the grid grows a
+            decade on that side (same log spacing) and the new rates are swept, up to this many
+            decades per side; 0 keeps the grid as given.
     """
 
     lr_grid: tuple[float, ...] | None = None
@@ -108,6 +115,7 @@ class TuningSettings:
     split_seed: int = 0
     sweep_epochs: int | None = None
     sweep_seeds: int | tuple[int, ...] = 1
+    lr_extend_decades: int = DEFAULT_LR_EXTEND_DECADES
     _seeds: tuple[int, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
@@ -125,6 +133,9 @@ class TuningSettings:
         except ValueError as error:
             raise ValueError(f"sweep_{error}") from None
         object.__setattr__(self, "_seeds", tuple(seeds))
+        extend = self.lr_extend_decades
+        if isinstance(extend, bool) or not isinstance(extend, int) or not 0 <= extend <= 6:
+            raise ValueError(f"lr_extend_decades: expected an integer from 0 to 6, got {extend!r}")
 
     @property
     def seeds(self) -> list[int]:
@@ -151,6 +162,7 @@ class TuningSettings:
             "sweep_epochs": self.epochs_for(task.settings.epochs),
             "sweep_seeds": self.seeds,
             "criterion": CRITERION,
+            "lr_extension": {"max_decades_per_side": self.lr_extend_decades},
         }
 
 
@@ -193,6 +205,15 @@ class Selection:
     scores: dict[float, tuple[int, int]]
     diverged: list[float] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    missing_rates: list[float] = field(default_factory=list)
+    base_grid: tuple[float, ...] = ()
+    extended: dict[str, int] = field(default_factory=dict)  # decades added per side
+    at_edge: str | None = None  # "low" / "high": the choice still sits at that edge
+
+    @property
+    def added_rates(self) -> list[float]:
+        """The rates the edge rule added to the protocol's grid."""
+        return [lr for lr in self.grid if lr not in self.base_grid]
 
     def accuracy(self, lr: float) -> float:
         correct, total = self.scores[lr]
@@ -205,6 +226,9 @@ class Selection:
             "scores": {repr(lr): {"correct": c, "total": t, "accuracy": c / t if t else None}
                        for lr, (c, t) in self.scores.items()},
             "diverged": list(self.diverged),
+            "added_rates": self.added_rates,
+            "extended_decades": dict(self.extended),
+            "at_edge": self.at_edge,
         }
 
 
@@ -234,13 +258,59 @@ def _correct_count(store: ResultsStore, run: Mapping[str, Any]) -> tuple[int, in
     return round(last["eval_accuracy"] * total), total
 
 
+def decade_beyond(base_grid: Sequence[float], edge: float, side: str) -> list[float]:
+    """Rates covering one more decade beyond ``edge`` on ``side`` ("low" or "high"), with the
+    base grid's finest log spacing (at least one rate a decade; 4 significant digits)."""
+    if side not in ("low", "high"):
+        raise ValueError(f"side: expected 'low' or 'high', got {side!r}")
+    rates = sorted(float(lr) for lr in base_grid)
+    steps = [math.log10(b / a) for a, b in itertools.pairwise(rates)]
+    per_decade = max(1, round(1.0 / min(steps))) if steps else 1
+    sign = -1.0 if side == "low" else 1.0
+    return [float(f"{edge * 10 ** (sign * i / per_decade):.4g}") for i in range(1, per_decade + 1)]
+
+
 def derive_selection(store: ResultsStore, test_config: Mapping[str, Any], protocol: Mapping[str, Any],
                      loss: str) -> Selection:
-    """The selection for one loss, computed from the sweep rows in ``store`` (nothing else)."""
-    grid = tuple(float(lr) for lr in protocol["lr_grid"])
+    """The selection for one loss, computed from the sweep rows in ``store`` (nothing else).
+
+    When the best rate sits at an edge of the grid and the protocol allows it
+    (``lr_extension.max_decades_per_side``), the grid grows a decade on that side and the
+    choice is made again over the larger grid; rates of the grown grid that have no finished
+    sweep run yet are listed in ``missing_rates`` (and ``lr`` is None until they are swept).
+    """
+    base = tuple(sorted(float(lr) for lr in protocol["lr_grid"]))
+    limit = int(protocol.get("lr_extension", {}).get("max_decades_per_side", 0))
+    grid = base
+    extended = {"low": 0, "high": 0}
+    by_key: dict[RunKey, int | None] = {}
+    while True:
+        scores, diverged, missing, missing_rates = _sweep_scores(
+            store, test_config, protocol, loss, grid, by_key)
+        if missing:
+            return Selection(str(test_config["task"]), loss, None, grid, scores, diverged, missing,
+                             missing_rates, base, extended)
+        chosen = select_learning_rate(scores)
+        edges = [side for side, edge in (("low", grid[0]), ("high", grid[-1])) if chosen == edge]
+        growable = [side for side in edges if extended[side] < limit]
+        if not growable:
+            return Selection(str(test_config["task"]), loss, chosen, grid, scores, diverged, [],
+                             [], base, extended, edges[0] if edges else None)
+        added: list[float] = []
+        for side in growable:
+            added += decade_beyond(base, grid[0] if side == "low" else grid[-1], side)
+            extended[side] += 1
+        grid = tuple(sorted(set(grid) | set(added)))
+
+
+def _sweep_scores(store: ResultsStore, test_config: Mapping[str, Any], protocol: Mapping[str, Any],
+                  loss: str, grid: Sequence[float], by_key: dict[RunKey, int | None]
+                  ) -> tuple[dict[float, tuple[int, int]], list[float], list[str], list[float]]:
+    """(scores, diverged rates, missing runs, rates with a missing run) over ``grid``."""
     scores: dict[float, tuple[int, int]] = {}
-    diverged, missing = [], []
-    by_key = {}
+    diverged: list[float] = []
+    missing: list[str] = []
+    missing_rates: list[float] = []
     for lr in grid:
         correct_sum = total_sum = 0
         complete = True
@@ -255,6 +325,8 @@ def derive_selection(store: ResultsStore, test_config: Mapping[str, Any], protoc
             run = None if run_id is None else _run(store, run_id)
             if run is None or run["status"] not in ("finished", "diverged"):
                 missing.append(f"lr {lr:g} seed {seed}")
+                if lr not in missing_rates:
+                    missing_rates.append(lr)
                 complete = False
                 continue
             if run["status"] == "diverged" and lr not in diverged:
@@ -264,8 +336,7 @@ def derive_selection(store: ResultsStore, test_config: Mapping[str, Any], protoc
             total_sum += total
         if complete:
             scores[lr] = (correct_sum, total_sum)
-    chosen = select_learning_rate(scores) if scores and not missing else None
-    return Selection(str(test_config["task"]), loss, chosen, grid, scores, diverged, missing)
+    return scores, diverged, missing, missing_rates
 
 
 def _run(store: ResultsStore, run_id: int) -> dict[str, Any]:
@@ -280,14 +351,16 @@ def _run(store: ResultsStore, run_id: int) -> dict[str, Any]:
 # --- running the protocol ------------------------------------------------------------------
 
 
-def sweep_tasks(task: PlannedTask, tuning: TuningSettings) -> list[PlannedTask]:
-    """The sweep's grid rows of one task: one per learning rate, sharing one data source."""
+def sweep_tasks(task: PlannedTask, tuning: TuningSettings,
+                rates: Sequence[float] | None = None) -> list[PlannedTask]:
+    """The sweep's grid rows of one task: one per learning rate (default: the task's grid),
+    sharing one data source."""
     if task.protocol is not None or task.loss_settings:
         raise ValueError(f"tasks: {task.label!r} is already tuned; pass the fixed-protocol task")
     source = replace(task.source, validation=tuning.validation)
     epochs = tuning.epochs_for(task.settings.epochs)
     return [PlannedTask(task.label, source, replace(task.settings, lr=lr, epochs=epochs))
-            for lr in tuning.grid_for(task.settings.lr)]
+            for lr in (tuning.grid_for(task.settings.lr) if rates is None else rates)]
 
 
 @dataclass
@@ -342,6 +415,8 @@ def run_tuned(
         f"{tuning.val_fraction:g} validation split")
     sweep = run_grid(rows, losses, tuning.seeds, db=store, workers=workers, threads=threads,
                      stage="sweep", progress=progress, log=log, timeout=timeout, on_epoch=on_epoch)
+    sweep = _grow_grids(store, tasks, losses, tuning, sweep, workers=workers, threads=threads,
+                        progress=progress, log=log, timeout=timeout, on_epoch=on_epoch)
     selections: dict[tuple[str, str], Selection] = {}
     tested: list[PlannedTask] = []
     failed = list(sweep.failed)
@@ -361,7 +436,15 @@ def run_tuned(
             notes[loss] = {"selection": selection.to_dict()}
             log(f"[tune] {task.label}/{loss}: lr {selection.lr:g} (validation accuracy "
                 + ", ".join(f"{lr:g}: {selection.accuracy(lr):.3f}" for lr in selection.grid
-                            if lr in selection.scores) + ")")
+                            if lr in selection.scores) + ")"
+                + (f"; grid extended by {', '.join(f'{lr:g}' for lr in selection.added_rates)}"
+                   if selection.added_rates else ""))
+            if selection.at_edge is not None:
+                log(f"[tune] warning: {task.label}/{loss}: the chosen rate {selection.lr:g} still "
+                    f"sits at the {selection.at_edge} edge of the grid "
+                    f"({selection.grid[0]:g}..{selection.grid[-1]:g}) after extending it by "
+                    f"{tuning.lr_extend_decades} decade(s) on that side: the best rate may lie "
+                    "beyond it (pass --lr-grid to move the grid)")
         if chosen:
             tested.append(PlannedTask(task.label, task.source, task.settings, loss_settings=chosen,
                                       protocol=protocol, notes=notes))
@@ -376,6 +459,34 @@ def run_tuned(
         test = _merge(results)
         failed += test.failed
     return TunedRun(sweep, test, selections, tested, failed)
+
+
+def _grow_grids(store: ResultsStore, tasks: Sequence[PlannedTask], losses: Sequence[str],
+                tuning: TuningSettings, sweep: GridResult, **options: Any) -> GridResult:
+    """Sweep the rates that the edge rule adds (see :func:`derive_selection`) until every
+    selection is made, or a round adds nothing new (failed runs: rerun to retry)."""
+    results = [sweep]
+    attempted: set[tuple[str, str, float]] = set()
+    log = options.get("log", print)
+    while True:
+        work: list[tuple[PlannedTask, str, list[float]]] = []
+        for task in tasks:
+            protocol = tuning.protocol(task)
+            base_config = task.config()
+            for loss in losses:
+                selection = derive_selection(store, base_config, protocol, loss)
+                rates = [lr for lr in selection.missing_rates if lr not in selection.base_grid
+                         and (task.label, loss, lr) not in attempted]
+                if rates:
+                    work.append((task, loss, rates))
+        if not work:
+            return _merge(results)
+        for task, loss, rates in work:
+            log(f"[tune] {task.label}/{loss}: best rate at an edge of the grid; sweeping "
+                + ", ".join(f"{lr:g}" for lr in rates))
+            attempted.update((task.label, loss, lr) for lr in rates)
+            results.append(run_grid(sweep_tasks(task, tuning, rates), [loss], tuning.seeds, db=store,
+                                    stage="sweep", **options))
 
 
 def _merge(results: Sequence[GridResult]) -> GridResult:
