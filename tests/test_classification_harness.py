@@ -351,28 +351,31 @@ def test_report_command_writes_tables_and_curves(tmp_path, _cli_run):
 
 
 def test_reproduce_section_puts_paper_tables_beside_ours_and_skips_missing_data(tmp_path):
-    from losslab.experiments.classification.section import TABLES, TableSpec, build_section
+    from losslab.experiments.classification.section import TABLES, StandIn, TableSpec, build_section
     from losslab.experiments.reproduce import ReproduceContext
 
     tiny = TableSpec(
-        3, TABLES[1].paper_setting, TABLES[1].paper, quick_task="digits-mlp", full_task="digits-mlp",
-        differences="tiny digits for the test", quick_overrides={"epochs": 2, "max_train": 200, "max_test": 80},
+        3, TABLES[1].paper_setting, TABLES[1].paper, differences="tiny digits for the test",
+        stand_ins={"quick": StandIn("digits-mlp", {"epochs": 2, "max_train": 200, "max_test": 80})},
     )
-    unavailable = TableSpec(
-        2, TABLES[0].paper_setting, TABLES[0].paper, quick_task="cifar10-vgg", full_task="cifar10-vgg",
-        differences="needs a path",
-    )
+    unavailable = TableSpec(2, TABLES[0].paper_setting, TABLES[0].paper, differences="needs a path",
+                            stand_ins={"quick": StandIn("cifar10-vgg")})
     messages: list[str] = []
     context = ReproduceContext(preset="quick", out_dir=tmp_path, seed=0, log=messages.append,
                                options={"classification_workers": 1})
-    section = build_section(context, tables=(unavailable, tiny))
-    assert section.order == 50
-    text = section.markdown
-    assert "Stand-in `cifar10-vgg` could not be loaded" in text and "pass --path" in text
+    overview, missing, table = build_section(context, tables=(unavailable, tiny))
+    assert overview.order == 50 and missing.order == 51 and table.order == 52
+    assert "Stand-in `cifar10-vgg` could not be loaded" in missing.markdown
+    assert "pass --path" in missing.markdown
+    assert missing.data["claim"]["verdict"] == "undecided"
+    text = table.markdown
     assert "**Stand-in:** `digits-mlp`" in text
+    # The decision comes first: ranked lines before the stand-in and the tables.
+    assert text.index("**Decision (fixed protocol)**") < text.index("**Stand-in:**") < text.index("| M |")
+    assert "**The paper's claim:**" in text
     # The paper's Table 3 numbers and their differences from CE sit beside ours.
     assert "| M | 0.7800 | +4.00 |" in text and "| CE / BCE | 0.7400 |  |" in text
-    ours = section.data["tables"][3]["ours"]
+    ours = overview.data["tables"][3]["fixed"]["ours"]
     assert set(ours) == {"cross_entropy", "l", "m", "full_l", "full_m"}
     assert all(row["summary"]["n"] == 3 for row in ours.values())
     store = ResultsStore(tmp_path / "classification" / "results.sqlite")
@@ -380,10 +383,34 @@ def test_reproduce_section_puts_paper_tables_beside_ours_and_skips_missing_data(
     for run in store.runs():
         accuracy[run["loss"]].append(store.epochs(run["run_id"])[-1]["eval_accuracy"])
     assert ours["m"]["summary"]["mean"] == pytest.approx(float(np.mean(accuracy["m"])), rel=1e-12)
-    assert section.figures and section.figures[0].png.exists()
+    assert table.figures and table.figures[0].png.exists()
+    assert [claim["table"] for claim in overview.data["claims"]] == [2, 3]
     # A second build resumes from the database: nothing is trained again.
-    again = build_section(context, tables=(unavailable, tiny))
-    assert "0 runs trained, 15 already in the database" in again.markdown
+    messages.clear()
+    build_section(context, tables=(unavailable, tiny))
+    assert any("15 already finished, 0 to train" in line for line in messages)
+
+
+def test_a_table_at_the_majority_class_collapses_to_one_line(tmp_path, monkeypatch):
+    from losslab.experiments.classification import section as section_module
+    from losslab.experiments.reproduce import ReproduceContext
+
+    assert section_module.at_prior([0.555, 0.5551, 0.5549], 0.555)
+    assert not section_module.at_prior([0.555, 0.57], 0.555)
+    assert not section_module.at_prior([], 0.555)
+    tiny = section_module.TableSpec(
+        4, section_module.TABLES[2].paper_setting, section_module.TABLES[2].paper,
+        differences="tiny", stand_ins={"quick": section_module.StandIn(
+            "digits-mlp", {"epochs": 1, "max_train": 150, "max_test": 60}, seeds=2)})
+    # Pretend every run sat at the class prior (the check itself is tested above).
+    monkeypatch.setattr(section_module, "at_prior", lambda finals, majority: True)
+    context = ReproduceContext(preset="quick", out_dir=tmp_path, seed=0, log=lambda _: None,
+                               options={"classification_workers": 1})
+    overview, table = section_module.build_section(context, tables=(tiny,))
+    assert "did not learn in this budget" in table.markdown
+    assert "| M |" not in table.markdown and not table.figures  # no table, no plot
+    assert overview.data["claims"][0]["verdict"] == "undecided"
+    assert "majority class" in overview.data["claims"][0]["reason"]
 
 
 def test_csv_text_column_trains_the_lstm_and_unknown_text_column_is_named(tmp_path, _cli_run):

@@ -361,23 +361,24 @@ def test_report_shows_both_protocols_chosen_rates_sensitivity_and_gradients(tmp_
 
 
 def test_reproduce_section_runs_both_protocols_where_asked(tmp_path):
-    from losslab.experiments.classification.section import TABLES, TableSpec, build_section
+    from losslab.experiments.classification.section import TABLES, StandIn, TableSpec, build_section
     from losslab.experiments.reproduce import ReproduceContext
 
-    assert TABLES[1].protocols(quick=True) == ("fixed", "tuned")  # the digits stand-in of Table 3
-    assert all(spec.protocols(quick=False) == ("tuned",) for spec in TABLES)
-    assert [spec.number for spec in TABLES if "tuned" in spec.protocols(quick=True)] == [3]
+    assert TABLES[1].stand_in("quick").protocols == ("fixed", "tuned")  # the digits of Table 3
+    assert all(spec.stand_in(preset).protocols == ("tuned",)
+               for spec in TABLES for preset in ("standard", "full"))
     tiny = TableSpec(
-        3, TABLES[1].paper_setting, TABLES[1].paper, quick_task="digits-mlp", full_task="digits-mlp",
-        differences="tiny digits for the test", quick_tuned=True,
-        quick_overrides={"epochs": 2, "max_train": 200, "max_test": 80},
+        3, TABLES[1].paper_setting, TABLES[1].paper, differences="tiny digits for the test",
+        stand_ins={"quick": StandIn("digits-mlp", {"epochs": 2, "max_train": 200, "max_test": 80},
+                                    protocols=("fixed", "tuned"))},
     )
     context = ReproduceContext(preset="quick", out_dir=tmp_path, seed=4, log=lambda _: None,
                                options={"classification_workers": 1})
-    section = build_section(context, tables=(tiny,))
+    overview, section = build_section(context, tables=(tiny,))
     text = section.markdown
     assert text.index("**Fixed protocol") < text.index("**Tuned protocol")
-    table = section.data["tables"][3]
+    assert "**Decision (tuned protocol)**" in text  # the tuned protocol is the one decided on
+    table = overview.data["tables"][3]
     assert set(table["fixed"]["ours"]) == set(table["tuned"]["ours"]) == {
         "cross_entropy", "l", "m", "full_l", "full_m"}
     assert set(table["tuned"]["selections"]) == set(table["tuned"]["ours"])
@@ -390,8 +391,7 @@ def test_reproduce_section_runs_both_protocols_where_asked(tmp_path):
                   if run["loss"] == loss and "protocol" in run["config"]}
         assert tested == {selection["lr"]}
     names = {figure.png.name for figure in section.figures}
-    assert "table3-digits-mlp-tuned.png" in names and any(n.startswith("sensitivity-") for n in names)
-
+    assert "table3-digits-mlp-tuned-curves.png" in names and any(n.startswith("sensitivity-") for n in names)
 
 def test_decade_beyond_keeps_the_grid_spacing():
     from losslab.experiments.classification.tuning import decade_beyond

@@ -34,7 +34,9 @@ def tuned_selections(store: ResultsStore, task: Any) -> dict[str, Any]:
 def selection_markdown(task: Any, selections: dict[str, Any]) -> str:
     """The chosen rate per loss and the validation accuracy at every rate of the grid."""
     protocol = task.config["protocol"]
-    grid = [float(lr) for lr in protocol["lr_grid"]]
+    # The protocol's grid plus every rate the edge rule added for some loss.
+    grid = sorted({float(lr) for lr in protocol["lr_grid"]}
+                  | {lr for selection in selections.values() for lr in selection.grid})
     recorded = task.learning_rates()
     lines = [
         "| loss | chosen lr | " + " | ".join(f"val. acc. @ {_rate(lr)}" for lr in grid) + " |",
@@ -64,12 +66,20 @@ def selection_markdown(task: Any, selections: dict[str, Any]) -> str:
         "",
         "\n".join(lines),
     ]
+    grown = {loss: selection.added_rates for loss, selection in selections.items()
+             if selection.added_rates}
+    if grown:
+        limit = protocol.get("lr_extension", {}).get("max_decades_per_side", 0)
+        text += ["", "Grid extended where the best rate sat at an edge (a decade at a time, at most "
+                 f"{limit} per side): " + "; ".join(
+                     f"{loss} +{', '.join(_rate(lr) for lr in rates)}" for loss, rates in grown.items())
+                 + "."]
     edge = [loss for loss, selection in selections.items()
-            if selection.lr is not None and len(grid) > 1 and selection.lr in (grid[0], grid[-1])]
+            if selection.lr is not None and selection.at_edge is not None]
     if edge:
-        text += ["", f"At the edge of the grid: {', '.join(edge)} — the best rate may lie beyond it "
-                 "(widen it with --lr-grid or --lr-decades). A short sweep budget also favours "
-                 "larger rates, which learn faster early."]
+        text += ["", f"Still at the edge of the grid after extending it: {', '.join(edge)} — the "
+                 "best rate may lie beyond it (move the grid with --lr-grid). A short sweep budget "
+                 "also favours larger rates, which learn faster early."]
     if mismatched:
         text += ["", "Warning: the sweep rows now select a different rate than the test runs used "
                  "(sweep rows changed after the test ran): " + "; ".join(mismatched)]

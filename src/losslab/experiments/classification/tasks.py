@@ -128,6 +128,15 @@ _add(Task(
     stands_in_for="Table 4: embedding + LSTM on CFPB complaints",
 ))
 _add(Task(
+    "clothing-reviews-minilm", "clothing-reviews", "minilm",
+    "Women's clothing reviews (rating 1-5), frozen all-MiniLM-L6-v2 + trainable head (a cheaper "
+    "stand-in for the paper's Table 4 that learns within minutes on a CPU)",
+    model_options={"hidden": (128,), "dropout": 0.1},
+    training={"epochs": 10, "lr": 1e-3, "batch_size": 64},
+    quick={"max_train": 1500, "max_test": 1500, "epochs": 8},
+    stands_in_for="Table 4: embedding + LSTM on CFPB complaints (quick and standard presets)",
+))
+_add(Task(
     "cifar10-vgg", "cifar10", "vgg",
     "CIFAR-10 (your cifar-10-batches-py folder), VGG-19 layout (width_multiplier=1 for the paper's size)",
     model_options={"layout": "vgg19", "width_multiplier": 0.25, "head_width": 256, "dropout": 0.5},
