@@ -243,12 +243,15 @@ def _model_factory(family: str, options: Mapping[str, Any], *, num_classes: int,
 
 
 def prepare_classification_data(data: Any, model: str, model_options: Mapping[str, Any], *,
-                                cache_dir: str | Path | None = None) -> PreparedData:
+                                cache_dir: str | Path | None = None,
+                                embeddings: tuple[np.ndarray, np.ndarray] | None = None
+                                ) -> PreparedData:
     """Tensors and a model factory for a :class:`losslab.data.ClassificationData`.
 
     Images go in as they are (float in [0, 1]); tabular features are standardised with the
     training split's statistics; text becomes token ids (``lstm``) or frozen MiniLM sentence
-    embeddings (``minilm``, cached under ``cache_dir``).
+    embeddings (``minilm``, cached under ``cache_dir``; ``embeddings`` gives the
+    (train, test) rows already computed).
     """
     options = dict(model_options)
     y_train = torch.as_tensor(np.asarray(data.y_train), dtype=torch.long)
@@ -266,8 +269,10 @@ def prepare_classification_data(data: Any, model: str, model_options: Mapping[st
 
             # Embeddings are computed once per text set and reused by every run and process.
             cache_dir = cache_dir if cache_dir is not None else data_dir() / "cache" / "minilm"
-            x_train = torch.as_tensor(encode_sentences(list(data.x_train), cache_dir=cache_dir))
-            x_test = torch.as_tensor(encode_sentences(list(data.x_test), cache_dir=cache_dir))
+            if embeddings is None:
+                embeddings = (encode_sentences(list(data.x_train), cache_dir=cache_dir),
+                              encode_sentences(list(data.x_test), cache_dir=cache_dir))
+            x_train, x_test = torch.as_tensor(embeddings[0]), torch.as_tensor(embeddings[1])
         else:
             raise ValueError(f"model: text data needs model 'lstm' or 'minilm', got {model!r}")
         input_shape = tuple(x_train.shape[1:])
@@ -375,8 +380,19 @@ class DatasetSource:
             data = self.load()
             if stage == "sweep":
                 view, fit, validation = _validation_view(data, self.validation)
+                embeddings = None
+                if self.model == "minilm" and data.kind == "text":
+                    # Rows of the whole training split's embeddings (the test stage's cache
+                    # entry): the sweep's parts are never encoded again, and each text's
+                    # embedding is bit-identical in both stages.
+                    from losslab.data import data_dir
+                    from losslab.models import encode_sentences
+
+                    cache = self.cache_dir if self.cache_dir is not None else data_dir() / "cache" / "minilm"
+                    full = encode_sentences(list(data.x_train), cache_dir=cache)
+                    embeddings = (full[fit], full[validation])
                 prepared = prepare_classification_data(view, self.model, self.model_options,
-                                                       cache_dir=self.cache_dir)
+                                                       cache_dir=self.cache_dir, embeddings=embeddings)
                 prepared.eval_split, prepared.train_ids, prepared.eval_ids = "validation", fit, validation
             else:
                 prepared = prepare_classification_data(data, self.model, self.model_options,
