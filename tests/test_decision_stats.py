@@ -156,3 +156,37 @@ def test_equivalence_reading():
     assert rows[1].decision == "equivalent"
     assert "rules out differences beyond ±1 point" in rows[1].verdict
     assert rows[1].precision.half_width < 0.01
+
+
+def test_the_report_opens_with_the_claims_and_the_ranked_lines():
+    from losslab.experiments.classification.report import decision_lines, statistics_markdown
+    from losslab.experiments.reproduce import summary_section
+    from losslab.report import Section
+
+    base = [0.80, 0.81, 0.79, 0.82, 0.80, 0.81]
+    rows = compare_losses(_accuracy({"m": [0.02, 0.025, 0.018, 0.022, 0.02, 0.021],
+                                     "l": [0.001, -0.002, 0.0, 0.002, -0.001, 0.0]}, base))
+    lines = decision_lines(rows)
+    assert lines[0].startswith("1. **m**: +2.10 points") and "better than cross-entropy" in lines[0]
+    assert lines[1].startswith("2. **l**: +0.00 points") and "no difference beyond ±1 point" in lines[1]
+    assert lines[2].startswith("- baseline **cross_entropy**")
+    table = statistics_markdown(rows)
+    assert table.splitlines()[1].startswith("|:---|")  # text columns left-aligned
+    sections = [
+        Section("regression", "Regression", "", data={"claims": [
+            {"table": 1, "claim": "SMAE < log-cosh < MSE", "verdict": "holds", "reason": "a | b"}]}),
+        Section("classification", "Classification", "", data={"claims": [
+            {"table": 3, "claim": "alternate losses improve", "verdict": "undecided", "reason": "r3"},
+            {"table": 2, "claim": "alternate losses improve", "verdict": "does not hold", "reason": "r2"}]}),
+        Section("classification-table3", "Table 3: x", "", data={
+            "task": "digits-mlp", "stand_in": {"protocols": ["tuned"]},
+            "tuned": {"decision_lines": lines}}),
+    ]
+    summary = summary_section(sections, 123.4)
+    assert summary.order < min(s.order for s in sections)
+    text = summary.markdown
+    assert "Wall time of this reproduction: 123 s." in text
+    assert text.index("| 1 |") < text.index("| 2 |") < text.index("| 3 |")
+    assert "| 2 | alternate losses improve | **does not hold** | r2 |" in text
+    assert "a / b" in text  # a pipe in a reason cannot break the table
+    assert "**Table 3: x** (`digits-mlp`, tuned protocol):" in text and lines[0] in text

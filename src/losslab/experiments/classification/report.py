@@ -366,6 +366,22 @@ def _format_options(options: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in options.items())
 
 
+def _until_decided_note(store: ResultsStore, task: TaskResults) -> str:
+    """The rounds of seeds that ``--until-decided`` ran for this task, if it did."""
+    import json
+
+    from losslab.experiments.classification.sequential import RULE
+
+    rows = store.query("SELECT value FROM meta WHERE key = ?", (f"until_decided:{task.runs[0]['task']}",))
+    if not rows:
+        return ""
+    record = json.loads(rows[0]["value"])
+    rounds = " → ".join(str(len(r["seeds"])) for r in record["rounds"])
+    target = 100 * record["target"]["target_width"]
+    return (f"Seeds per round: {rounds}; stopped: {record['stopped']} (target half-width "
+            f"{target:g} point(s), at most {record['target']['max_seeds']} seeds; {RULE}).\n\n")
+
+
 def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order: int = 50
                    ) -> list[Section]:
     """One report section per task configuration in the database."""
@@ -378,10 +394,11 @@ def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order:
         stem = f"{_slug(task.label)}-{index}"
         figure = learning_curves(task, out / "figures", f"curves-{stem}")
         markdown, figures, data = step_size_parts(store, task, out / "figures", stem)
+        rounds = _until_decided_note(store, task)
         sections.append(Section(
             key=f"classification-{index}-{_slug(task.label)}",
             title=f"Task {task.label}",
-            markdown=task_markdown(task) + ("\n\n" + markdown if markdown else ""),
+            markdown=(rounds + task_markdown(task) + ("\n\n" + markdown if markdown else "")),
             figures=([figure] if figure else []) + figures,
             order=order + index,
             data={"config": task.config, "protocol": task.protocol,
