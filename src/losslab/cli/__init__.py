@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,7 +51,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        # flush here, so that a closed pipe surfaces below rather than at interpreter exit
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader went away (``losslab list | head``): as the Python docs recommend, point
+        # stdout at devnull so the flush at exit does not raise again, and exit quietly.
+        _silence_stdout()
+        return 1
     except (CommandError, ValueError, TypeError, FileNotFoundError) as error:
         # Argument and data errors carry a message written for the user.
         print(f"losslab {args.command}: error: {error}", file=sys.stderr)
@@ -58,6 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"losslab {args.command}: interrupted; finished work is kept", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass  # stdout is not a real file (captured in tests): nothing is flushed at exit
 
 
 if __name__ == "__main__":
