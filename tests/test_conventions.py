@@ -4,10 +4,12 @@ integer target dtypes, empty batches, all-ignored targets, half precision, weigh
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from losslab.registry import get_info, get_loss, list_losses
 
@@ -67,3 +69,65 @@ def test_closed_pipe_exits_quietly():
     process.wait(timeout=120)
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
     assert process.returncode == 1
+
+
+# --- class-index targets -------------------------------------------------------------------
+
+
+def _tiny_call(name: str, *, dtype: torch.dtype = torch.float64):
+    """The registered Module of ``name`` and valid tiny arguments for it (tensors detached)."""
+    from losslab.bench import SIZES, build_loss, example_inputs, kind_of
+
+    info = get_info(name)
+    spec = SIZES[f"tiny-{kind_of(info)}"]
+    module = build_loss(info, spec)
+    inputs = example_inputs(info, spec, module, seed=0, dtype=dtype)
+    return module, [a.detach() for a in inputs.args]
+
+
+INDEX_LOSSES = [i.name for i in list_losses() if "class indices" in i.target or "class labels" in i.target]
+PROBABILITY_OR_INDEX = [i.name for i in list_losses() if "probabilities (N, C" in i.target] + ["dice"]
+
+
+def test_the_index_losses_are_all_found():
+    assert {"cross_entropy", "m", "full_m", "l", "full_l", "parametric_m", "parabolic", "circle", "cosine",
+            "softmax_focal", "poly1", "multi_margin", "crammer_singer", "arcface", "dice",
+            "batch_hard_triplet", "batch_all_triplet"} <= set(INDEX_LOSSES)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
+@pytest.mark.parametrize("name", INDEX_LOSSES)
+def test_every_integer_dtype_of_class_indices_is_accepted(name, dtype):
+    module, args = _tiny_call(name)
+    (position,) = [i for i, a in enumerate(args) if not a.is_floating_point()]
+    expected = module(*args)                       # int64 indices
+    args[position] = args[position].to(dtype)
+    torch.testing.assert_close(module(*args), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", INDEX_LOSSES)
+def test_bool_class_indices_are_rejected_by_name(name):
+    module, args = _tiny_call(name)
+    (position,) = [i for i, a in enumerate(args) if not a.is_floating_point()]
+    args[position] = args[position] > 0
+    with pytest.raises(TypeError, match=r"(target|labels): expected an integer tensor of class indices.*got dtype torch.bool"):
+        module(*args)
+
+
+@pytest.mark.parametrize("name", PROBABILITY_OR_INDEX)
+def test_floating_class_indices_are_named_as_such(name):
+    logits = torch.randn(4, 3, 2) if name == "dice" else torch.randn(4, 3)
+    target = torch.tensor([[0, 1], [2, 0], [1, 1], [2, 2]]) if name == "dice" else torch.tensor([0, 1, 2, 0])
+    shape = "(4, 3, 2)" if name == "dice" else "(4, 3)"
+    with pytest.raises(TypeError, match=r"target: got a floating tensor .*class indices must be an integer "
+                       r"tensor .*probabilities need the input's shape " + re.escape(shape)):
+        get_loss(name)(logits, target.float())
+
+
+def test_dice_out_of_range_message_offers_no_phantom_ignore_index():
+    logits, target = torch.randn(2, 3, 4, 4), torch.full((2, 4, 4), 5)
+    with pytest.raises(ValueError) as caught:
+        get_loss("dice")(logits, target)
+    assert str(caught.value) == "target: expected class indices in [0, 2], got 5"
+    with pytest.raises(ValueError, match=r"in \[0, 2\] \(or ignore_index=255\), got 5"):
+        get_loss("dice", ignore_index=255)(logits, target)

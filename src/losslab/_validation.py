@@ -108,23 +108,39 @@ def check_values_in_range(
         )
 
 
-def check_class_indices(name: str, target: Tensor, num_classes: int, ignore_index: int) -> None:
-    if target.dtype in (torch.bool,) or target.is_floating_point() or target.is_complex():
-        raise TypeError(f"{name}: expected an integer tensor of class indices, got dtype {target.dtype}")
+def as_class_indices(name: str, target: Tensor) -> Tensor:
+    """Integer class indices as int64, the index dtype torch's ``gather``, ``scatter`` and losses
+    need (uint8, int8, int16 and int32 are accepted and cast). Floating, bool and complex
+    tensors are rejected with a TypeError naming ``name``."""
+    if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
+        raise TypeError(
+            f"{name}: expected an integer tensor of class indices (int64, int32, int16, int8 or "
+            f"uint8), got dtype {target.dtype}"
+        )
+    return target if target.dtype == torch.int64 else target.to(torch.int64)
+
+
+def check_class_indices(name: str, target: Tensor, num_classes: int, ignore_index: int | None) -> Tensor:
+    """Class indices in ``[0, num_classes)`` (or equal to ``ignore_index``), returned as int64.
+
+    ``ignore_index=None``: the loss has no ignored value (the message then offers none).
+    """
+    target = as_class_indices(name, target)
     if not validation_enabled() or target.numel() == 0:
-        return
+        return target
     # Fast path: one read, no boolean temporaries (an ignore_index inside [0, C) is in range too)
     smallest, largest = torch.aminmax(target)
     if int(smallest) >= 0 and int(largest) < num_classes:
-        return
-    valid = target != ignore_index
-    bad = valid & ((target < 0) | (target >= num_classes))
+        return target
+    outside = (target < 0) | (target >= num_classes)
+    bad = outside if ignore_index is None else outside & (target != ignore_index)
     if bool(bad.any()):
         first = int(target[bad].flatten()[0])
+        ignored = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
         raise ValueError(
-            f"{name}: expected class indices in [0, {num_classes - 1}] (or ignore_index="
-            f"{ignore_index}), got {first}"
+            f"{name}: expected class indices in [0, {num_classes - 1}]{ignored}, got {first}"
         )
+    return target
 
 
 def check_class_weight(weight: Tensor | None, num_classes: int, ref: Tensor) -> Tensor | None:
@@ -139,23 +155,40 @@ def check_class_weight(weight: Tensor | None, num_classes: int, ref: Tensor) -> 
     return weight.to(device=ref.device, dtype=ref.dtype)
 
 
-def check_multiclass_target(input: Tensor, target: Tensor, ignore_index: int) -> None:
-    """Class indices ``(N, d1..dk)`` or probabilities of the input's shape ``(N, C, d1..dk)``."""
+def check_not_float_indices(input: Tensor, target: Tensor, index_shape: torch.Size) -> None:
+    """A floating target of the class-index shape: say that indices must be integer (rather
+    than that the shapes differ) and that probabilities need the input's shape."""
+    if target.is_floating_point() and target.shape == index_shape and target.shape != input.shape:
+        raise TypeError(
+            f"target: got a floating tensor (dtype {target.dtype}) of shape {tuple(target.shape)}: "
+            f"class indices must be an integer tensor (e.g. target.long()), and class "
+            f"probabilities need the input's shape {tuple(input.shape)}"
+        )
+
+
+def check_multiclass_target(input: Tensor, target: Tensor, ignore_index: int) -> Tensor:
+    """Class indices ``(N, d1..dk)`` or probabilities of the input's shape ``(N, C, d1..dk)``.
+
+    Returns the target: integer class indices of any integer dtype as int64, probabilities as
+    given. A floating target of the class-index shape is named as such: indices must be an
+    integer tensor, probabilities need the input's shape.
+    """
     target = check_tensor("target", target)
     if input.dim() == 0:
         raise ValueError("input: expected logits of shape (C,) or (N, C, d1..dk), got a 0-d tensor")
-    if target.is_floating_point():
-        check_same_shape("input", input, "target", target)
-        check_values_in_range("target", target, 0.0, 1.0, "class probabilities")
-        return
     class_dim = 0 if input.dim() == 1 else 1
     expected = input.shape[:class_dim] + input.shape[class_dim + 1 :]
+    if target.is_floating_point():
+        check_not_float_indices(input, target, expected)
+        check_same_shape("input", input, "target", target)
+        check_values_in_range("target", target, 0.0, 1.0, "class probabilities")
+        return target
     if target.shape != expected:
         raise ValueError(
             f"target: expected class indices of shape {tuple(expected)} for input of shape "
             f"{tuple(input.shape)} (or probabilities of the input's shape), got {tuple(target.shape)}"
         )
-    check_class_indices("target", target, input.shape[class_dim], ignore_index)
+    return check_class_indices("target", target, input.shape[class_dim], ignore_index)
 
 
 def reduce(loss: Tensor, reduction: str) -> Tensor:

@@ -202,7 +202,7 @@ def multiclass_loss(
     """
     check_reduction(reduction)
     input, eps = _prepare_input(input, eps)
-    check_multiclass_target(input, target, ignore_index)
+    target = check_multiclass_target(input, target, ignore_index)
     unbatched = input.dim() == 1
     if unbatched:
         input, target = input.unsqueeze(0), target.unsqueeze(0)

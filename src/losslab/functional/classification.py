@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losslab._validation import (
+    as_class_indices,
     check_class_indices,
     check_class_weight,
     check_floating,
@@ -81,7 +82,7 @@ def cross_entropy(
     """
     check_reduction(reduction)
     input = check_floating("input", input)
-    check_multiclass_target(input, target, ignore_index)
+    target = check_multiclass_target(input, target, ignore_index)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
     return F.cross_entropy(
@@ -190,8 +191,8 @@ def _check_class_index_target(input: Tensor, target: object, ignore_index: int) 
     expected = input.shape[:-1]
     num_classes = input.shape[-1]
     all_classes = False
-    is_index = not (target.dtype == torch.bool or target.is_floating_point() or target.is_complex())
-    if is_index and validation_enabled() and target.numel() > 0:
+    target = as_class_indices("target", target)
+    if validation_enabled() and target.numel() > 0:
         smallest, largest = torch.aminmax(target)
         all_classes = smallest.item() >= 0 and largest.item() < num_classes
     if not all_classes:
@@ -606,7 +607,7 @@ def softmax_focal_loss(
     check_reduction(reduction)
     gamma = _check_gamma(gamma)
     input = _as_compute(input)
-    check_multiclass_target(input, target, ignore_index)
+    target = check_multiclass_target(input, target, ignore_index)
     unbatched = input.dim() == 1
     if unbatched:
         input, target = input.unsqueeze(0), target.unsqueeze(0)
@@ -737,7 +738,7 @@ def poly_loss(
     epsilons = _check_epsilons(epsilon)
     label_smoothing = _check_number("label_smoothing", label_smoothing, low=0.0, high=1.0)
     input = _as_compute(input)
-    check_multiclass_target(input, target, ignore_index)
+    target = check_multiclass_target(input, target, ignore_index)
     unbatched = input.dim() == 1
     if unbatched:
         input, target = input.unsqueeze(0), target.unsqueeze(0)

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from losslab import distributed
 from losslab._validation import (
+    as_class_indices,
     check_floating,
     check_positive,
     check_reduction,
@@ -72,9 +73,8 @@ def _same_rows(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
 
 
 def _labels(name: str, value: object, batch: int) -> Tensor:
-    labels = check_tensor(name, value)
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"{name}: expected an integer tensor of class labels, got dtype {labels.dtype}")
+    """Integer class labels ``(batch,)`` of any integer dtype, as int64."""
+    labels = as_class_indices(name, check_tensor(name, value))
     if labels.shape != (batch,):
         raise ValueError(
             f"{name}: expected one label per embedding, shape ({batch},), got {tuple(labels.shape)}"
