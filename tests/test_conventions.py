@@ -131,3 +131,59 @@ def test_dice_out_of_range_message_offers_no_phantom_ignore_index():
     assert str(caught.value) == "target: expected class indices in [0, 2], got 5"
     with pytest.raises(ValueError, match=r"in \[0, 2\] \(or ignore_index=255\), got 5"):
         get_loss("dice", ignore_index=255)(logits, target)
+
+
+# --- weight and embedding dtypes -----------------------------------------------------------
+
+WEIGHTED = [(i.name, key) for i in list_losses() for key in ("weight", "pos_weight") if key in i.hyperparameters]
+
+
+def test_the_weighted_losses_are_all_found():
+    names = {name for name, _ in WEIGHTED}
+    assert {"cross_entropy", "m", "full_l", "softmax_focal", "poly1", "multi_margin", "dice",
+            "binary_cross_entropy", "binary_m"} <= names
+    assert len(WEIGHTED) >= 23
+
+
+@pytest.mark.parametrize(("name", "key"), WEIGHTED)
+def test_a_float64_weight_is_cast_to_the_input_dtype(name, key):
+    module, args = _tiny_call(name, dtype=torch.float32)
+    size = args[0].shape[-1] if get_info(name).family == "binary" else args[0].shape[1]
+    weight = torch.rand(size, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) + 0.5
+    expected = type(module)(**{**module.options(), key: weight.float()})(*args)
+    value = type(module)(**{**module.options(), key: weight})(*args)
+    assert value.dtype == expected.dtype == torch.float32
+    torch.testing.assert_close(value, expected, rtol=0, atol=0)
+
+
+def test_cross_entropy_float64_weight_matches_torch():
+    logits, target = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 1, 0])
+    weight = torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
+    value = get_loss("cross_entropy", weight=weight)(logits, target)
+    torch.testing.assert_close(value, torch.nn.functional.cross_entropy(logits, target, weight=weight.float()))
+
+
+@pytest.mark.parametrize("name", ["info_nce", "nt_xent", "multiple_negatives_ranking", "contrastive",
+                                  "triplet_margin", "margin_ranking"])
+def test_mixed_float_dtypes_of_two_inputs_are_promoted(name):
+    module, args = _tiny_call(name, dtype=torch.float64)
+    floats = [i for i, a in enumerate(args) if a.is_floating_point() and (name != "margin_ranking" or i < 2)]
+    assert len(floats) >= 2
+    expected = module(*args)                      # everything float64
+    mixed = list(args)
+    mixed[floats[0]] = args[floats[0]].float()
+    value = module(*mixed)
+    assert value.dtype == torch.float64
+    # the first input lost its float64 digits; the rest is computed in float64
+    torch.testing.assert_close(value, module(*[a.double() if a.is_floating_point() else a for a in mixed]),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["info_nce", "multiple_negatives_ranking"])
+def test_mixed_dtype_negatives_are_promoted(name):
+    generator = torch.Generator().manual_seed(0)
+    a, p, n = (torch.randn(4, 6, generator=generator, dtype=torch.float64) for _ in range(3))
+    value = get_loss(name)(a.float(), p, n)
+    assert value.dtype == torch.float64
+    torch.testing.assert_close(value, get_loss(name)(a.float().double(), p, n), rtol=0, atol=0)

@@ -71,8 +71,8 @@ def cross_entropy(
     Args:
         input: logits ``(N, C, d1..dk)`` or ``(C,)``.
         target: class indices ``(N, d1..dk)`` or probabilities of the input's shape.
-        weight: per-class rescaling ``(C,)``; with class indices ``"mean"`` divides by the
-            summed weight of the targets.
+        weight: per-class rescaling ``(C,)``, cast to the input's dtype; with class indices
+            ``"mean"`` divides by the summed weight of the targets.
         ignore_index: class index to skip.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         label_smoothing: in [0, 1].
@@ -85,6 +85,9 @@ def cross_entropy(
     target = check_multiclass_target(input, target, ignore_index)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
+    # a weight of another float dtype (or device) is cast to the input's, as every losslab
+    # loss with a weight does (torch itself raises on a float64 weight for float32 logits)
+    weight = check_class_weight(weight, input.shape[0 if input.dim() == 1 else 1], input)
     return F.cross_entropy(
         input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing,
