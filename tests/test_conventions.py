@@ -3,6 +3,7 @@ integer target dtypes, empty batches, all-ignored targets, half precision, weigh
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import subprocess
@@ -187,3 +188,33 @@ def test_mixed_dtype_negatives_are_promoted(name):
     value = get_loss(name)(a.float(), p, n)
     assert value.dtype == torch.float64
     torch.testing.assert_close(value, get_loss(name)(a.float().double(), p, n), rtol=0, atol=0)
+
+
+# --- half precision ------------------------------------------------------------------------
+
+# per-element loss about 3e4 for each regression loss: four of them sum past float16's 65504
+_HALF_ERROR = {"mse": 173.0}
+
+
+@pytest.mark.parametrize("impl", [None, "reference", "fused"])
+@pytest.mark.parametrize("name", [i.name for i in list_losses("regression")])
+def test_float16_mean_is_accumulated_in_float32(name, impl):
+    if impl is not None and "impl" not in inspect.signature(get_info(name).functional).parameters:
+        pytest.skip("no fused kernel")
+    options = {} if impl is None else {"impl": impl}
+    error = torch.tensor([1.0, 0.97, 1.03, 1.0]) * _HALF_ERROR.get(name, 3e4)
+    input, target = error.half(), torch.zeros(4, dtype=torch.float16)
+    function = get_info(name).functional       # the Modules take no impl; the functions do
+    value = function(input, target, **options)
+    expected = function(input.double(), target.double())   # the same float16 errors, in float64
+    assert value.dtype == torch.float16 and torch.isfinite(value)
+    torch.testing.assert_close(value.double(), expected, rtol=1e-3, atol=0)
+    # "sum" does not fit float16: inf, as torch's own losses give
+    assert torch.isinf(function(input, target, reduction="sum", **options))
+
+
+@pytest.mark.parametrize("name", [i.name for i in list_losses("regression")])
+def test_float16_gradient_of_the_mean_is_finite(name):
+    error = (torch.tensor([1.0, 0.97, 1.03, 1.0]) * _HALF_ERROR.get(name, 3e4)).half().requires_grad_(True)
+    get_loss(name)(error, torch.zeros(4, dtype=torch.float16)).backward()
+    assert torch.isfinite(error.grad).all()

@@ -192,12 +192,18 @@ def check_multiclass_target(input: Tensor, target: Tensor, ignore_index: int) ->
 
 
 def reduce(loss: Tensor, reduction: str) -> Tensor:
-    """Apply a torch-style reduction to an unreduced loss."""
+    """Apply a torch-style reduction to an unreduced loss.
+
+    float16 / bfloat16 losses are accumulated in float32 and the result is returned in the
+    loss's dtype (as torch's own losses do), so a mean that fits the dtype is finite even when
+    the sum does not (four errors of 3e4 in float16: the sum passes 65504, the mean does not).
+    """
+    if reduction == "none":
+        return loss
+    accumulate = compute_dtype(loss)
     if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
+        return loss.mean(dtype=accumulate).to(loss.dtype)
+    return loss.sum(dtype=accumulate).to(loss.dtype)
 
 
 def weighted_mean(loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
