@@ -218,3 +218,99 @@ def test_float16_gradient_of_the_mean_is_finite(name):
     error = (torch.tensor([1.0, 0.97, 1.03, 1.0]) * _HALF_ERROR.get(name, 3e4)).half().requires_grad_(True)
     get_loss(name)(error, torch.zeros(4, dtype=torch.float16)).backward()
     assert torch.isfinite(error.grad).all()
+
+
+# --- empty batches -------------------------------------------------------------------------
+
+ALL_LOSSES = [i.name for i in list_losses()]
+
+
+def _empty_call(name: str, reduction: str):
+    """The registered Module of ``name`` (with ``reduction``) and a batch of zero samples."""
+    from losslab.bench import SIZES, SizeSpec, _required_hyperparameters, example_inputs, kind_of
+
+    info = get_info(name)
+    tiny = SIZES[f"tiny-{kind_of(info)}"]
+    module = info.factory(**_required_hyperparameters(info, tiny), reduction=reduction)
+    if name == "ge2e":                              # zero speakers
+        return module, [torch.randn(0, 3, 8, dtype=torch.float64, requires_grad=True)]
+    empty = SizeSpec("empty", tiny.kind, (0, *tiny.shape[1:]))
+    inputs = example_inputs(info, empty, module, seed=0, dtype=torch.float64)
+    return module, list(inputs.args)
+
+
+def test_empty_call_covers_every_loss():
+    assert len(ALL_LOSSES) >= 40
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_empty_batch_mean_is_nan_sum_is_zero_none_is_empty(name):
+    # torch's rule, for every loss: "mean" over no samples is NaN (0 / 0) with a zero
+    # gradient, "sum" is 0 and "none" an empty tensor
+    reductions = ("batchmean", "sum", "none") if name == "kl_div" else ("mean", "sum", "none")
+    module, args = _empty_call(name, reductions[0])
+    if name == "ge2e":
+        # the documented exception: GE2E is defined over at least two speakers, whatever the batch
+        with pytest.raises(ValueError, match=r"embeddings: expected at least 2 speakers in total, got shape \(0, 3, 8\)"):
+            module(*args)
+        return
+    value = module(*args)
+    assert value.shape == () and torch.isnan(value), value
+    value.backward()
+    for tensor in args:
+        if tensor.requires_grad:
+            assert tensor.grad is not None and tensor.grad.numel() == 0
+    module, args = _empty_call(name, "sum")
+    value = module(*args)
+    assert value.shape == () and value.item() == 0.0
+    module, args = _empty_call(name, "none")
+    assert module(*args).numel() == 0
+
+
+# --- every target ignored ------------------------------------------------------------------
+
+IGNORING = [i.name for i in list_losses() if "ignore_index" in i.hyperparameters and i.name != "dice"]
+
+
+def test_the_ignoring_losses_are_all_found():
+    assert {"cross_entropy", "m", "full_m", "l", "full_l", "softmax_focal", "poly1", "multi_margin",
+            "crammer_singer", "parametric_m", "parabolic", "circle", "cosine"} <= set(IGNORING)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("name", IGNORING)
+def test_every_target_ignored_gives_nan_mean_like_cross_entropy(name, weighted):
+    # torch's rule: "mean" divides by the summed weight of the kept targets, 0 here, so NaN;
+    # the gradient is 0 (not NaN), "sum" is 0 and "none" all zeros
+    logits = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    target = torch.full((5,), -100)
+    options = {"weight": torch.rand(4, dtype=torch.float64) + 0.5} if weighted else {}
+    reference = torch.nn.functional.cross_entropy(logits, target, **options)
+    assert torch.isnan(reference)
+    value = get_loss(name, **options)(logits, target)
+    assert value.shape == () and torch.isnan(value)
+    value.backward()
+    torch.testing.assert_close(logits.grad, torch.zeros_like(logits), rtol=0, atol=0)
+    assert get_loss(name, reduction="sum", **options)(logits, target).item() == 0.0
+    torch.testing.assert_close(get_loss(name, reduction="none", **options)(logits, target),
+                               torch.zeros(5, dtype=torch.float64), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", IGNORING)
+def test_a_partly_ignored_batch_still_averages_the_kept_targets(name):
+    logits = torch.randn(5, 4, dtype=torch.float64)
+    target = torch.tensor([0, -100, 3, -100, 1])
+    keep = target != -100
+    value = get_loss(name)(logits, target)
+    expected = get_loss(name, reduction="none")(logits[keep], target[keep]).mean()
+    torch.testing.assert_close(value, expected)
+
+
+def test_dice_with_every_position_ignored_averages_its_dice_terms():
+    # dice's "mean" is over (sample, class) Dice terms, which exist even when every position
+    # is ignored: each is 1 - smooth_nr / smooth_dr (0 by default), as in MONAI; not NaN
+    logits = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    target = torch.full((2, 4, 4), 255)
+    assert get_loss("dice", ignore_index=255)(logits, target).item() == 0.0
+    value = get_loss("dice", ignore_index=255, smooth_nr=0.0, smooth_dr=1.0)(logits, target)
+    assert value.item() == 1.0

@@ -8,6 +8,7 @@ globally with :func:`set_validation` and are skipped while ``torch.compile`` tra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -207,8 +208,25 @@ def reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 def weighted_mean(loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
-    """``loss_sum / weight_sum`` that returns 0 (not NaN) when every sample is ignored."""
-    return torch.where(weight_sum > 0, loss_sum / weight_sum.clamp_min(torch.finfo(loss_sum.dtype).tiny), loss_sum * 0)
+    """``loss_sum / weight_sum``, torch's ``"mean"`` for class-index targets.
+
+    A zero ``weight_sum`` (an empty batch, every target ignored, or only zero-weight targets)
+    gives NaN, as ``F.cross_entropy`` does (0 / 0), with a zero gradient (not NaN), so a
+    ``nan_to_num`` or a skipped step is all a training loop needs.
+    """
+    tiny = torch.finfo(loss_sum.dtype).tiny
+    mean = loss_sum / weight_sum.clamp_min(tiny)
+    return torch.where(weight_sum > 0, mean, torch.full_like(mean, math.nan))
+
+
+def empty_reduction(like: Tensor, reduction: str, shape: Sequence[int]) -> Tensor:
+    """The reduction of a loss over zero samples, as torch's losses give it: ``"mean"`` NaN,
+    ``"sum"`` 0, ``"none"`` an empty tensor of ``shape``; connected to ``like``'s graph (zero
+    gradient)."""
+    zero = like.sum() * 0.0
+    if reduction == "none":
+        return zero.expand(tuple(shape))
+    return zero if reduction == "sum" else zero + math.nan
 
 
 def compute_dtype(tensor: Tensor) -> torch.dtype:

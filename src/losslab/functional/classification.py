@@ -32,6 +32,7 @@ from losslab._validation import (
     check_tensor,
     check_values_in_range,
     compute_dtype,
+    empty_reduction,
     reduce,
     validation_enabled,
     weighted_mean,
@@ -73,7 +74,7 @@ def cross_entropy(
         target: class indices ``(N, d1..dk)`` or probabilities of the input's shape.
         weight: per-class rescaling ``(C,)``, cast to the input's dtype; with class indices
             ``"mean"`` divides by the summed weight of the targets.
-        ignore_index: class index to skip.
+        ignore_index: class index to skip ("mean" is NaN when every target is skipped).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         label_smoothing: in [0, 1].
 
@@ -381,7 +382,8 @@ def multiclass_hinge_loss(
         weight: per-class rescaling ``(C,)``, applied through the target class.
         ignore_index: a target value to skip.
         reduction: ``"mean"`` over the non-ignored samples (not weight-normalised, as in
-            torch), ``"sum"`` or ``"none"``.
+            torch; NaN when every sample is ignored or the batch is empty, as torch's other
+            losses give), ``"sum"`` or ``"none"``.
 
     Returns:
         A scalar, or ``(N,)`` / ``()`` with ``reduction="none"``.
@@ -401,6 +403,9 @@ def multiclass_hinge_loss(
     target, all_classes = _check_class_index_target(input, target, ignore_index)
     num_classes = input.shape[-1]
     weight = check_class_weight(weight, num_classes, input)
+    if target.numel() == 0 and input.dim() == 2:
+        # an empty batch: torch's multi_margin_loss returns an uninitialised value for "mean"
+        return empty_reduction(input, reduction, target.shape)
     if kind == "weston_watkins":
         nothing_ignored = all_classes and not 0 <= ignore_index < num_classes
         return _weston_watkins(input, target, p=p, margin=margin, weight=weight, ignore_index=ignore_index,
@@ -599,7 +604,8 @@ def softmax_focal_loss(
         weight: per-class rescaling ``(C,)`` with ``F.cross_entropy``'s semantics.
         ignore_index: a class-index target to skip.
         reduction: ``"mean"`` over samples (class indices: divided by the summed target
-            weights; probabilities: by ``N d1..dk``), ``"sum"`` or ``"none"``.
+            weights, NaN as in ``F.cross_entropy`` when every target is ignored; probabilities:
+            by ``N d1..dk``), ``"sum"`` or ``"none"``.
 
     Returns:
         A scalar, or ``(N, d1..dk)`` with ``reduction="none"``.
@@ -727,7 +733,8 @@ def poly_loss(
             ``(1 - p_t)^1 .. (1 - p_t)^N``).
         weight: per-class rescaling ``(C,)``, as in ``F.cross_entropy``.
         ignore_index: a class-index target to skip.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``F.cross_entropy``'s meaning).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``F.cross_entropy``'s meaning, NaN
+            for "mean" when every target is ignored).
         label_smoothing: in [0, 1].
 
     Returns:

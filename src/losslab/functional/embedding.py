@@ -123,7 +123,10 @@ def _gathered(enabled: bool) -> bool:
 
 
 def _reduce_terms(terms: Tensor, reduction: str, gathered: bool, count: Tensor | int | None = None) -> Tensor:
-    """``"mean"`` divides by ``count`` (default: number of terms); 0 terms give 0, never NaN.
+    """``"mean"`` divides by ``count`` (default: number of terms).
+
+    An empty batch (no terms) gives NaN for "mean", as torch's losses do; a non-empty batch
+    with ``count`` 0 (no valid triplet) gives 0.
 
     When the batch was gathered across ranks the mean divides by the global count and both
     ``"mean"`` and ``"sum"`` are multiplied by the world size, so that averaging the per-rank
@@ -139,7 +142,11 @@ def _reduce_terms(terms: Tensor, reduction: str, gathered: bool, count: Tensor |
         return distributed.global_mean(total, count)
     if reduction == "sum":
         return total
+    if terms.numel() == 0:
+        # an empty batch: the mean of nothing is NaN, as in torch's losses (zero gradient)
+        return total + math.nan
     count = torch.as_tensor(count, dtype=total.dtype, device=total.device)
+    # a batch without a valid triplet (count 0) gives 0, the documented metric-learning rule
     return torch.where(count > 0, total / count.clamp_min(1), total * 0.0)
 
 
@@ -378,8 +385,9 @@ def batch_triplet_loss(
     positives only (``O(N K)`` memory per chunk for at most ``K`` positives per anchor; the
     reference implementations materialise all ``N^3``).
 
-    A batch with no valid triplet (one class only, or singletons only) gives 0, never NaN,
-    with a zero gradient. ``"none"`` returns one value per anchor: its batch-hard loss, or the
+    A batch with no valid triplet (one class only, or singletons only) gives 0, not NaN,
+    with a zero gradient; an empty batch (no anchor) gives NaN for ``"mean"``, as torch's
+    losses do. ``"none"`` returns one value per anchor: its batch-hard loss, or the
     sum of its batch-all triplet losses (0 for an anchor without valid triplet).
 
     Args:
@@ -418,7 +426,10 @@ def batch_triplet_loss(
     is_self[rows, rows + offset] = True
     positive, negative = same & ~is_self, ~same
 
-    if mining == "hard":
+    if embeddings.shape[0] == 0:
+        # no anchors (an empty batch): no terms; the reduction says what that gives
+        terms, count = embeddings.sum(1) * 0.0, 0
+    elif mining == "hard":
         # Mine on a fast matrix without gradient (for the Euclidean metrics the squared
         # distances by the matrix product, same order), then compute the exact distance of
         # the two mined pairs per anchor: exact values and a zero gradient at zero distance,

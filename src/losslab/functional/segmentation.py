@@ -186,8 +186,10 @@ def dice_loss(
             raise ValueError("include_background: has no meaning in binary mode (no class 0 channel); got False")
         prob, truth, keep = _binary_or_multilabel(input, target, ignore_index, from_logits)
         # one "class": (N, 1, positions)
-        prob, truth = prob.reshape(prob.shape[0], 1, -1), truth.reshape(truth.shape[0], 1, -1)
-        keep = None if keep is None else keep.reshape(keep.shape[0], 1, -1)
+        # (N, 1, positions), written out so that an empty batch (N = 0) reshapes too
+        flat = (prob.shape[0], 1, math.prod(prob.shape[1:]))
+        prob, truth = prob.reshape(flat), truth.reshape(flat)
+        keep = None if keep is None else keep.reshape(flat)
     else:
         check_min_dim("input", input, 2, "(N, C, d1..dk)")
         if mode == "multilabel":
@@ -201,9 +203,9 @@ def dice_loss(
                 )
             prob, truth = prob[:, 1:], truth[:, 1:]
             keep = None if keep is None else keep[:, 1:]
-        prob = prob.reshape(prob.shape[0], prob.shape[1], -1)
-        truth = truth.reshape(truth.shape[0], truth.shape[1], -1)
-        keep = None if keep is None else keep.reshape(keep.shape[0], keep.shape[1], -1)
+        flat = (prob.shape[0], prob.shape[1], math.prod(prob.shape[2:]))
+        prob, truth = prob.reshape(flat), truth.reshape(flat)
+        keep = None if keep is None else keep.reshape(flat)
     if keep is not None:
         prob = torch.where(keep, prob, 0.0)
     weight = _check_dice_weight(weight, mode, prob)
