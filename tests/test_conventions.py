@@ -314,3 +314,47 @@ def test_dice_with_every_position_ignored_averages_its_dice_terms():
     assert get_loss("dice", ignore_index=255)(logits, target).item() == 0.0
     value = get_loss("dice", ignore_index=255, smooth_nr=0.0, smooth_dr=1.0)(logits, target)
     assert value.item() == 1.0
+
+
+# --- CSV columns with a few non-numeric cells ----------------------------------------------
+
+_CSV = "a,b,c,label\n1.0,2,x,0\n2.0,3,y,1\n3.0,oops,z,0\n4.0,5,w,1\n5.0,6,v,0\n6.0,7,u,1\n"
+
+
+def test_a_mostly_numeric_column_left_out_is_warned_about(tmp_path):
+    from losslab.data import DataWarning, load_dataset
+
+    path = tmp_path / "table.csv"
+    path.write_text(_CSV)
+    with pytest.warns(DataWarning) as caught:
+        data = load_dataset("csv", path=path, label_column="label")
+    assert data.meta["columns"] == ["a"]            # b is left out, c is text
+    (warning,) = caught                             # one warning: b, not the text column c
+    message = str(warning.message)
+    assert "column 'b' has 1 non-numeric cell (first 'oops', data row 3, 1-based" in message
+    assert "NOT used as a feature" in message
+
+
+def test_a_named_feature_column_with_bad_cells_is_an_error(tmp_path):
+    from losslab.data import load_dataset
+
+    path = tmp_path / "table.csv"
+    path.write_text(_CSV)
+    with pytest.raises(ValueError, match=r"feature column 'b' is not numeric .*1 non-numeric cell\(s\), first 'oops'"):
+        load_dataset("csv", path=path, label_column="label", feature_columns=["a", "b"])
+
+
+def test_the_cli_prints_data_warnings_as_one_plain_line(cli_run, monkeypatch, tmp_path):
+    import warnings
+
+    from losslab.cli import list_cmd
+    from losslab.data import DataWarning
+
+    def run(args):
+        warnings.warn("column 'b' has 1 non-numeric cell", DataWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(list_cmd, "run", run)
+    out = cli_run("list")
+    assert out.returncode == 0
+    assert out.stderr.strip() == "losslab list: warning: column 'b' has 1 non-numeric cell"
