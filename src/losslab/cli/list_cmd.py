@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from losslab.cli._common import text_table
+from losslab.cli._common import terminal_width, text_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
         )
         for info in infos
     ]
-    print(text_table(("name", "family", "formula", "convex", "matches"), rows))
+    # the formula and "matches" columns wrap so that every line fits the terminal
+    print(text_table(("name", "family", "formula", "convex", "matches"), rows,
+                     max_width=terminal_width(), wrap=(2, 4)))
     if any(info.extra for info in infos):
         print("\n* experimental (the paper's v1 extras)")
     return 0

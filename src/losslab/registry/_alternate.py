@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 from losslab.functional import alternate as AF
 from losslab.nn import alternate as AN
@@ -89,6 +90,12 @@ for name, module, function, binary_function, full, formula, note in _CORE:
         )
     )
 
+def _per_class(formula: str) -> str:
+    """``y (1/p^alpha - 1)`` -> ``y_c (1/p_c^alpha - 1)``: only the standalone symbols ``p`` and
+    ``y`` get the class subscript (a plain text replace would also hit "alpha" and "pi")."""
+    return re.sub(r"\b([py])\b", r"\1_c", formula)
+
+
 _EXTRAS = [
     ("parametric_m", AN.ParametricMLoss, AN.BinaryParametricMLoss, AF.parametric_m_loss,
      AF.binary_parametric_m_loss, "y (1/p^alpha - 1)", True,
@@ -109,7 +116,7 @@ for name, module, binary_module, function, binary_function, formula, convex, not
             name=name, family="classification",
             task="multiclass classification (experimental, paper v1)",
             factory=module, functional=function, input=_MULTICLASS_INPUT,
-            target=_MULTICLASS_TARGET, formula=f"sum_c {formula.replace('p', 'p_c').replace('y', 'y_c')}",
+            target=_MULTICLASS_TARGET, formula=f"sum_c {_per_class(formula)}",
             reference=_PAPER + " (v1)", convex=convex, bounded=not convex,
             hyperparameters={**hp, **_MULTI_HP}, notes=note, extra=True,
             pointwise=_pointwise(binary_function, **fixed),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,11 +125,34 @@ def get_info(name: str) -> LossInfo:
 def get_loss(name: str, **kwargs: Any) -> nn.Module:
     """Build the ``nn.Module`` of a registered loss, e.g. ``get_loss("full_l", weight=w)``."""
     info = get_info(name)
+    accepted = _keywords(info)
+    unknown = [key for key in kwargs if accepted is not None and key not in accepted]
+    if unknown:
+        # Checked here, so the message names the loss rather than the class behind it
+        # (``MLoss.__init__()`` for "l").
+        allowed = ", ".join(accepted) or "none"
+        close = difflib.get_close_matches(unknown[0], accepted, n=2)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise TypeError(
+            f"{info.name}: unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(k) for k in unknown)}{hint}; its keyword arguments: {allowed}"
+        )
     try:
         return info.factory(**kwargs)
     except TypeError as error:
-        allowed = ", ".join(info.hyperparameters) or "none"
+        allowed = ", ".join(accepted if accepted is not None else info.hyperparameters) or "none"
         raise TypeError(f"{info.name}: {error}; its keyword arguments: {allowed}") from error
+
+
+def _keywords(info: LossInfo) -> list[str] | None:
+    """The keyword arguments the factory accepts (None when it takes ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(info.factory).parameters.values()
+    except (TypeError, ValueError):
+        return list(info.hyperparameters)
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def list_losses(family: str | None = None, *, include_extras: bool = True) -> list[LossInfo]:
