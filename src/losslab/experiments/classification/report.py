@@ -61,6 +61,15 @@ class TaskResults:
     def finished(self) -> list[dict[str, Any]]:
         return [run for run in self.runs if run["status"] == "finished"]
 
+    def incomplete(self) -> dict[str, tuple[int, int]]:
+        """``{loss: (finished, total)}`` for each loss with runs not finished (still training
+        in another process, interrupted, or failed)."""
+        counts: dict[str, list[int]] = {}
+        for run in self.runs:
+            finished, total = counts.setdefault(run["loss"], [0, 0])
+            counts[run["loss"]] = [finished + (run["status"] == "finished"), total + 1]
+        return {loss: (f, t) for loss, (f, t) in counts.items() if f < t}
+
     @property
     def losses(self) -> list[str]:
         seen: list[str] = []
@@ -97,22 +106,22 @@ def load_results(db: str | Path | ResultsStore, *, stage: str = "test") -> list[
         run["planned_epochs"] = run["epochs"]
         run["epochs"] = store.epochs(run["run_id"])
         groups[key].runs.append(run)
-    per_label: dict[tuple[str, str], int] = defaultdict(int)
     protocols: dict[str, set[str]] = defaultdict(set)
+    siblings: dict[tuple[str, str], list[TaskResults]] = defaultdict(list)
     for (label, _), group in groups.items():
-        per_label[(label, group.protocol)] += 1
         protocols[label].add(group.protocol)
-    counters: dict[tuple[str, str], int] = defaultdict(int)
+        siblings[(label, group.protocol)].append(group)
     for (label, _), group in groups.items():
         name = label
         if len(protocols[label]) > 1:
             name += f" — {group.protocol} protocol"
-        if per_label[(label, group.protocol)] > 1:
-            counters[(label, group.protocol)] += 1
-            training = group.config.get("training", {})
-            rate = "tuned" if group.protocol == "tuned" else training.get("lr")
-            name += (f" (config {counters[(label, group.protocol)]}: epochs {training.get('epochs')}, "
-                     f"lr {rate})")
+        same = siblings[(label, group.protocol)]
+        if len(same) > 1:
+            index = same.index(group) + 1
+            differing = differing_settings([g.config for g in same])
+            shown = ", ".join(f"{key} {value}" for key, value in _flatten(group.config).items()
+                              if key in differing)
+            name += f" (config {index}: {shown})"
         group.label = name
     # A task's protocols side by side: fixed first, then tuned, in order of first appearance.
     order: dict[str, int] = {}
@@ -120,6 +129,27 @@ def load_results(db: str | Path | ResultsStore, *, stage: str = "test") -> list[
         order.setdefault(label, len(order))
     return sorted(groups.values(),
                   key=lambda g: (order[g.runs[0]["task"]], g.protocol != "fixed"))
+
+
+def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"training.lr": 0.001, ...}`` of a nested config (lists kept whole)."""
+    if not isinstance(config, dict):
+        return {prefix: config}
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def differing_settings(configs: list[dict[str, Any]]) -> list[str]:
+    """The dotted keys whose values are not the same in every config (in first-seen order)."""
+    flats = [_flatten(config) for config in configs]
+    keys: list[str] = []
+    for flat in flats:
+        keys += [key for key in flat if key not in keys]
+    missing = object()
+    return [key for key in keys
+            if len({repr(flat.get(key, missing)) for flat in flats}) > 1]
 
 
 def _open_existing(db: str | Path) -> ResultsStore:
@@ -199,9 +229,12 @@ def precision_line(comparisons: list[LossComparison]) -> str:
             f"to detect a 1-point difference: {_seeds(needed)}.")
 
 
-def statistics_markdown(comparisons: list[LossComparison]) -> str:
+def statistics_markdown(comparisons: list[LossComparison],
+                        incomplete: dict[str, tuple[int, int]] | None = None) -> str:
     """The accuracy table of one task: mean ± sd per loss, the paired difference from the
-    baseline with the interval the verdict reads, the verdict, and the table's precision."""
+    baseline with the interval the verdict reads, the verdict, and the table's precision.
+    ``incomplete`` (``{loss: (finished, total)}``) marks rows whose runs are not all done."""
+    incomplete = incomplete or {}
     lines = [
         "| loss | n | test accuracy (mean ± sd) | Δ vs CE (points) | CI of the verdict (points) | "
         "verdict | detectable Δ at 80% power (points) | seeds for 1 point |",
@@ -211,12 +244,16 @@ def statistics_markdown(comparisons: list[LossComparison]) -> str:
         s = row.summary
         accuracy = f"{s.mean:.4f} ± {_format(s.sd, '.4f')}"
         p = row.paired
+        name = row.loss
+        if row.loss in incomplete:
+            done, total = incomplete[row.loss]
+            name += f" (incomplete: {done} of {total} runs finished)"
         if p is None or row.precision is None:
             delta = "" if p is None else _points(p.mean)
-            lines.append(f"| {row.loss} | {s.n} | {accuracy} | {delta} | | {row.verdict} | | |")
+            lines.append(f"| {name} | {s.n} | {accuracy} | {delta} | | {row.verdict} | | |")
             continue
         lines.append(
-            f"| {row.loss} | {s.n} | {accuracy} | {_points(p.mean)} | "
+            f"| {name} | {s.n} | {accuracy} | {_points(p.mean)} | "
             f"{_level(row.adjusted_confidence)} {_interval(row.adjusted_low, row.adjusted_high)} | "
             f"{row.verdict} | {100 * row.precision.detectable:.2f} | "
             f"{_seeds(row.precision.seeds_for_one_point)} |")
@@ -343,7 +380,8 @@ def task_markdown(task: TaskResults) -> str:
         views = other_views_markdown(comparisons)
         parts = ["**Decision** (ranked by the difference from cross-entropy):", "",
                  *decision_lines(comparisons), "", precision_line(comparisons), "", *parts,
-                 statistics_markdown(comparisons), ""] + ([views, ""] if views else [])
+                 statistics_markdown(comparisons, task.incomplete()), ""] + (
+                     [views, ""] if views else [])
     else:
         parts += ["No run of this task has finished yet.", ""]
     unfinished = [run for run in task.runs if run["status"] != "finished"]
