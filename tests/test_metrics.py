@@ -1,0 +1,82 @@
+"""Per-epoch classification metrics against scikit-learn and hand computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as sk
+
+from losslab.experiments.classification.metrics import (
+    METRICS,
+    MetricAccumulator,
+    check_metric,
+    classification_metrics,
+)
+
+
+def _case(seed: int = 0, n: int = 500, c: int = 6):
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, c, generator=generator) * 2.5
+    target = torch.randint(0, c, (n,), generator=generator)
+    target[: n // 3] = logits[: n // 3].argmax(dim=1)  # a model that is right a good part of the time
+    return logits, target
+
+
+def test_every_metric_matches_scikit_learn():
+    logits, target = _case()
+    result = classification_metrics(logits, target)
+    p = torch.softmax(logits.double(), dim=1).numpy()
+    y, pred = target.numpy(), p.argmax(axis=1)
+    assert result["accuracy"] == pytest.approx(sk.accuracy_score(y, pred), rel=1e-12)
+    assert result["macro_f1"] == pytest.approx(sk.f1_score(y, pred, average="macro"), rel=1e-12)
+    assert result["balanced_accuracy"] == pytest.approx(sk.balanced_accuracy_score(y, pred), rel=1e-12)
+    assert result["nll"] == pytest.approx(sk.log_loss(y, p, labels=range(6)), rel=1e-9)
+    one_hot = np.eye(6)[y]
+    assert result["brier"] == pytest.approx(float(((p - one_hot) ** 2).sum(axis=1).mean()), rel=1e-12)
+    assert set(result) == set(METRICS)
+
+
+def test_ece_equals_a_hand_computation_with_15_bins():
+    logits, target = _case(1, n=300, c=4)
+    p = torch.softmax(logits.double(), dim=1).numpy()
+    confidence, pred = p.max(axis=1), p.argmax(axis=1)
+    correct = (pred == target.numpy()).astype(float)
+    ece = 0.0
+    for b in range(15):
+        low, high = b / 15, (b + 1) / 15
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            ece += inside.sum() / len(p) * abs(correct[inside].mean() - confidence[inside].mean())
+    assert classification_metrics(logits, target)["ece"] == pytest.approx(ece, rel=1e-10)
+    # a tiny hand case: two samples, confidences 0.9 (right) and 0.6 (wrong), different bins
+    two = torch.log(torch.tensor([[0.9, 0.1], [0.6, 0.4]]))
+    assert classification_metrics(two, torch.tensor([0, 1]))["ece"] == pytest.approx(
+        0.5 * abs(1 - 0.9) + 0.5 * abs(0 - 0.6))
+
+
+def test_batches_add_up_to_the_whole_split():
+    logits, target = _case(2)
+    accumulator = MetricAccumulator(6)
+    for start in range(0, 500, 64):
+        accumulator.update(logits[start:start + 64], target[start:start + 64])
+    whole = classification_metrics(logits, target)
+    for name, value in accumulator.result().items():
+        assert value == pytest.approx(whole[name], rel=1e-12)
+    diagram = accumulator.reliability()
+    assert sum(diagram["count"]) == 500
+
+
+def test_f1_with_an_absent_class_follows_scikit_learn():
+    logits = torch.log(torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.7, 0.2, 0.1]]))
+    target = torch.tensor([0, 1, 1])  # class 2 neither present nor predicted
+    result = classification_metrics(logits, target)
+    assert result["macro_f1"] == pytest.approx(sk.f1_score([0, 1, 1], [0, 1, 0], average="macro"))
+    assert result["balanced_accuracy"] == pytest.approx(sk.balanced_accuracy_score([0, 1, 1], [0, 1, 0]))
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="metric: expected one of accuracy"):
+        check_metric("auc")
+    with pytest.raises(ValueError, match="target: expected shape"):
+        classification_metrics(torch.zeros(3, 2), torch.zeros(4, dtype=torch.long))
