@@ -80,3 +80,24 @@ def test_bad_input_is_named():
         check_metric("auc")
     with pytest.raises(ValueError, match="target: expected shape"):
         classification_metrics(torch.zeros(3, 2), torch.zeros(4, dtype=torch.long))
+
+
+def test_every_epoch_records_the_metrics_and_its_reliability_bins(tmp_path):
+    from losslab.experiments.classification import compare
+    from losslab.experiments.classification.store import ResultsStore
+
+    compare(task="digits-mlp", losses=["cross_entropy", "m"], seeds=1, epochs=2, max_train=200,
+            max_test=90, db=tmp_path / "m.sqlite", progress=False, log=lambda _: None)
+    store = ResultsStore(tmp_path / "m.sqlite")
+    for run in store.runs():
+        for epoch in store.epochs(run["run_id"]):
+            bins = epoch["reliability"]
+            count = np.asarray(bins["count"])
+            assert count.sum() == 90
+            # the bins reproduce the recorded accuracy and ECE exactly
+            correct = count * np.asarray(bins["accuracy"])
+            assert correct.sum() / 90 == pytest.approx(epoch["eval_accuracy"], abs=1e-12)
+            gaps = np.abs(correct - count * np.asarray(bins["confidence"]))
+            assert gaps.sum() / 90 == pytest.approx(epoch["eval_ece"], abs=1e-12)
+            for name in ("eval_macro_f1", "eval_balanced_accuracy", "eval_brier"):
+                assert 0.0 <= epoch[name] <= 2.0

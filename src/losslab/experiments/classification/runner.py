@@ -248,13 +248,17 @@ def _serialize(model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
 
 
 def _evaluate(model: nn.Module, loss_fn: nn.Module, data: PreparedData,
-              settings: TrainingSettings, device: torch.device) -> tuple[float, float, float]:
-    """(mean loss, accuracy, mean cross-entropy) on the eval split."""
+              settings: TrainingSettings, device: torch.device) -> dict[str, Any]:
+    """The eval split's mean loss, accuracy, cross-entropy, and the metrics of
+    :mod:`.metrics` (macro-F1, balanced accuracy, ECE, Brier) with the reliability bins."""
+    from losslab.experiments.classification.metrics import MetricAccumulator
+
     model.eval()
     total_loss = total_ce = 0.0
     correct = 0
     n = _length(data.x_eval)
     order = torch.arange(n)
+    accumulator = MetricAccumulator(data.num_classes)
     with torch.no_grad():
         for inputs, targets in _batches(data.x_eval, data.y_eval, order, settings.eval_batch_size):
             inputs, targets = _to_device(inputs, device), targets.to(device)
@@ -262,7 +266,14 @@ def _evaluate(model: nn.Module, loss_fn: nn.Module, data: PreparedData,
             total_loss += float(loss_fn(logits, targets)) * targets.shape[0]
             total_ce += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
             correct += int((logits.argmax(dim=1) == targets).sum())
-    return total_loss / n, correct / n, total_ce / n
+            accumulator.update(logits, targets)
+    extra = accumulator.result()
+    return {
+        "eval_loss": total_loss / n, "eval_accuracy": correct / n, "eval_cross_entropy": total_ce / n,
+        "eval_macro_f1": extra["macro_f1"], "eval_balanced_accuracy": extra["balanced_accuracy"],
+        "eval_ece": extra["ece"], "eval_brier": extra["brier"],
+        "reliability": accumulator.reliability(),
+    }
 
 
 def train_run(
@@ -329,20 +340,19 @@ def train_run(
                 per_sample = (logits.grad * size).abs().mean(dim=1).double()
                 grad_sum += float(per_sample.sum())
                 grad_square_sum += float((per_sample**2).sum())
-            eval_loss, eval_accuracy, eval_ce = _evaluate(model, loss_fn, data, settings, device)
+            evaluation = _evaluate(model, loss_fn, data, settings, device)
             grad_mean = grad_sum / n_train
             grad_variance = max(grad_square_sum / n_train - grad_mean**2, 0.0)
             metrics = {
                 "train_loss": loss_sum / n_train,
                 "train_accuracy": correct / n_train,
-                "eval_loss": eval_loss,
-                "eval_accuracy": eval_accuracy,
-                "eval_cross_entropy": eval_ce,
+                **evaluation,
                 "grad_mean": grad_mean,
                 "grad_sd": math.sqrt(grad_variance),
                 "wall_time": time.perf_counter() - started,
             }
-            bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+            bad = [name for name, value in metrics.items()
+                   if isinstance(value, float) and not math.isfinite(value)]
             if bad:  # SQLite would store NaN as NULL; a non-finite score means the run diverged
                 raise FloatingPointError(
                     f"loss {loss!r}: {', '.join(bad)} became non-finite at epoch {epoch} "
