@@ -101,3 +101,38 @@ def test_every_epoch_records_the_metrics_and_its_reliability_bins(tmp_path):
             assert gaps.sum() / 90 == pytest.approx(epoch["eval_ece"], abs=1e-12)
             for name in ("eval_macro_f1", "eval_balanced_accuracy", "eval_brier"):
                 assert 0.0 <= epoch[name] <= 2.0
+
+
+def test_exports_round_trip_through_pandas_and_csv(tmp_path, cli_run):
+    import pandas as pd
+
+    from losslab.experiments.classification import compare
+    from losslab.experiments.classification.store import ResultsStore
+
+    db = tmp_path / "x.sqlite"
+    result = compare(task="digits-mlp", losses=["cross_entropy", "l"], seeds=2, epochs=2,
+                     max_train=200, max_test=90, db=db, progress=False, log=lambda _: None)
+    runs = result.to_pandas()
+    curves = result.to_pandas("curves")
+    assert len(runs) == 4 and len(curves) == 8
+    store = ResultsStore(db)
+    for run in store.runs():
+        last = store.epochs(run["run_id"])[-1]
+        row = runs[(runs["loss"] == run["loss"]) & (runs["seed"] == run["seed"])].iloc[0]
+        assert row["final_eval_accuracy"] == last["eval_accuracy"]
+        assert row["final_eval_ece"] == last["eval_ece"]
+        assert row["config.training.lr"] == run["config"]["training"]["lr"]
+    accuracy = result.final_accuracy()["digits-mlp"]
+    assert {(r.loss, r.seed): r.final_eval_accuracy for r in runs.itertuples()} == {
+        (loss, seed): value for loss, by_seed in accuracy.items() for seed, value in by_seed.items()}
+    out = cli_run("report", "--db", str(db), "--out", str(tmp_path / "rep"), "--csv",
+                  str(tmp_path / "csv"), "--metric", "ece")
+    assert out.returncode == 0, out.stderr
+    back = pd.read_csv(tmp_path / "csv" / "runs.csv")
+    assert sorted(back["final_eval_accuracy"]) == pytest.approx(sorted(runs["final_eval_accuracy"]), rel=1e-15)
+    assert len(pd.read_csv(tmp_path / "csv" / "curves.csv")) == 8
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "gives lower expected calibration error" in text or "no detectable difference" in text
+    assert "Every metric" in text and (tmp_path / "rep" / "figures").exists()
+    with pytest.raises(ValueError, match="kind: expected 'runs' or 'curves'"):
+        result.to_pandas("epochs")

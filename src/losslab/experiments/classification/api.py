@@ -50,6 +50,17 @@ class ComparisonResult:
 
         return "\n\n".join(f"### {task.label}\n\n{task_markdown(task)}" for task in self.tasks)
 
+    def to_pandas(self, kind: str = "runs") -> Any:
+        """The results as a pandas DataFrame: ``"runs"`` (one row per run of this comparison:
+        config as dotted columns and final metrics) or ``"curves"`` (one row per epoch)."""
+        from losslab.experiments.classification.export import curves_frame, runs_frame
+
+        if kind not in ("runs", "curves"):
+            raise ValueError(f"kind: expected 'runs' or 'curves', got {kind!r}")
+        frame = (runs_frame if kind == "runs" else curves_frame)(self.db)
+        ids = {run["run_id"] for task in self.tasks for run in task.runs}
+        return frame[frame["run_id"].isin(ids)].reset_index(drop=True)
+
     def final_accuracy(self) -> dict[str, dict[str, dict[int, float]]]:
         """``{task: {loss: {seed: final test accuracy}}}``."""
         return {task.label: task.final_accuracy() for task in self.tasks}

@@ -21,6 +21,12 @@ from losslab.experiments.classification.store import ResultsStore, config_hash
 from losslab.report import Figure, Report, Section
 
 _RUN_IDENTITY = ("loss", "seed", "stage")
+# Where each metric of .metrics is recorded in an epoch's record.
+EPOCH_COLUMNS: dict[str, str] = {
+    "accuracy": "eval_accuracy", "macro_f1": "eval_macro_f1",
+    "balanced_accuracy": "eval_balanced_accuracy", "nll": "eval_cross_entropy",
+    "ece": "eval_ece", "brier": "eval_brier",
+}
 BASELINE = "cross_entropy"
 
 
@@ -80,14 +86,27 @@ class TaskResults:
 
     def final_accuracy(self) -> dict[str, dict[int, float]]:
         """``{loss: {seed: test accuracy after the last epoch}}`` of the finished runs."""
+        return self.final_scores("accuracy")
+
+    def final_scores(self, metric: str = "accuracy") -> dict[str, dict[int, float]]:
+        """``{loss: {seed: metric after the last epoch}}`` of the finished runs that recorded
+        it (see :mod:`.metrics`; runs recorded before a metric existed are left out)."""
+        from losslab.experiments.classification.metrics import check_metric
+
+        column = EPOCH_COLUMNS[check_metric(metric)]
         result: dict[str, dict[int, float]] = defaultdict(dict)
         for run in self.finished:
-            result[run["loss"]][run["seed"]] = run["epochs"][-1]["eval_accuracy"]
+            value = run["epochs"][-1].get(column)
+            if value is not None:
+                result[run["loss"]][run["seed"]] = float(value)
         return {loss: result[loss] for loss in self.losses if loss in result}
 
-    def comparisons(self, baseline: str = BASELINE) -> list[LossComparison]:
-        accuracy = self.final_accuracy()
-        return compare_losses(accuracy, baseline=baseline) if accuracy else []
+    def comparisons(self, baseline: str = BASELINE, metric: str = "accuracy") -> list[LossComparison]:
+        from losslab.experiments.classification.metrics import METRIC_NAMES, METRICS
+
+        scores = self.final_scores(metric)
+        return compare_losses(scores, baseline=baseline, metric=METRIC_NAMES[metric],
+                              higher_is_better=METRICS[metric]) if scores else []
 
 
 def load_results(db: str | Path | ResultsStore, *, stage: str = "test") -> list[TaskResults]:
@@ -284,6 +303,76 @@ def other_views_markdown(comparisons: list[LossComparison]) -> str:
     return "\n".join(lines)
 
 
+_MARKS = {"better": "▲", "worse": "▼", "equivalent": "=", "undecided": "?"}
+
+
+def metrics_markdown(task: TaskResults, baseline: str = BASELINE) -> str:
+    """Every loss on every recorded metric: mean over seeds, and how it compares with the
+    baseline (▲ better, ▼ worse, = within ±1 point, ? undecided; Holm-adjusted per metric)."""
+    from losslab.experiments.classification.metrics import METRIC_NAMES, METRICS
+
+    columns = []
+    for metric in METRICS:
+        rows = {row.loss: row for row in task.comparisons(baseline, metric)}
+        if rows:
+            columns.append((metric, rows))
+    if len(columns) < 2:
+        return ""
+    header = "| loss | " + " | ".join(
+        f"{METRIC_NAMES[m]} ({'higher' if METRICS[m] else 'lower'} is better)" for m, _ in columns) + " |"
+    lines = [header, "|:---|" + "---:|" * len(columns)]
+    for loss in task.losses:
+        cells = []
+        for _, rows in columns:
+            row = rows.get(loss)
+            if row is None:
+                cells.append("–")
+                continue
+            mark = "" if row.decision in ("baseline", "untested") else " " + _MARKS[row.decision]
+            cells.append(f"{row.summary.mean:.4f}{mark}")
+        lines.append(f"| {loss} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def reliability_figure(task: TaskResults, out_dir: str | Path, stem: str) -> Figure | None:
+    """Reliability diagram per loss: accuracy against confidence in 15 equal-width bins of the
+    final epoch, pooled over seeds (the diagonal is perfect calibration)."""
+    import numpy as np
+
+    from losslab.plotting import color_for, pyplot, save_figure
+
+    pooled: dict[str, list[np.ndarray]] = {}
+    for run in task.finished:
+        bins = run["epochs"][-1].get("reliability")
+        if not bins:
+            continue
+        count = np.asarray(bins["count"], dtype=float)
+        entry = pooled.setdefault(run["loss"], [np.zeros_like(count)] * 3)
+        pooled[run["loss"]] = [entry[0] + count, entry[1] + count * np.asarray(bins["accuracy"]),
+                               entry[2] + count * np.asarray(bins["confidence"])]
+    if not pooled:
+        return None
+    plt = pyplot()
+    fig, axis = plt.subplots(figsize=(5.5, 5))
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    for index, loss in enumerate(task.losses):
+        if loss not in pooled:
+            continue
+        count, correct, confidence = pooled[loss]
+        filled = count > 0
+        axis.plot(confidence[filled] / count[filled], correct[filled] / count[filled], marker="o",
+                  markersize=3, color=color_for(loss, index), label=loss)
+    axis.set_xlabel("confidence (top-class probability)")
+    axis.set_ylabel("accuracy")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=8, loc="upper left")
+    axis.set_title(task.label, fontsize=9)
+    caption = (f"{task.label}: reliability diagram per loss (final epoch, 15 equal-width "
+               "confidence bins pooled over seeds; below the diagonal = over-confident).")
+    return save_figure(fig, out_dir, stem, caption)
+
+
 STATISTICS_NOTE = (
     "Verdicts use the paired t-test with Holm's adjustment over the losses of the table; the "
     "interval beside each verdict is at the confidence level of the Holm step that tests it, so "
@@ -356,8 +445,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
 
 
-def task_markdown(task: TaskResults) -> str:
-    """Description, settings, statistics table and unfinished runs of one task."""
+def task_markdown(task: TaskResults, metric: str = "accuracy") -> str:
+    """Description, settings, statistics table and unfinished runs of one task; the verdicts
+    read ``metric`` (see :mod:`.metrics`)."""
     training = task.config.get("training", {})
     data = task.config.get("data", {})
     if task.protocol == "tuned":
@@ -375,13 +465,17 @@ def task_markdown(task: TaskResults) -> str:
         "differences are paired by seed (same initial weights and data order).",
         "",
     ]
-    comparisons = task.comparisons()
+    comparisons = task.comparisons(metric=metric)
     if comparisons:
         views = other_views_markdown(comparisons)
+        everything = metrics_markdown(task)
         parts = ["**Decision** (ranked by the difference from cross-entropy):", "",
                  *decision_lines(comparisons), "", precision_line(comparisons), "", *parts,
                  statistics_markdown(comparisons, task.incomplete()), ""] + (
-                     [views, ""] if views else [])
+                     [views, ""] if views else []) + (
+                     ["Every metric (mean over seeds; ▲ better, ▼ worse, = within ±1 point, "
+                      "? undecided against cross-entropy, Holm-adjusted per metric):", "",
+                      everything, ""] if everything else [])
     else:
         parts += ["No run of this task has finished yet.", ""]
     unfinished = [run for run in task.runs if run["status"] != "finished"]
@@ -420,8 +514,8 @@ def _until_decided_note(store: ResultsStore, task: TaskResults) -> str:
             f"{target:g} point(s), at most {record['target']['max_seeds']} seeds; {RULE}).\n\n")
 
 
-def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order: int = 50
-                   ) -> list[Section]:
+def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order: int = 50,
+                   metric: str = "accuracy") -> list[Section]:
     """One report section per task configuration in the database."""
     from losslab.experiments.classification.step_size import step_size_parts
 
@@ -431,26 +525,32 @@ def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order:
     for index, task in enumerate(load_results(store)):
         stem = f"{_slug(task.label)}-{index}"
         figure = learning_curves(task, out / "figures", f"curves-{stem}")
+        reliability = reliability_figure(task, out / "figures", f"reliability-{stem}")
         markdown, figures, data = step_size_parts(store, task, out / "figures", stem)
         rounds = _until_decided_note(store, task)
         sections.append(Section(
             key=f"classification-{index}-{_slug(task.label)}",
             title=f"Task {task.label}",
-            markdown=(rounds + task_markdown(task) + ("\n\n" + markdown if markdown else "")),
-            figures=([figure] if figure else []) + figures,
+            markdown=(rounds + task_markdown(task, metric) + ("\n\n" + markdown if markdown else "")),
+            figures=([figure] if figure else []) + ([reliability] if reliability else []) + figures,
             order=order + index,
             data={"config": task.config, "protocol": task.protocol,
-                  "comparisons": [c.to_dict() for c in task.comparisons()], **data},
+                  "metric": metric,
+                  "comparisons": [c.to_dict() for c in task.comparisons(metric=metric)], **data},
         ))
     return sections
 
 
-def write_report(db: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
-    """``losslab report``: Markdown + HTML report of every task in ``db``; returns both paths."""
+def write_report(db: str | Path, out_dir: str | Path, *, metric: str = "accuracy"
+                 ) -> tuple[Path, Path]:
+    """``losslab report``: Markdown + HTML report of every task in ``db``; returns both paths.
+    ``metric`` is the score the verdicts read (the other metrics are tabled beside it)."""
+    from losslab.experiments.classification.metrics import check_metric
     from losslab.experiments.environment import environment_info
 
+    check_metric(metric)
     store = _open_existing(db)
-    sections = build_sections(store, out_dir)
+    sections = build_sections(store, out_dir, metric=metric)
     report = Report(
         title=f"Loss comparison: {Path(db).name}",
         intro=(
