@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from losslab.experiments.classification.optim import build_optimizer, build_scheduler
 from losslab.experiments.classification.store import (
     DONE_STATUSES,
     ResultsStore,
@@ -44,17 +45,31 @@ ANNOTATION_KEYS: tuple[str, ...] = ("samples", "selection")
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """How every run of a task is trained (Adam, constant learning rate, fixed epochs).
+    """How every run of a task is trained (default: Adam, constant learning rate).
 
     Attributes:
         epochs: passes over the training data.
-        lr: Adam's learning rate.
+        lr: the (peak) learning rate.
         batch_size: training mini-batch size.
-        weight_decay: Adam's (L2) weight decay.
+        weight_decay: the optimizer's weight decay (L2 for Adam and SGD, decoupled for AdamW).
         eval_batch_size: batch size when scoring (no effect on results).
         loss_options: keyword arguments for every loss (e.g. ``{"eps": 1e-7}``).
         device: ``"cpu"`` or a CUDA device.
         deterministic: ``torch.use_deterministic_algorithms(True)`` during training.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (see :mod:`.optim`).
+        momentum, nesterov: SGD's momentum and Nesterov flag.
+        scheduler: ``"none"``, ``"cosine"``, ``"step"`` or ``"onecycle"`` (per batch).
+        warmup_epochs: epochs of linear warmup before the schedule.
+        grad_clip: clip the gradient's global norm to this value (None: no clipping).
+        optimizer_factory, scheduler_factory: Python-only replacements for the named
+            optimizer / schedule (see :mod:`.optim`); recorded by qualified name.
+        train_step: Python-only ``train_step(model, loss_fn, inputs, targets, optimizer)
+            -> (loss, logits)`` that runs forward, backward and the optimizer step itself
+            (for models that need their own step); the gradient statistics are then not
+            measured (recorded as 0).
+
+    Only the fields that differ from their defaults enter a run's config (besides the
+    original ones), so runs recorded before a field existed keep their identity.
     """
 
     epochs: int = 5
@@ -65,6 +80,15 @@ class TrainingSettings:
     loss_options: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     deterministic: bool = True
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    nesterov: bool = False
+    scheduler: str = "none"
+    warmup_epochs: int = 0
+    grad_clip: float | None = None
+    optimizer_factory: Callable[..., Any] | None = None
+    scheduler_factory: Callable[..., Any] | None = None
+    train_step: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -75,13 +99,29 @@ class TrainingSettings:
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr!r}")
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
+        from losslab.experiments.classification.optim import check_training_options
+
+        check_training_options(self)
 
     def to_config(self) -> dict[str, Any]:
         """What determines the results (the eval batch size and device label do not)."""
-        config = asdict(self)
-        config.pop("eval_batch_size")
-        config["optimizer"] = "adam"
+        from losslab.experiments.classification.optim import callable_name
+
+        defaults = TrainingSettings()
+        config: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if key == "eval_batch_size":
+                continue
+            if key in _OPTIONAL_FIELDS and value == getattr(defaults, key):
+                continue  # unchanged: left out, so older runs keep their identity
+            config[key] = callable_name(value) if key in _CALLABLE_FIELDS else value
         return config
+
+
+# Fields added after the first results were recorded: in a config only when not the default.
+_OPTIONAL_FIELDS = ("momentum", "nesterov", "scheduler", "warmup_epochs", "grad_clip",
+                    "optimizer_factory", "scheduler_factory", "train_step")
+_CALLABLE_FIELDS = ("optimizer_factory", "scheduler_factory", "train_step")
 
 
 @dataclass
@@ -237,9 +277,11 @@ def _training_mode(settings: TrainingSettings, threads: int | None) -> Iterator[
 
 
 def _serialize(model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
-               device: torch.device) -> bytes:
+               device: torch.device, scheduler: Any = None) -> bytes:
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "torch_rng": torch.get_rng_state()}
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
     if device.type == "cuda":  # dropout on a GPU draws from the device's generator
         state["cuda_rng"] = torch.cuda.get_rng_state(device)
     buffer = io.BytesIO()
@@ -276,6 +318,14 @@ def _evaluate(model: nn.Module, loss_fn: nn.Module, data: PreparedData,
     }
 
 
+def _check_finite(batch_loss: Tensor, loss: str, epoch: int, settings: TrainingSettings) -> None:
+    if not torch.isfinite(batch_loss):
+        raise FloatingPointError(
+            f"loss {loss!r} became {float(batch_loss)} at epoch {epoch} (lr={settings.lr}); "
+            "try a smaller --lr"
+        )
+
+
 def train_run(
     store: ResultsStore,
     run_id: int,
@@ -299,19 +349,21 @@ def train_run(
         torch.manual_seed(seed)
         model = data.model_factory().to(device)
         loss_fn = get_loss(loss, **settings.loss_options)
-        optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr,
-                                     weight_decay=settings.weight_decay)
+        optimizer = build_optimizer(model, settings)
+        n_train = _length(data.x_train)
+        scheduler = build_scheduler(optimizer, settings, math.ceil(n_train / settings.batch_size))
         start_epoch = 0
         checkpoint = store.resume_point(run_id)
         if checkpoint is not None:
             state = torch.load(io.BytesIO(checkpoint.state), map_location=device, weights_only=True)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None and "scheduler" in state:
+                scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"].cpu())
             if "cuda_rng" in state and device.type == "cuda":
                 torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
             start_epoch = checkpoint.epoch
-        n_train = _length(data.x_train)
         for epoch in range(start_epoch + 1, settings.epochs + 1):
             started = time.perf_counter()
             model.train()
@@ -321,25 +373,30 @@ def train_run(
             grad_sum = grad_square_sum = 0.0
             for inputs, targets in _batches(data.x_train, data.y_train, order, settings.batch_size):
                 inputs, targets = _to_device(inputs, device), targets.to(device)
-                logits = model(inputs)
-                logits.retain_grad()
-                batch_loss = loss_fn(logits, targets)
-                if not torch.isfinite(batch_loss):
-                    raise FloatingPointError(
-                        f"loss {loss!r} became {float(batch_loss)} at epoch {epoch} (lr={settings.lr}); "
-                        "try a smaller --lr"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                batch_loss.backward()
-                optimizer.step()
+                if settings.train_step is not None:
+                    batch_loss, logits = settings.train_step(model, loss_fn, inputs, targets, optimizer)
+                    _check_finite(batch_loss, loss, epoch, settings)
+                else:
+                    logits = model(inputs)
+                    logits.retain_grad()
+                    batch_loss = loss_fn(logits, targets)
+                    _check_finite(batch_loss, loss, epoch, settings)
+                    optimizer.zero_grad(set_to_none=True)
+                    batch_loss.backward()
+                    if settings.grad_clip is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                    optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
                 size = targets.shape[0]
                 loss_sum += batch_loss.item() * size
                 correct += int((logits.detach().argmax(dim=1) == targets).sum())
                 # The batch loss is a mean, so size * grad is each sample's own dLoss/dlogit;
                 # its mean absolute value over classes is the sample's gradient magnitude.
-                per_sample = (logits.grad * size).abs().mean(dim=1).double()
-                grad_sum += float(per_sample.sum())
-                grad_square_sum += float((per_sample**2).sum())
+                if logits.grad is not None:  # not measured under a custom train_step
+                    per_sample = (logits.grad * size).abs().mean(dim=1).double()
+                    grad_sum += float(per_sample.sum())
+                    grad_square_sum += float((per_sample**2).sum())
             evaluation = _evaluate(model, loss_fn, data, settings, device)
             grad_mean = grad_sum / n_train
             grad_variance = max(grad_square_sum / n_train - grad_mean**2, 0.0)
@@ -360,7 +417,8 @@ def train_run(
                 )
             final = epoch == settings.epochs
             store.record_epoch(
-                run_id, epoch, metrics, None if final else _serialize(model, optimizer, epoch, device),
+                run_id, epoch, metrics,
+                None if final else _serialize(model, optimizer, epoch, device, scheduler),
                 final=final,
             )
             if on_epoch is not None:
