@@ -144,3 +144,48 @@ def test_python_hooks_are_used_and_recorded(tmp_path):
     other = tmp_path / "plain.sqlite"
     run_grid([_digits(epochs=2)], ["m"], [1], db=other, threads=1, progress=False, log=lambda _: None)
     assert _finals(db) != _finals(other)
+
+
+def _csv(path, rows=120, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3))
+    label = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    lines = ["a,b,c,label"] + [f"{r[0]:.4f},{r[1]:.4f},{r[2]:.4f},{y}" for r, y in zip(x, label)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cli_training_options_and_splits_are_printed_and_recorded(tmp_path, cli_run):
+    data = _csv(tmp_path / "train.csv")
+    db = tmp_path / "a.sqlite"
+    out = cli_run("compare", "--data", str(data), "--label-column", "label", "--losses",
+                  "cross_entropy,m", "--seeds", "1", "--epochs", "2", "--optimizer", "sgd",
+                  "--momentum", "0.5", "--scheduler", "cosine", "--warmup-epochs", "1",
+                  "--grad-clip", "2", "--test-fraction", "0.25", "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    assert "train 90, test 30" in out.stdout and "sgd lr 0.001" in out.stdout
+    assert "schedule cosine after 1 warmup epoch(s)" in out.stdout and "device cpu" in out.stdout
+    training = ResultsStore(db).runs()[0]["config"]["training"]
+    assert (training["optimizer"], training["momentum"], training["scheduler"],
+            training["warmup_epochs"], training["grad_clip"]) == ("sgd", 0.5, "cosine", 1, 2.0)
+    test_file = _csv(tmp_path / "test.csv", rows=50, seed=1)
+    out = cli_run("compare", "--data", str(data), "--label-column", "label", "--losses",
+                  "cross_entropy", "--seeds", "1", "--epochs", "1", "--test-data", str(test_file),
+                  "--db", str(tmp_path / "b.sqlite"))
+    assert out.returncode == 0, out.stderr
+    assert "train 120, test 50" in out.stdout
+
+
+def test_cli_bad_training_options_name_the_option(tmp_path, cli_run):
+    data = _csv(tmp_path / "train.csv")
+    out = cli_run("compare", "--data", str(data), "--label-column", "label", "--warmup-epochs", "9",
+                  "--epochs", "3", "--db", str(tmp_path / "c.sqlite"))
+    assert out.returncode != 0 and "--warmup-epochs: expected an integer from 0 to epochs - 1" in out.stderr
+    out = cli_run("compare", "--data", str(data), "--label-column", "label", "--nesterov",
+                  "--db", str(tmp_path / "c.sqlite"))
+    assert out.returncode != 0 and "--nesterov: needs optimizer 'sgd'" in out.stderr
+    out = cli_run("compare", "--task", "digits-mlp", "--test-fraction", "0.3",
+                  "--db", str(tmp_path / "c.sqlite"))
+    assert out.returncode != 0 and "--test-fraction goes with --data FILE.csv" in out.stderr

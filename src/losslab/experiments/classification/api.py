@@ -104,9 +104,15 @@ def csv_task(
     training: dict[str, Any] | None = None,
     max_train: int | None = None,
     max_test: int | None = None,
+    test_data: str | Path | None = None,
+    test_fraction: float | None = None,
+    split_seed: int | None = None,
 ) -> PlannedTask:
     """A grid row for a user's CSV: numeric columns -> MLP on standardised features (scaler
-    fitted on the training split only); a text column -> LSTM or frozen-MiniLM head."""
+    fitted on the training split only); a text column -> LSTM or frozen-MiniLM head.
+
+    The test split is ``test_data`` (a second CSV with the same columns) or a stratified
+    ``test_fraction`` of the rows (default 0.2, seeded by ``split_seed``, default 0)."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"data: no CSV file at {file}")
@@ -128,6 +134,16 @@ def csv_task(
         options["max_train"] = max_train
     if max_test is not None:
         options["max_test"] = max_test
+    if test_data is not None:
+        if test_fraction is not None:
+            raise ValueError("test_data, test_fraction: give a test file or a fraction, not both")
+        if not Path(test_data).is_file():
+            raise FileNotFoundError(f"test_data: no CSV file at {test_data}")
+        options["test_path"] = str(test_data)
+    if test_fraction is not None:
+        options["test_fraction"] = test_fraction
+    if split_seed is not None:
+        options["split_seed"] = split_seed
     defaults = {"epochs": 20 if model != "lstm" else 5, "lr": 1e-3, "batch_size": 32}
     settings = TrainingSettings(**{**defaults, **{k: v for k, v in (training or {}).items() if v is not None}})
     source = DatasetSource("csv", model, model_options, options=options, path=str(file),
@@ -151,6 +167,15 @@ def compare(
     lr: float | None = None,
     batch_size: int | None = None,
     weight_decay: float | None = None,
+    optimizer: str | None = None,
+    momentum: float | None = None,
+    nesterov: bool | None = None,
+    scheduler: str | None = None,
+    warmup_epochs: int | None = None,
+    grad_clip: float | None = None,
+    optimizer_factory: Callable[..., Any] | None = None,
+    scheduler_factory: Callable[..., Any] | None = None,
+    train_step: Callable[..., Any] | None = None,
     max_train: int | None = None,
     max_test: int | None = None,
     preset: str = "full",
@@ -191,6 +216,16 @@ def compare(
         db: the SQLite results file.
         epochs, lr, batch_size, weight_decay: training settings (task defaults otherwise;
             Adam with lr 1e-3, batch 64, 10 epochs for your own data).
+        optimizer, momentum, nesterov: ``"adam"`` (default), ``"adamw"`` or ``"sgd"``, and
+            SGD's momentum (0.9) and Nesterov flag.
+        scheduler, warmup_epochs: ``"none"`` (default), ``"cosine"``, ``"step"`` or
+            ``"onecycle"``, stepped per batch, after a linear warmup of that many epochs.
+        grad_clip: clip the gradient's global norm (None: no clipping).
+        optimizer_factory, scheduler_factory, train_step: your own optimizer
+            (``f(params, settings)``), schedule (``f(optimizer, settings, steps_per_epoch)``)
+            or training step (``f(model, loss_fn, inputs, targets, optimizer) -> (loss,
+            logits)``, doing forward, backward and the step); picklable (module-level)
+            functions when ``workers > 1``. See :mod:`.optim`.
         max_train, max_test: stratified subsets of a registered task's data.
         preset: a registered task's sizes, ``"quick"`` or ``"full"``.
         path: where a registered task's data lives (CIFAR-10, Imagenette, IMDB).
@@ -222,7 +257,11 @@ def compare(
                               sweep_epochs=sweep_epochs, sweep_seeds=sweep_seeds,
                               lr_extend_decades=lr_extend_decades)
     until = precision_target(until_decided, target_width=target_width, max_seeds=max_seeds)
-    overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay}
+    overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
+                 "optimizer": optimizer, "momentum": momentum, "nesterov": nesterov,
+                 "scheduler": scheduler, "warmup_epochs": warmup_epochs, "grad_clip": grad_clip,
+                 "optimizer_factory": optimizer_factory, "scheduler_factory": scheduler_factory,
+                 "train_step": train_step}
     if task is not None:
         if train is not None or test is not None or model_factory is not None:
             raise ValueError("task: give either a registered task or your own train/test/model_factory, not both")
