@@ -136,3 +136,46 @@ def test_exports_round_trip_through_pandas_and_csv(tmp_path, cli_run):
     assert "Every metric" in text and (tmp_path / "rep" / "figures").exists()
     with pytest.raises(ValueError, match="kind: expected 'runs' or 'curves'"):
         result.to_pandas("epochs")
+
+
+def test_curves_round_trip_through_tensorboard_and_mlflow(tmp_path, cli_run):
+    from mlflow import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from losslab.experiments.classification.store import ResultsStore
+
+    db, board, tracking = tmp_path / "t.sqlite", tmp_path / "tb", tmp_path / "mlruns"
+    arguments = ("compare", "--task", "digits-mlp", "--losses", "cross_entropy,full_m", "--seeds", "2",
+                 "--epochs", "2", "--max-train", "200", "--max-test", "90", "--db", str(db),
+                 "--tensorboard", str(board), "--mlflow", str(tracking))
+    out = cli_run(*arguments)
+    assert out.returncode == 0, out.stderr
+    store = ResultsStore(db)
+    runs = store.runs()
+    for run in runs:
+        events = EventAccumulator(str(board / "digits-mlp" / run["loss"] / f"seed-{run['seed']}"))
+        events.Reload()
+        epochs = store.epochs(run["run_id"])
+        for name in ("eval_accuracy", "eval_ece", "train_loss"):
+            points = events.Scalars(name)
+            assert [p.step for p in points] == [1, 2]
+            assert [p.value for p in points] == pytest.approx([e[name] for e in epochs], rel=1e-6)
+    client = MlflowClient(tracking.resolve().as_uri())
+    experiment = client.get_experiment_by_name("losslab")
+    logged = client.search_runs([experiment.experiment_id])
+    children = [r for r in logged if "losslab.run" in r.data.tags]
+    parents = [r for r in logged if "losslab.comparison" in r.data.tags]
+    assert len(children) == 4 and len(parents) == 1
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    for child in children:
+        run = next(r for r in runs if r["loss"] == child.data.params["loss"]
+                   and r["seed"] == int(child.data.params["seed"]))
+        history = client.get_metric_history(child.info.run_id, "eval_accuracy")
+        assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
+            (e["epoch"], e["eval_accuracy"]) for e in store.epochs(run["run_id"])]
+        assert child.data.params["training.lr"] == "0.001"
+    # exporting again duplicates nothing
+    again = cli_run(*arguments)
+    assert again.returncode == 0, again.stderr
+    assert len(client.search_runs([experiment.experiment_id])) == 5
+    assert len(list((board / "digits-mlp" / "full_m" / "seed-0").iterdir())) == 1

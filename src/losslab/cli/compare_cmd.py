@@ -103,6 +103,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default: 1)")
     parser.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
     parser.add_argument("--out", help="also write report.md and report.html of the whole database here")
+    parser.add_argument("--tensorboard", metavar="DIR",
+                        help="also write every test run's curves as TensorBoard event files here")
+    parser.add_argument("--mlflow", metavar="URI",
+                        help="also log every test run to this MLflow tracking URI (a local folder "
+                        "works): one MLflow run per (task, loss, seed) under one per comparison")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds to wait for a database locked by another process (default: 60)")
@@ -247,6 +252,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{len(result.failed)} run(s) failed (finished epochs are kept):")
         for line in result.failed:
             print(f"  {line}")
+    from losslab.experiments.classification.tracking import export_comparison
+
+    export_comparison(result, tensorboard=args.tensorboard, mlflow=args.mlflow)
     if args.out:
         md_path, html_path = write_report(args.db, args.out)
         print(f"\nreport: {md_path} and {html_path}")

@@ -198,6 +198,8 @@ def compare(
     until_decided: bool = False,
     target_width: float = 1.0,
     max_seeds: int = 20,
+    tensorboard: str | Path | None = None,
+    mlflow: str | None = None,
 ) -> ComparisonResult:
     """Train every loss on a task over several seeds, record it all in ``db``, and read it back.
 
@@ -251,6 +253,9 @@ def compare(
             the rule reads the spread of the differences only, never their significance).
         target_width: the half-width to reach, in accuracy points (1.0 = one point).
         max_seeds: the most seeds ``until_decided`` trains per loss.
+        tensorboard: also write every test run's curves as TensorBoard event files here.
+        mlflow: also log every test run to this MLflow tracking URI (a local folder works),
+            one MLflow run per (task, loss, seed) under one per comparison.
     """
     tuning = _tuning_settings(protocol, lr_grid=lr_grid, lr_decades=lr_decades, lr_points=lr_points,
                               val_fraction=val_fraction, split_seed=split_seed,
@@ -284,9 +289,13 @@ def compare(
         settings = TrainingSettings(**{**defaults, **{k: v for k, v in overrides.items() if v is not None}})
         source = ArraySource(x_train, y_train, x_test, y_test, model_factory, classes, name=label or "arrays")
         planned = PlannedTask(label or "arrays", source, settings)
-    return run_planned([planned], losses=losses, seeds=seeds, db=db, workers=workers,
-                       threads=threads, progress=progress, log=log, timeout=timeout,
-                       protocol=protocol, tuning=tuning, until=until)
+    result = run_planned([planned], losses=losses, seeds=seeds, db=db, workers=workers,
+                         threads=threads, progress=progress, log=log, timeout=timeout,
+                         protocol=protocol, tuning=tuning, until=until)
+    from losslab.experiments.classification.tracking import export_comparison
+
+    export_comparison(result, tensorboard=tensorboard, mlflow=mlflow, log=log)
+    return result
 
 
 def precision_target(until_decided: bool, *, target_width: float, max_seeds: int) -> Any:
