@@ -39,7 +39,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 if not _keras.__version__.startswith("3."):  # pragma: no cover
     raise ImportError(f"losslab.keras needs Keras 3, found keras {_keras.__version__}")
 
-from losslab.keras.losses import (  # noqa: E402
+from losslab.keras.losses import (
     BinaryFullLLoss,
     BinaryFullMLoss,
     BinaryLLoss,

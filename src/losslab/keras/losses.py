@@ -685,7 +685,7 @@ class _BinaryBase(_CategoricalBase):
 
 
 def _fixed_full_init(base: type) -> Callable[..., None]:
-    def __init__(self, **kwargs: Any) -> None:  # noqa: N807
+    def __init__(self, **kwargs: Any) -> None:
         if "full" in kwargs:
             raise TypeError(f"full: {type(self).__name__} is always full; got full={kwargs['full']!r}")
         base.__init__(self, **kwargs)
