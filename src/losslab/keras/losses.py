@@ -159,6 +159,16 @@ def _has_values(x: Tensor) -> bool:
     return True
 
 
+def _to_numpy(x: Tensor) -> np.ndarray:
+    if keras.backend.backend() == "torch":
+        import torch
+
+        if isinstance(x, torch.Tensor):  # (keras' own conversion warns under numpy 2)
+            x = x.detach().cpu()
+            return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
+    return np.asarray(ops.convert_to_numpy(x))
+
+
 def _plain(value: Any) -> int | float:
     """A numpy scalar as Python, integral floats as int (labels reach Loss.call as floats)."""
     value = value.item() if hasattr(value, "item") else value
@@ -169,11 +179,10 @@ def _check_range(name: str, x: Tensor, low: float, high: float, what: str) -> No
     """Raise unless every value of ``x`` lies in [low, high] (NaN fails); eager only."""
     if not _has_values(x) or math.prod(_shape(x)) == 0:
         return
-    smallest = float(ops.convert_to_numpy(ops.min(x)))
-    largest = float(ops.convert_to_numpy(ops.max(x)))
+    smallest, largest = float(_to_numpy(ops.min(x))), float(_to_numpy(ops.max(x)))
     if smallest >= low and largest <= high:
         return
-    values = np.asarray(ops.convert_to_numpy(x), dtype=np.float64)
+    values = _to_numpy(x).astype(np.float64)
     bad = ~((values >= low) & (values <= high))
     raise ValueError(
         f"{name}: expected {what} in [{low:g}, {high:g}], got {_plain(values[bad].flat[0])!r} "
@@ -184,7 +193,7 @@ def _check_range(name: str, x: Tensor, low: float, high: float, what: str) -> No
 def _check_class_indices(y_true: Tensor, num_classes: int, ignore_class: int | None) -> None:
     if not _has_values(y_true) or math.prod(_shape(y_true)) == 0:
         return
-    values = np.asarray(ops.convert_to_numpy(y_true))
+    values = _to_numpy(y_true)
     if values.dtype.kind == "f" and not np.all(values == np.round(values)):
         first = values[values != np.round(values)].flat[0]
         raise ValueError(f"y_true: expected integer class indices, got {_plain(first)!r}")
