@@ -538,6 +538,22 @@ if not CHILD:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == ""
 
+    def test_text_classifier_example_trains_with_every_loss():
+        """examples/keras_text_classifier.py, tiny: the paper's LSTM with each loss."""
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("keras_text_classifier",
+                                                      ROOT / "examples" / "keras_text_classifier.py")
+        example = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(example)
+        results = example.main(["--dataset", "synthetic", "--max-train", "64", "--max-test", "32",
+                                "--length", "12", "--batch-size", "32", "--vocabulary", "200"])
+        assert [r["loss"] for r in results] == ["cross_entropy", "m", "full_m", "l", "full_l"]
+        for r in results:
+            assert np.isfinite(r["train_loss"]) and r["train_loss"] > 0 and 0 <= r["test_accuracy"] <= 1
+        # M's value is expm1 of cross-entropy's, at the same start: larger
+        assert results[1]["train_loss"] > results[0]["train_loss"]
+
     @pytest.mark.parametrize("backend", [b for b in REQUIRED_BACKENDS if b != BACKEND])
     def test_other_required_backends(backend):
         """Every test above, again in a child process on the other required backend."""
