@@ -47,8 +47,11 @@ _CORE = [
      "more lenient than cross-entropy for p above ~0.117"),
 ]
 
+# The class names of the Keras forms in losslab.keras (strings: no Keras import here).
+_KERAS_STEM = {"m": "MLoss", "full_m": "FullMLoss", "l": "LLoss", "full_l": "FullLLoss"}
+
 for name, module, function, binary_function, full, formula, note in _CORE:
-    extra_hp = {"full": full}
+    stem = _KERAS_STEM[name]
     register(
         LossInfo(
             name=name,
@@ -66,6 +69,7 @@ for name, module, function, binary_function, full, formula, note in _CORE:
             hyperparameters={**_MULTI_HP, **_IMPL_HP},
             notes=note + "; probabilities clamped into [eps, 1 - eps]",
             pointwise=_pointwise(binary_function, full=full),
+            keras=(f"Categorical{stem}", f"SparseCategorical{stem}"),
         )
     )
     register(
@@ -87,6 +91,7 @@ for name, module, function, binary_function, full, formula, note in _CORE:
             hyperparameters={**_BINARY_HP, **_IMPL_HP},
             notes=note + ("; from a logit: y exp(-z) + (1 - y) exp(z)" if name == "full_m" else ""),
             pointwise=_pointwise(binary_function, full=full),
+            keras=(f"Binary{stem}",),
         )
     )
 

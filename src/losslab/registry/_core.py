@@ -43,6 +43,9 @@ class LossInfo:
         extra: an experimental loss, not a recommended default.
         pointwise: for the analysis figures: ``f(p, y)`` for a single probability output
             (classification) or ``f(e)`` for an error (regression), elementwise, no reduction.
+        keras: the names of its Keras 3 forms in :mod:`losslab.keras` (``keras.losses.Loss``
+            subclasses), empty if it has none. Plain strings, so that reading the registry
+            never imports Keras.
     """
 
     name: str
@@ -62,6 +65,7 @@ class LossInfo:
     aliases: tuple[str, ...] = ()
     extra: bool = False
     pointwise: Callable[..., Tensor] | None = None
+    keras: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The metadata as plain data (for JSON, tables and reports)."""
@@ -80,6 +84,7 @@ class LossInfo:
             "notes": self.notes,
             "aliases": list(self.aliases),
             "extra": self.extra,
+            "keras": [f"losslab.keras.{name}" for name in self.keras],
         }
 
 
