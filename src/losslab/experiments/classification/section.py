@@ -307,8 +307,10 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
     from losslab.experiments.classification.report import (
         decision_lines,
         learning_curves,
+        metrics_markdown,
         other_views_markdown,
         precision_line,
+        reliability_figure,
     )
     from losslab.experiments.classification.stats import compare_losses
     from losslab.experiments.classification.step_size import step_size_parts
@@ -384,10 +386,20 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
                                                            explain=index == 0)
         if extra:
             body += [extra, ""]
+        everything = metrics_markdown(group)
+        if everything:
+            body += ["Every metric (mean over seeds; ▲ better, ▼ worse, = within ±1 point, ? "
+                     "undecided against cross-entropy; a loss that rescales its gradients moves "
+                     "calibration as much as accuracy):", "", everything, ""]
         curves = learning_curves(group, out, stem + "-curves")
         if curves is not None:
             curves.caption = f"Table {spec.number} stand-in, {protocol} protocol: " + curves.caption
             figures.append(curves)
+        reliability = reliability_figure(group, out, stem + "-reliability")
+        if reliability is not None:
+            reliability.caption = (f"Table {spec.number} stand-in, {protocol} protocol: "
+                                   + reliability.caption)
+            figures.append(reliability)
         for figure in extra_figures:
             figure.caption = f"Table {spec.number} stand-in, {protocol} protocol: " + figure.caption
         figures += extra_figures
