@@ -179,3 +179,23 @@ def test_curves_round_trip_through_tensorboard_and_mlflow(tmp_path, cli_run):
     assert again.returncode == 0, again.stderr
     assert len(client.search_runs([experiment.experiment_id])) == 5
     assert len(list((board / "digits-mlp" / "full_m" / "seed-0").iterdir())) == 1
+
+
+def test_verdicts_and_precision_can_read_another_metric(tmp_path):
+    from losslab.experiments.classification import compare
+
+    result = compare(task="digits-mlp", losses=["cross_entropy", "m"], seeds=2, epochs=2,
+                     max_train=200, max_test=90, db=tmp_path / "e.sqlite", progress=False,
+                     log=lambda _: None, metric="ece", until_decided=True, max_seeds=3,
+                     target_width=0.01)
+    outcome = result.precision["digits-mlp"]
+    assert outcome.target.metric == "ece" and outcome.stopped == "max_seeds"
+    ece = result.tasks[0].final_scores("ece")
+    from losslab.experiments.classification.sequential import half_widths
+
+    assert outcome.rounds[-1].half_widths == pytest.approx(
+        half_widths(ece, outcome.seeds, "cross_entropy"))
+    text = result.markdown()
+    assert "expected calibration error" in text and "ece" not in text.split("|")[0]
+    with pytest.raises(ValueError, match="metric: expected one of accuracy"):
+        compare(task="digits-mlp", db=tmp_path / "x.sqlite", metric="auc", until_decided=True)

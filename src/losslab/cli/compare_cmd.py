@@ -90,6 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="when a loss's best rate sits at an edge of the grid, grow the grid a "
                        "decade on that side and sweep again, up to this many decades per side "
                        "(default: 2; 0 keeps the grid as given)")
+    parser.add_argument("--metric", default="accuracy",
+                        choices=("accuracy", "macro_f1", "balanced_accuracy", "nll", "ece", "brier"),
+                        help="the score the verdicts (and --until-decided) read (default: accuracy); "
+                        "every metric is recorded and tabled")
     precise = parser.add_argument_group("seeds until the answer is precise (--until-decided)")
     precise.add_argument("--until-decided", action="store_true",
                          help="treat --seeds as the first round and add seeds in rounds until every "
@@ -189,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         until = precision_target(args.until_decided, target_width=args.target_width,
-                                 max_seeds=args.max_seeds)
+                                 max_seeds=args.max_seeds, metric=args.metric)
     except ValueError as error:
         text = str(error)
         for name in ("target_width", "max_seeds"):
@@ -246,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{label}: {outcome.describe()}")
     for task in result.tasks:
         print(f"\n{task.label}")
-        comparisons = task.comparisons()
+        comparisons = task.comparisons(metric=args.metric)
         print(statistics_markdown(comparisons, task.incomplete()) if comparisons else "no finished runs")
     if result.failed:
         print(f"\n{len(result.failed)} run(s) failed (finished epochs are kept):")
@@ -256,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
 
     export_comparison(result, tensorboard=args.tensorboard, mlflow=args.mlflow)
     if args.out:
-        md_path, html_path = write_report(args.db, args.out)
+        md_path, html_path = write_report(args.db, args.out, metric=args.metric)
         print(f"\nreport: {md_path} and {html_path}")
     print(f"results: {Path(args.db).resolve()}")
     return 1 if result.failed else 0

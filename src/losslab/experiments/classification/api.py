@@ -45,10 +45,13 @@ class ComparisonResult:
             result.setdefault(task, {})[loss] = selection.lr
         return result
 
+    metric: str = "accuracy"  # the score the verdicts read
+
     def markdown(self) -> str:
         from losslab.experiments.classification.report import task_markdown
 
-        return "\n\n".join(f"### {task.label}\n\n{task_markdown(task)}" for task in self.tasks)
+        return "\n\n".join(f"### {task.label}\n\n{task_markdown(task, self.metric)}"
+                             for task in self.tasks)
 
     def to_pandas(self, kind: str = "runs") -> Any:
         """The results as a pandas DataFrame: ``"runs"`` (one row per run of this comparison:
@@ -200,6 +203,7 @@ def compare(
     max_seeds: int = 20,
     tensorboard: str | Path | None = None,
     mlflow: str | None = None,
+    metric: str = "accuracy",
 ) -> ComparisonResult:
     """Train every loss on a task over several seeds, record it all in ``db``, and read it back.
 
@@ -256,12 +260,15 @@ def compare(
         tensorboard: also write every test run's curves as TensorBoard event files here.
         mlflow: also log every test run to this MLflow tracking URI (a local folder works),
             one MLflow run per (task, loss, seed) under one per comparison.
+        metric: the score the verdicts (and ``until_decided``'s precision) read: one of
+            :data:`.metrics.METRICS` (accuracy, macro_f1, balanced_accuracy, nll, ece, brier).
     """
     tuning = _tuning_settings(protocol, lr_grid=lr_grid, lr_decades=lr_decades, lr_points=lr_points,
                               val_fraction=val_fraction, split_seed=split_seed,
                               sweep_epochs=sweep_epochs, sweep_seeds=sweep_seeds,
                               lr_extend_decades=lr_extend_decades)
-    until = precision_target(until_decided, target_width=target_width, max_seeds=max_seeds)
+    until = precision_target(until_decided, target_width=target_width, max_seeds=max_seeds,
+                             metric=metric)
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
                  "optimizer": optimizer, "momentum": momentum, "nesterov": nesterov,
                  "scheduler": scheduler, "warmup_epochs": warmup_epochs, "grad_clip": grad_clip,
@@ -295,17 +302,22 @@ def compare(
     from losslab.experiments.classification.tracking import export_comparison
 
     export_comparison(result, tensorboard=tensorboard, mlflow=mlflow, log=log)
+    result.metric = metric
     return result
 
 
-def precision_target(until_decided: bool, *, target_width: float, max_seeds: int) -> Any:
+def precision_target(until_decided: bool, *, target_width: float, max_seeds: int,
+                     metric: str = "accuracy") -> Any:
     """The ``until_decided`` stopping rule from user-facing units (points), checked even when
     off (a typo is an error); None when ``until_decided`` is False."""
     from losslab.experiments.classification.sequential import PrecisionTarget
 
     if isinstance(target_width, bool) or not isinstance(target_width, (int, float)):
         raise ValueError(f"target_width: expected a positive number of points, got {target_width!r}")
-    target = PrecisionTarget(target_width=float(target_width) / 100.0, max_seeds=max_seeds)
+    from losslab.experiments.classification.metrics import check_metric
+
+    target = PrecisionTarget(target_width=float(target_width) / 100.0, max_seeds=max_seeds,
+                             metric=check_metric(metric))
     return target if until_decided else None
 
 
@@ -390,7 +402,7 @@ def _run_until_decided(tasks: Sequence[PlannedTask], *, losses: Sequence[str],
             last[task.label] = result
             scores: dict[str, dict[int, float]] = {loss: {} for loss in losses}
             for group in result.tasks:
-                for loss, by_seed in group.final_accuracy().items():
+                for loss, by_seed in group.final_scores(until.metric).items():
                     scores.setdefault(loss, {}).update(
                         {seed: value for seed, value in by_seed.items() if seed in round_seeds})
             return scores

@@ -43,11 +43,13 @@ class PrecisionTarget:
             in accuracy units (0.01 = 1 point).
         max_seeds: the most seeds any loss is trained with.
         baseline: the loss the others are paired with.
+        metric: the score whose paired intervals must be narrow (see :mod:`.metrics`).
     """
 
     target_width: float = DEFAULT_TARGET_WIDTH
     max_seeds: int = DEFAULT_MAX_SEEDS
     baseline: str = "cross_entropy"
+    metric: str = "accuracy"
 
     def __post_init__(self) -> None:
         width = self.target_width
