@@ -458,10 +458,28 @@ def task_markdown(task: TaskResults, metric: str = "accuracy") -> str:
                 f"{protocol['sweep_epochs']} sweep epoch(s), sweep seed(s) {protocol['sweep_seeds']})")
     else:
         rate = f"lr {training.get('lr')} for every loss (**fixed protocol**)"
+    optimizer = training.get("optimizer", "adam")
+    if optimizer == "sgd":
+        optimizer += f" (momentum {training.get('momentum', 0.9)}"
+        optimizer += ", Nesterov)" if training.get("nesterov") else ")"
+    if training.get("optimizer_factory"):
+        optimizer = f"`{training['optimizer_factory']}`"
+    schedule = training.get("scheduler", "none")
+    if training.get("warmup_epochs"):
+        schedule += f" after {training['warmup_epochs']} warmup epoch(s)"
+    extras = [f"schedule {schedule}"]
+    if training.get("weight_decay"):
+        extras.append(f"weight decay {training['weight_decay']:g}")
+    if training.get("grad_clip"):
+        extras.append(f"gradient norm clipped at {training['grad_clip']:g}")
+    if training.get("train_step"):
+        extras.append(f"train step `{training['train_step']}`")
+    sizes = _split_sizes(task)
     parts = [
-        f"Data: `{data.get('dataset')}` ({_format_options(data.get('options'))}); model: "
-        f"`{data.get('model')}`; Adam, {rate}, batch {training.get('batch_size')}, "
-        f"{training.get('epochs')} epochs. Accuracy is the test accuracy after the last epoch; "
+        f"Data: `{data.get('dataset')}` ({_format_options(data.get('options'))})"
+        + (f", {sizes}" if sizes else "") + f"; model: `{data.get('model')}`; {optimizer}, {rate}, "
+        f"batch {training.get('batch_size')}, {training.get('epochs')} epochs, "
+        f"{', '.join(extras)}. Scores are taken after the last epoch on the test split; "
         "differences are paired by seed (same initial weights and data order).",
         "",
     ]
@@ -490,6 +508,15 @@ def task_markdown(task: TaskResults, metric: str = "accuracy") -> str:
     total_time = sum(e["wall_time"] for run in task.runs for e in run["epochs"])
     parts.append(f"Training time recorded: {total_time:.1f} s over {len(task.runs)} run(s).")
     return "\n".join(parts)
+
+
+def _split_sizes(task: TaskResults) -> str:
+    """"train N, test M" from the sample record of the task's runs (empty if none)."""
+    for run in task.runs:
+        samples = run["config"].get("samples")
+        if samples:
+            return f"train {samples['train']['count']}, test {samples['eval']['count']}"
+    return ""
 
 
 def _format_options(options: Any) -> str:
