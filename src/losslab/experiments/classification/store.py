@@ -325,6 +325,12 @@ class ResultsStore:
             )
             return True
 
+    def set_environment(self, run_id: int, environment: Mapping[str, Any]) -> None:
+        """Replace the run's environment record (where a remote worker trains it)."""
+        with self.transaction() as cursor:
+            cursor.execute("UPDATE runs SET environment = ? WHERE run_id = ?",
+                           (json.dumps(environment, default=str), run_id))
+
     def diverge(self, run_id: int, error: str) -> None:
         """Record that a sweep run's loss became non-finite: a result (the rate is too large),
         final like ``finished``, so a re-run does not train it again."""

@@ -498,7 +498,7 @@ def planned_task(
     """A grid row for a registered task with the preset's sizes and the user's overrides.
 
     ``overrides`` may set ``epochs``, ``lr``, ``batch_size``, ``weight_decay``, ``max_train``,
-    ``max_test`` (``None`` values are ignored).
+    ``max_test``, ``device``, ``amp`` (``None`` values are ignored).
     """
     from losslab.experiments.classification.runner import PlannedTask
 
@@ -512,7 +512,7 @@ def planned_task(
     sizes = dict(task.full if preset == "full" else task.quick)
     chosen = {**task.training, **{k: v for k, v in sizes.items() if k == "epochs"}}
     data_options = {k: v for k, v in sizes.items() if k in ("max_train", "max_test") and v is not None}
-    valid = ("epochs", "lr", "batch_size", "weight_decay", "max_train", "max_test")
+    valid = ("epochs", "lr", "batch_size", "weight_decay", "max_train", "max_test", "device", "amp")
     for key, value in (overrides or {}).items():
         if key not in valid:
             raise ValueError(f"overrides: unknown setting {key!r}; valid: {', '.join(valid)}")

@@ -388,6 +388,7 @@ def run_tuned(
     timeout: float = 60.0,
     on_epoch: Callable[..., None] | None = None,
     stages: Sequence[str] = ("sweep", "test"),
+    backend: Any = "local",
 ) -> TunedRun:
     """Sweep each (task, loss)'s learning rate on a validation split, then test at the best.
 
@@ -397,6 +398,7 @@ def run_tuned(
         db: the results database holding both stages.
         tuning: the sweep and selection settings (defaults: :class:`TuningSettings`).
         stages: ``("sweep",)`` to run the sweep and select without testing.
+        backend: where the runs of both stages train (see :func:`.runner.run_grid`).
 
     Returns:
         A :class:`TunedRun`. A loss whose sweep has failed runs gets no test runs; it is
@@ -414,9 +416,11 @@ def run_tuned(
         f"{len(rows) // max(1, len(tasks))} rate(s) × {len(tuning.seeds)} seed(s) on a "
         f"{tuning.val_fraction:g} validation split")
     sweep = run_grid(rows, losses, tuning.seeds, db=store, workers=workers, threads=threads,
-                     stage="sweep", progress=progress, log=log, timeout=timeout, on_epoch=on_epoch)
+                     stage="sweep", progress=progress, log=log, timeout=timeout, on_epoch=on_epoch,
+                     backend=backend)
     sweep = _grow_grids(store, tasks, losses, tuning, sweep, workers=workers, threads=threads,
-                        progress=progress, log=log, timeout=timeout, on_epoch=on_epoch)
+                        progress=progress, log=log, timeout=timeout, on_epoch=on_epoch,
+                        backend=backend)
     selections: dict[tuple[str, str], Selection] = {}
     tested: list[PlannedTask] = []
     failed = list(sweep.failed)
@@ -455,7 +459,7 @@ def run_tuned(
         for row in tested:
             results.append(run_grid([row], list(row.loss_settings), seeds, db=store, workers=workers,
                                     threads=threads, stage="test", progress=progress, log=log,
-                                    timeout=timeout, on_epoch=on_epoch))
+                                    timeout=timeout, on_epoch=on_epoch, backend=backend))
         test = _merge(results)
         failed += test.failed
     return TunedRun(sweep, test, selections, tested, failed)
