@@ -98,6 +98,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "(default: 1)")
     scale.add_argument("--gpus-per-run", type=float, default=0.0,
                        help="GPUs Ray reserves per run (default: 0; --device cuda needs >= 1)")
+    scale.add_argument("--ray-resource", type=key_value, action="append", default=[],
+                       metavar="NAME=AMOUNT",
+                       help="a custom Ray resource each run needs (repeatable), e.g. "
+                       "big_memory=1 for nodes started with --resources '{\"big_memory\": 4}'")
     parser.add_argument("--db", default="results.sqlite", help="results database (default: results.sqlite)")
     parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default: 1)")
     parser.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
@@ -123,7 +127,8 @@ def add_device_options(parser: argparse.ArgumentParser) -> None:
 OPTION_NAMES: dict[str, str] = {
     "device": "--device", "amp": "--amp", "ray_address": "--ray-address",
     "cpus_per_run": "--cpus-per-run", "gpus_per_run": "--gpus-per-run", "backend": "--backend",
-    "ray_address, gpus_per_run": "--ray-address, --gpus-per-run",
+    "ray_address, gpus_per_run, resources": "--ray-address, --gpus-per-run, --ray-resource",
+    "resources": "--ray-resource",
 }
 
 
@@ -195,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
         if args.device is not None:
             check_device(args.device)
         backend = make_backend(args.backend, ray_address=args.ray_address,
-                               cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
+                               cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+                               resources=dict(args.ray_resource))
     except ValueError as error:
         raise as_option_error(error) from error
     training = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,

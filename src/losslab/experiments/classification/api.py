@@ -259,7 +259,7 @@ def compare(
 
 
 def make_backend(backend: str, *, ray_address: str | None = None, cpus_per_run: float = 1.0,
-                 gpus_per_run: float = 0.0) -> Any:
+                 gpus_per_run: float = 0.0, resources: dict[str, float] | None = None) -> Any:
     """``"local"`` or a :class:`.ray_backend.RayBackend` from user-facing options (Ray's
     options are checked even when unused: a typo is an error; an address or GPUs given with
     the local backend are an error too)."""
@@ -269,10 +269,11 @@ def make_backend(backend: str, *, ray_address: str | None = None, cpus_per_run: 
         return backend
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
-    options = RayBackend(address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+    options = RayBackend(address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                         resources=dict(resources or {}))
     if backend == "local":
-        if ray_address is not None or gpus_per_run:
-            raise ValueError("ray_address, gpus_per_run: only go with backend='ray'")
+        if ray_address is not None or gpus_per_run or resources:
+            raise ValueError("ray_address, gpus_per_run, resources: only go with backend='ray'")
         return "local"
     return options
 

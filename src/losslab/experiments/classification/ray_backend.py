@@ -70,6 +70,10 @@ class RayBackend:
                     or not math.isfinite(value) or value < low:
                 what = "a number >= 0" if name == "gpus_per_run" else "a positive number"
                 raise ValueError(f"{name}: expected {what}, got {value!r}")
+        for name, amount in dict(self.resources).items():
+            if not isinstance(name, str) or isinstance(amount, bool) \
+                    or not isinstance(amount, (int, float)) or not amount > 0:
+                raise ValueError(f"resources: expected NAME=AMOUNT with an amount > 0, got {name}={amount!r}")
         if not (isinstance(self.connect_timeout, (int, float)) and self.connect_timeout > 0):
             raise ValueError(f"connect_timeout: expected seconds > 0, got {self.connect_timeout!r}")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
@@ -219,9 +223,7 @@ def run_on_ray(store: Any, tasks: Sequence[Any], pending: Sequence[tuple[Any, in
     from losslab.experiments.classification.runner import EpochRecord
     from losslab.experiments.classification.store import DONE_STATUSES
 
-    with ray_session(backend, log) as ray:
-        check_cluster(ray, backend, [task.settings_for(job.loss).device for job, _ in pending
-                                     for task in [tasks[job.task_index]]])
+    with ray_session(backend, log) as ray:  # the grid's session (checked by run_grid)
         per_run_threads = threads if threads is not None else max(1, int(backend.cpus_per_run))
         remote = ray.remote(_train_remote).options(
             num_cpus=backend.cpus_per_run, num_gpus=backend.gpus_per_run,

@@ -651,6 +651,17 @@ def run_grid(
     if len(set(identities)) != len(identities):
         raise ValueError(f"tasks: expected distinct (label, config) rows, got labels "
                          f"{[task.label for task in tasks]} with repeated configs")
+    if on_ray:  # one Ray session for the grid; the cluster checked before anything is registered
+        from losslab.experiments.classification.ray_backend import check_cluster, ray_session
+
+        ray = import_ray()
+        if not ray.is_initialized():
+            with ray_session(backend, log):
+                return run_grid(tasks, losses, seeds, db=db, workers=workers, threads=threads,
+                                stage=stage, progress=progress, log=log, timeout=timeout,
+                                on_epoch=on_epoch, backend=backend)
+        check_cluster(ray, backend, sorted({task.settings_for(loss).device for task in tasks
+                                            for loss in losses}))
     store = db if isinstance(db, ResultsStore) else ResultsStore(db, timeout=timeout)
     requested_threads = threads
     threads = default_threads(workers) if threads is None else int(threads)
