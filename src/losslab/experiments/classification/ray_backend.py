@@ -270,7 +270,8 @@ def run_on_ray(store: Any, tasks: Sequence[Any], pending: Sequence[tuple[Any, in
                         continue
                     except ray.exceptions.RayError as error:  # the worker or its node died
                         del running[generator]
-                        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                        reason = f"{type(error).__name__}: {text.split('. ')[0]}"
                         done = store.epoch_count(attempt.run_id)
                         if attempt.tries <= backend.max_retries:
                             log(f"[compare] {describe(job)}: its Ray worker or node died ({reason}); "
