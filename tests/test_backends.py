@@ -418,3 +418,43 @@ def _wait_for_nodes(env: dict[str, str], count: int, timeout: float = 120) -> No
             return
         time.sleep(1)
     raise AssertionError(f"the Ray cluster did not reach {count} node(s): {result.stderr[-2000:]}")
+
+
+# --- successive halving (--sweep-scheduler asha) ---------------------------------------------
+
+
+def _asha(db: Path, **options):
+    from losslab.experiments.classification import compare
+
+    return compare(task="digits-mlp", losses=["cross_entropy", "l"], seeds=1, epochs=4, max_train=200,
+                   max_test=80, protocol="tuned", sweep_scheduler="asha", lr_points=3,
+                   lr_extend_decades=0, threads=1, progress=False, log=lambda _: None, db=db, **options)
+
+
+def _halving_records(db: Path) -> dict[str, dict]:
+    connection = sqlite3.connect(db)
+    rows = connection.execute("SELECT key, value FROM meta WHERE key LIKE 'sweep_scheduler:%'").fetchall()
+    connection.close()
+    return {key.rsplit(":", 1)[1]: json.loads(value) for key, value in rows}
+
+
+def test_asha_sweep_stops_poor_rates_and_its_decisions_are_reproducible(tmp_path):
+    first = _asha(tmp_path / "a.sqlite")
+    records = _halving_records(tmp_path / "a.sqlite")
+    assert set(records) == {"cross_entropy", "l"}
+    for loss, record in records.items():
+        # 3 rates, 2 sweep epochs: rungs at epochs 1 and 2; the best third goes on.
+        assert record["rungs"] == [1, 2] and record["eta"] == 3
+        assert len(record["stopped"]) == 2 and len(record["survivors"]) == 1
+        assert (record["epochs_trained"], record["epochs_without"], record["epochs_saved"]) == (4, 6, 2)
+        assert first.selections[("digits-mlp", loss)].lr == record["survivors"][0]
+        assert set(first.selections[("digits-mlp", loss)].stopped) == {float(lr) for lr in record["stopped"]}
+    sweep_epochs = sqlite3.connect(tmp_path / "a.sqlite").execute(
+        "SELECT COUNT(*) FROM epochs JOIN runs USING (run_id) WHERE stage = 'sweep'").fetchone()[0]
+    assert sweep_epochs == 8  # 2 losses × 4 epochs instead of 2 × 6
+    second = _asha(tmp_path / "b.sqlite")  # same seed, fresh database: same decisions
+    assert _halving_records(tmp_path / "b.sqlite") == records
+    assert second.chosen_learning_rates() == first.chosen_learning_rates()
+    again = _asha(tmp_path / "a.sqlite")  # re-run: nothing trained twice
+    assert again.sweep.trained == 0 and again.grid.trained == 0
+    assert "successive halving" in first.markdown() and "sweep epochs saved" in first.markdown()

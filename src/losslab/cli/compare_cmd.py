@@ -75,6 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="when a loss's best rate sits at an edge of the grid, grow the grid a "
                        "decade on that side and sweep again, up to this many decades per side "
                        "(default: 2; 0 keeps the grid as given)")
+    tuned.add_argument("--sweep-scheduler", choices=("none", "asha"), default="none",
+                       help="asha: stop poor rates early by successive halving (each rung keeps the "
+                       "best third of the rates; rungs at epochs ..., budget/9, budget/3, budget), on "
+                       "the same backend; decisions and the epochs saved are recorded (default: none)")
     precise = parser.add_argument_group("seeds until the answer is precise (--until-decided)")
     precise.add_argument("--until-decided", action="store_true",
                          help="treat --seeds as the first round and add seeds in rounds until every "
@@ -170,11 +174,11 @@ def run(args: argparse.Namespace) -> int:
             args.protocol, lr_grid=args.lr_grid, lr_decades=args.lr_decades, lr_points=args.lr_points,
             val_fraction=args.val_fraction, split_seed=args.split_seed,
             sweep_epochs=args.sweep_epochs, sweep_seeds=args.sweep_seeds,
-            lr_extend_decades=args.lr_extend_decades)
+            lr_extend_decades=args.lr_extend_decades, scheduler=args.sweep_scheduler)
     except ValueError as error:  # name the options as typed on the command line
         text = str(error)
         for name in ("lr_grid", "lr_decades", "lr_points", "val_fraction", "split_seed",
-                     "sweep_epochs", "sweep_seeds", "lr_extend_decades"):
+                     "sweep_epochs", "sweep_seeds", "lr_extend_decades", "sweep_scheduler"):
             if text.startswith(name):
                 text = "--" + name.replace("_", "-") + text[len(name):]
         raise CommandError(text) from error

@@ -159,6 +159,7 @@ def compare(
     sweep_epochs: int | None = None,
     sweep_seeds: int | Sequence[int] = 1,
     lr_extend_decades: int = 2,
+    sweep_scheduler: str = "none",
     until_decided: bool = False,
     target_width: float = 1.0,
     max_seeds: int = 20,
@@ -205,6 +206,8 @@ def compare(
         sweep_seeds: a number n (seeds 0..n-1) or explicit seeds of the sweep runs.
         lr_extend_decades: when a loss's best rate sits at an edge of the grid, the grid grows
             a decade on that side and is swept again, up to this many decades per side.
+        sweep_scheduler: ``"asha"`` stops poor rates of the sweep early by successive
+            halving (see :class:`.tuning.TuningSettings`); ``"none"`` trains every rate fully.
         until_decided: treat ``seeds`` as the first round and add seeds in rounds until every
             loss's paired 95% interval half-width against cross-entropy is at most
             ``target_width`` points, or ``max_seeds`` is reached (see :mod:`.sequential`:
@@ -225,7 +228,7 @@ def compare(
     tuning = _tuning_settings(protocol, lr_grid=lr_grid, lr_decades=lr_decades, lr_points=lr_points,
                               val_fraction=val_fraction, split_seed=split_seed,
                               sweep_epochs=sweep_epochs, sweep_seeds=sweep_seeds,
-                              lr_extend_decades=lr_extend_decades)
+                              lr_extend_decades=lr_extend_decades, scheduler=sweep_scheduler)
     until = precision_target(until_decided, target_width=target_width, max_seeds=max_seeds)
     execution = make_backend(backend, ray_address=ray_address, cpus_per_run=cpus_per_run,
                              gpus_per_run=gpus_per_run)

@@ -186,7 +186,8 @@ _PREPARED: dict[tuple[str, int, str], Any] = {}
 
 
 def _train_remote(tasks: Sequence[Any], grid_key: str, task_index: int, loss: str, seed: int,
-                  stage: str, checkpoint: bytes | None, threads: int) -> Iterator[Any]:
+                  stage: str, checkpoint: bytes | None, threads: int,
+                  stop_after: int | None = None) -> Iterator[Any]:
     """A Ray streaming task: first the worker's environment, then one EpochRecord per epoch."""
     import ray
 
@@ -202,7 +203,7 @@ def _train_remote(tasks: Sequence[Any], grid_key: str, task_index: int, loss: st
             del _PREPARED[old]  # another grid's data: not needed again in this process
         _PREPARED[key] = tasks[task_index].source.prepare(stage)
     yield from train_epochs(_PREPARED[key], loss, seed, settings, checkpoint=checkpoint,
-                            threads=threads)
+                            threads=threads, stop_after=stop_after)
 
 
 # --- the driver side ------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def run_on_ray(store: Any, tasks: Sequence[Any], pending: Sequence[tuple[Any, in
             resume = store.resume_point(attempt.run_id)
             generator = remote.remote(tasks_ref, grid_key, job.task_index, job.loss, job.seed,
                                       job.stage, None if resume is None else resume.state,
-                                      per_run_threads)
+                                      per_run_threads, job.stop_after)
             running[generator] = attempt
 
         for job, run_id in pending:
@@ -253,8 +254,11 @@ def run_on_ray(store: Any, tasks: Sequence[Any], pending: Sequence[tuple[Any, in
                     job = attempt.job
                     try:
                         item = ray.get(next(generator))
-                    except StopIteration:
+                    except StopIteration:  # finished, or paused at its rung (stop_after)
                         del running[generator]
+                        if store.status(attempt.run_id) not in DONE_STATUSES:
+                            store.pause(attempt.run_id)
+                        counts["trained"] += 1
                         continue
                     except ray.exceptions.RayTaskError as error:  # the run's own error
                         del running[generator]
@@ -294,8 +298,6 @@ def run_on_ray(store: Any, tasks: Sequence[Any], pending: Sequence[tuple[Any, in
                     store.record_epoch(attempt.run_id, record.epoch, record.metrics,
                                        record.checkpoint, final=record.final)
                     advance(tasks[job.task_index].label, job.loss, job.seed, record.epoch, record.metrics)
-                    if record.final:
-                        counts["trained"] += 1
         finally:
             for generator in list(running):
                 try:

@@ -225,6 +225,7 @@ class Job:
     loss: str
     seed: int
     stage: str = "test"
+    stop_after: int | None = None  # train up to this epoch, then pause (successive halving)
 
 
 class WorkerDiedError(RuntimeError):
@@ -390,12 +391,14 @@ def train_epochs(
     *,
     checkpoint: bytes | None = None,
     threads: int | None = None,
+    stop_after: int | None = None,
 ) -> Iterator[EpochRecord]:
     """Train one (task, loss, seed) run epoch by epoch, from ``checkpoint`` if given.
 
     A pure function of its arguments: it reads and writes no store, so it runs the same in
     this process, a worker process or a Ray task on another machine (whoever consumes the
-    records decides where they are stored). Yields one :class:`EpochRecord` per epoch.
+    records decides where they are stored). Yields one :class:`EpochRecord` per epoch, up
+    to epoch ``stop_after`` when given (the run can go on later from that checkpoint).
     """
     from losslab.registry import get_loss
 
@@ -423,7 +426,8 @@ def train_epochs(
         on_device = replace(data, x_train=x_train, y_train=y_train, x_eval=x_eval, y_eval=y_eval)
         pin = device.type == "cuda"
         n_train = _length(data.x_train)
-        for epoch in range(start_epoch + 1, settings.epochs + 1):
+        last_epoch = settings.epochs if stop_after is None else min(settings.epochs, stop_after)
+        for epoch in range(start_epoch + 1, last_epoch + 1):
             started = time.perf_counter()
             model.train()
             order = torch.randperm(n_train, generator=_epoch_generator(seed, epoch))
@@ -502,6 +506,7 @@ def train_run(
     *,
     threads: int | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    stop_after: int | None = None,
 ) -> None:
     """Train one (task, loss, seed) run, resuming from its last recorded epoch.
 
@@ -509,7 +514,7 @@ def train_run(
     ``on_epoch(epoch, metrics)`` is called after each record (progress bars).
     """
     resume = store.resume_point(run_id)
-    for record in train_epochs(data, loss, seed, settings, threads=threads,
+    for record in train_epochs(data, loss, seed, settings, threads=threads, stop_after=stop_after,
                                checkpoint=None if resume is None else resume.state):
         store.record_epoch(run_id, record.epoch, record.metrics, record.checkpoint,
                            final=record.final)
@@ -559,7 +564,9 @@ def _execute(job: Job, run_id: int, environment: dict[str, Any]) -> str:
     try:
         data = _prepared(tasks, job.task_index, job.stage)
         train_run(store, run_id, data, job.loss, job.seed, settings,
-                  threads=_WORKER.get("threads"), on_epoch=on_epoch)
+                  threads=_WORKER.get("threads"), on_epoch=on_epoch, stop_after=job.stop_after)
+        if job.stop_after is not None and store.status(run_id) not in DONE_STATUSES:
+            store.pause(run_id)  # at its rung: resumable by this or a later invocation
     except FloatingPointError as error:
         if job.stage != "sweep":
             store.fail(run_id, f"{type(error).__name__}: {error}")
@@ -600,6 +607,8 @@ def run_grid(
     timeout: float = 60.0,
     on_epoch: Callable[..., None] | None = None,
     backend: Any = "local",
+    until_epoch: int | None = None,
+    only: Any = None,
 ) -> GridResult:
     """Train every (task, loss, seed) not already finished in ``db``; resume interrupted ones.
 
@@ -622,6 +631,9 @@ def run_grid(
             ``"ray"`` / a :class:`.ray_backend.RayBackend` (one Ray task per run, on a local
             Ray instance or a cluster; ``workers`` is then ignored). Either way this process
             is the only writer of ``db`` and results are identical for the same settings.
+        until_epoch: train every run only up to this epoch and pause it there (a rung of
+            successive halving); a later call without it finishes the run.
+        only: a set of ``(task index, loss)`` pairs: the grid's other runs are left out.
 
     Returns:
         A :class:`GridResult`. Runs that raised are recorded as failed (their finished epochs
@@ -659,7 +671,8 @@ def run_grid(
             with ray_session(backend, log):
                 return run_grid(tasks, losses, seeds, db=db, workers=workers, threads=threads,
                                 stage=stage, progress=progress, log=log, timeout=timeout,
-                                on_epoch=on_epoch, backend=backend)
+                                on_epoch=on_epoch, backend=backend, until_epoch=until_epoch,
+                                only=only)
         check_cluster(ray, backend, sorted({task.settings_for(loss).device for task in tasks
                                             for loss in losses}))
     store = db if isinstance(db, ResultsStore) else ResultsStore(db, timeout=timeout)
@@ -674,12 +687,14 @@ def run_grid(
     for seed in seeds:
         for index, task in enumerate(tasks):
             for loss in losses:
+                if only is not None and (index, loss) not in only:
+                    continue
                 config = task.config(loss)
                 run_config = {**config, "loss": loss, "seed": seed, "stage": stage,
                               **task.notes.get(loss, {})}
                 key = RunKey(task.label, loss, seed, stage,
                              config_hash({**config, "loss": loss, "seed": seed}))
-                planned.append((Job(index, loss, seed, stage), key, run_config))
+                planned.append((Job(index, loss, seed, stage, until_epoch), key, run_config))
     # Load every task that has work left first: a missing data set or a bad column is one
     # clear error before anything is registered or trained, not one failed run per seed.
     prepared: dict[tuple[int, str], PreparedData] = {}
@@ -719,8 +734,13 @@ def run_grid(
         jobs.append((job, run_id))
     for triple in ambiguous:
         del run_ids[triple]
-    remaining = {run_id: tasks[job.task_index].settings_for(job.loss).epochs - store.epoch_count(run_id)
+    def target(job: Job) -> int:
+        epochs = tasks[job.task_index].settings_for(job.loss).epochs
+        return epochs if until_epoch is None else min(epochs, until_epoch)
+
+    remaining = {run_id: target(job) - store.epoch_count(run_id)
                  for job, run_id in jobs if store.status(run_id) not in DONE_STATUSES}
+    remaining = {run_id: left for run_id, left in remaining.items() if left > 0}
     pending = [(job, run_id) for job, run_id in jobs if run_id in remaining]
     how = (f"on {backend.describe()} × {threads} thread(s)" if on_ray
            else f"with {workers} worker(s) × {threads} thread(s)")

@@ -341,6 +341,13 @@ class ResultsStore:
                 (error[:2000], _now(), run_id),
             )
 
+    def pause(self, run_id: int) -> None:
+        """Release a run stopped at an epoch before its last on purpose (a rung of successive
+        halving): not done, and not owned, so any later invocation may continue it."""
+        with self.transaction() as cursor:
+            cursor.execute("UPDATE runs SET status = 'paused', owner = NULL WHERE run_id = ?",
+                           (run_id,))
+
     def fail(self, run_id: int, error: str) -> None:
         """Record that the run stopped with an error (its finished epochs stay)."""
         with self.transaction() as cursor:
