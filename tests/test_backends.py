@@ -61,6 +61,17 @@ def _results(db: Path) -> dict[tuple[str, str, int], list[tuple[int, tuple[float
     return result
 
 
+def _all_epochs(db: Path) -> list[tuple]:
+    """Every recorded epoch of every run (both stages, each learning rate), in a fixed order."""
+    connection = sqlite3.connect(db)
+    rows = connection.execute(
+        f"SELECT r.task, r.loss, r.seed, r.stage, r.config_hash, r.status, e.epoch, "
+        f"{', '.join('e.' + m for m in METRICS)} FROM runs r JOIN epochs e USING (run_id) "
+        "ORDER BY r.task, r.loss, r.seed, r.stage, r.config_hash, e.epoch").fetchall()
+    connection.close()
+    return rows
+
+
 def _runs(db: Path) -> list[dict]:
     connection = sqlite3.connect(db)
     connection.row_factory = sqlite3.Row
@@ -270,6 +281,13 @@ def test_local_ray_equals_the_local_backend_and_checks_resources_first(tmp_path,
         again = cli_run("compare", *GRID[:-1], "--epochs", "2", "--backend", "ray", "--db", str(ray_db))
         assert again.returncode == 0, again.stderr
         assert _results(ray_db) == _results(local_db)
+        # The tuned protocol's sweep with successive halving runs on Ray too, deciding the
+        # same as on the local backend (a pure function of the recorded scores).
+        on_ray = _asha(tmp_path / "asha-ray.sqlite", backend="ray")
+        here = _asha(tmp_path / "asha-local.sqlite")
+        assert _halving_records(tmp_path / "asha-ray.sqlite") == _halving_records(tmp_path / "asha-local.sqlite")
+        assert on_ray.chosen_learning_rates() == here.chosen_learning_rates()
+        assert _all_epochs(tmp_path / "asha-ray.sqlite") == _all_epochs(tmp_path / "asha-local.sqlite")
     finally:
         ray.shutdown()
 
