@@ -31,7 +31,10 @@ from pathlib import Path
 
 
 def _interfaces() -> list[str]:
-    return [entry.name for entry in Path("/sys/class/net").iterdir()] if Path("/sys/class/net").exists() else []
+    """The network interfaces of this process's network namespace."""
+    import socket
+
+    return [name for _, name in socket.if_nameindex()]
 
 
 def _run(arguments: list[str]) -> tuple[float, float]:

@@ -203,6 +203,16 @@ def test_a_grid_trains_on_cuda(tmp_path, amp):
                for run in _runs(tmp_path / "gpu.sqlite"))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=CUDA_REASON)
+def test_bench_reports_its_ratios_on_a_gpu(tmp_path, cli_run):
+    out = tmp_path / "bench.json"
+    outcome = cli_run("bench", "--device", "cuda", "--losses", "paper", "--sizes", "tiny", "--repeats", "2",
+                      "--no-end-to-end", "--quiet", "--json", str(out))
+    assert outcome.returncode == 0, outcome.stderr
+    result = json.loads(out.read_text())
+    assert result["config"]["device"] == "cuda" and result["cases"]
+
+
 # --- Ray: bad input that needs no cluster ---------------------------------------------------
 
 
