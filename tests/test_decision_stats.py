@@ -190,3 +190,32 @@ def test_the_report_opens_with_the_claims_and_the_ranked_lines():
     assert "| 2 | alternate losses improve | **does not hold** | r2 |" in text
     assert "a / b" in text  # a pipe in a reason cannot break the table
     assert "**Table 3: x** (`digits-mlp`, tuned protocol):" in text and lines[0] in text
+
+
+def test_groups_are_named_by_the_settings_that_differ():
+    from losslab.experiments.classification.report import differing_settings
+
+    a = {"task": "t", "data": {"model": "mlp", "options": {"max_train": 100}},
+         "training": {"epochs": 5, "lr": 0.001, "batch_size": 32}}
+    b = {"task": "t", "data": {"model": "vgg", "options": {"max_train": 100}},
+         "training": {"epochs": 5, "lr": 0.001, "batch_size": 32}}
+    c = {**b, "training": {"epochs": 5, "lr": 0.001, "batch_size": 64}}
+    assert differing_settings([a, b]) == ["data.model"]
+    assert differing_settings([a, b, c]) == ["data.model", "training.batch_size"]
+    assert differing_settings([a, a]) == []
+
+
+def test_rows_still_training_elsewhere_are_marked_incomplete():
+    from losslab.experiments.classification.report import TaskResults, statistics_markdown
+
+    def run(loss, seed, status, accuracy):
+        return {"loss": loss, "seed": seed, "status": status,
+                "epochs": [{"eval_accuracy": accuracy}] if status == "finished" else []}
+
+    group = TaskResults("t", {}, [run("cross_entropy", s, "finished", 0.8 + s / 100) for s in range(3)]
+                        + [run("m", 0, "finished", 0.81), run("m", 1, "finished", 0.83),
+                           run("m", 2, "running", 0.0)])
+    assert group.incomplete() == {"m": (2, 3)}
+    table = statistics_markdown(group.comparisons(), group.incomplete())
+    assert "| m (incomplete: 2 of 3 runs finished) | 2 |" in table
+    assert "| cross_entropy | 3 |" in table

@@ -343,3 +343,102 @@ def test_collinear_or_constant_columns_are_refused():
     frame = _frame().assign(c=1.0)
     with pytest.raises(ValueError, match=r"x: column\(s\) 'c' in t.csv are constant"):
         frame_to_data(frame, ["a", "c"], "y", source="t.csv")
+
+
+# --- the verdict for real data: cross-validated held-out error (issue 13) ---------------------
+
+
+def _line_with_outliers(n=30, outliers=3, features=1):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, features))
+    y = x @ np.arange(1.5, 1.5 + features) + 0.5 + 0.01 * rng.normal(size=n)
+    y[:outliers] += 40.0
+    return x, y
+
+
+def test_cross_validation_matches_a_hand_computed_kfold_for_ols():
+    from losslab.experiments.regression.data import RegressionData
+    from losslab.experiments.regression.experiment import cross_validate
+
+    x, y = _line_with_outliers()
+    data = RegressionData(name="t", x=x, y=y, feature_names=("x",), target_name="y",
+                          row_labels=tuple(str(i + 1) for i in range(len(y))), description="t")
+    rows = cross_validate(data, ["mae", "mse"], ["ols"], folds=5, seed=3)
+    parts = np.array_split(np.random.default_rng(3).permutation(len(y)), 5)
+    errors = np.empty(len(y))
+    for part in parts:
+        train = np.setdiff1d(np.arange(len(y)), part)
+        design = np.c_[np.ones(len(train)), x[train]]
+        beta = np.linalg.lstsq(design, y[train], rcond=None)[0]
+        errors[part] = np.abs(y[part] - np.c_[np.ones(len(part)), x[part]] @ beta)
+    ols = next(r for r in rows if r["method"] == "ols")
+    assert ols["held_out_mae"] == pytest.approx(errors.mean(), rel=1e-9)
+    assert ols["held_out_median_ae"] == pytest.approx(np.median(errors), rel=1e-9)
+    assert ols["held_out_mae_sd"] == pytest.approx(np.std([errors[p].mean() for p in parts], ddof=1), rel=1e-9)
+    # MSE under Adam reaches the least-squares fit; MAE ignores the outliers and ranks first
+    mse = next(r for r in rows if r["method"] == "mse")
+    assert mse["held_out_mae"] == pytest.approx(ols["held_out_mae"], rel=1e-3)
+    assert [r["rank"] for r in rows] == [1, 2, 3] and rows[0]["method"] == "mae"
+    assert rows[0]["held_out_median_ae"] < 0.05 < ols["held_out_median_ae"]
+
+
+def test_cross_validation_refuses_folds_that_leave_too_few_rows():
+    from losslab.experiments.regression.data import RegressionData
+    from losslab.experiments.regression.experiment import cross_validate
+
+    x, y = _line_with_outliers(n=6, outliers=0, features=3)
+    data = RegressionData(name="t", x=x, y=y, feature_names=("a", "b", "c"), target_name="y",
+                          row_labels=tuple("123456"), description="t")
+    with pytest.raises(ValueError, match=r"folds: 5-fold cross-validation leaves 4 training rows.*more than 4"):
+        cross_validate(data, ["mae"], folds=5)
+
+
+def test_compact_flagged_rows():
+    from losslab.experiments.regression.experiment import compact_rows
+
+    assert compact_rows("") == "none"
+    assert compact_rows("1 2 3") == "3: 1 2 3"
+    assert compact_rows(" ".join(str(i) for i in range(1, 41))) == "40: 1 2 3 4 5 …"
+
+
+def test_cli_csv_gives_a_ranked_verdict_and_compact_flags(tmp_path, capsys):
+    x, y = _line_with_outliers(n=40, outliers=8)
+    csv = tmp_path / "mine.csv"
+    csv.write_text("u,v\n" + "\n".join(f"{a},{b}" for a, b in zip(x[:, 0], y)))
+    out = tmp_path / "out"
+    assert main(["regress", "--data", str(csv), "--x", "u", "--y", "v", "--losses", "mse,mae",
+                 "--no-baselines", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out error, 5-fold cross-validation" in printed
+    assert "verdict: lowest held-out MAE: mae" in printed
+    assert "8: 1 2 3 4 5 …" in printed                      # count, then the first rows
+    assert "1-based" in printed
+    payload = json.loads((out / "regression.json").read_text())
+    assert [r["method"] for r in payload["cross_validation"]] == ["mae", "mse"]
+    assert "## Held-out error (5-fold cross-validation)" in (out / "regression.md").read_text()
+    # no outliers are known for a user's CSV: the figure does not mention them
+    assert "known outliers" not in (out / "regression_figure4.svg").read_text()
+
+
+def test_figure_legend_sits_outside_the_axes(tmp_path, monkeypatch):
+    import losslab.plotting as plotting
+    from losslab.experiments.regression.experiment import figure4
+
+    kept = {}
+    original = plotting.save_figure
+
+    def keep(fig, out_dir, stem, caption):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legends = fig.legends + [a.get_legend() for a in fig.axes if a.get_legend() is not None]
+        kept["legends"] = [legend.get_window_extent(renderer) for legend in legends]
+        kept["axes"] = [a.get_window_extent(renderer) for a in fig.axes]
+        return original(fig, out_dir, stem, caption)
+
+    monkeypatch.setattr(plotting, "save_figure", keep)
+    result = run_regression("stackloss", losses=("mse", "mae"), baselines=("ols",))
+    figure4(result, tmp_path)
+    assert kept["legends"]
+    for legend in kept["legends"]:
+        for axes in kept["axes"]:
+            assert not legend.overlaps(axes)

@@ -243,7 +243,7 @@ IDX = torch.randint(0, 3, (2, 4))
         (lambda: LF.dice_loss(Z[:, :1], IDX.clamp(max=0), include_background=False), ValueError, r"include_background: False needs at least 2 classes"),
         (lambda: LF.dice_loss(torch.randn(4), IDX), ValueError, r"input: expected at least 2 dimensions"),
         (lambda: LF.dice_loss(Z.long(), IDX), TypeError, r"input: expected a floating-point tensor"),
-        (lambda: LF.dice_loss(Z, IDX.float()), ValueError, r"target: expected the same shape as input"),
+        (lambda: LF.dice_loss(Z, IDX.float()), TypeError, r"target: got a floating tensor .*class indices must be an integer tensor"),
         (lambda: LF.dice_loss(Z, IDX, mode="softmax"), ValueError, r"mode: expected one of 'binary', 'multiclass', 'multilabel', got 'softmax'"),
         (lambda: LF.dice_loss(Z, IDX, reduction="batchmean"), ValueError, r"reduction: expected one of"),
         (lambda: LF.dice_loss(Z, IDX, smooth_dr=-1.0), ValueError, r"smooth_dr: expected a finite number >= 0"),

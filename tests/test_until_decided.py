@@ -163,3 +163,16 @@ def test_sigkill_mid_round_resumes_without_training_a_seed_twice(tmp_path):
     seeds = sorted({seed for _, seed in keys})
     assert seeds == list(range(len(seeds))) and 3 <= len(seeds) <= 6
     assert "seeds per round 2 → " in rerun.stdout
+
+
+def test_cli_names_bad_precision_options(tmp_path):
+    db = str(tmp_path / "x.sqlite")
+    zero = subprocess.run(_cli("--task", "digits-mlp", "--until-decided", "--target-width", "0",
+                               "--db", db), capture_output=True, text=True, timeout=120)
+    assert zero.returncode != 0 and "--target-width: expected a positive number of points, got 0.0" in zero.stderr
+    many = subprocess.run(_cli("--task", "digits-mlp", "--until-decided", "--seeds", "30",
+                               "--max-seeds", "20", "--db", db), capture_output=True, text=True, timeout=120)
+    assert many.returncode != 0 and "--seeds 30 is more than --max-seeds 20" in many.stderr
+    low = subprocess.run(_cli("--task", "digits-mlp", "--until-decided", "--max-seeds", "1",
+                              "--db", db), capture_output=True, text=True, timeout=120)
+    assert low.returncode != 0 and "--max-seeds: expected an integer of at least 2, got 1" in low.stderr

@@ -8,6 +8,7 @@ globally with :func:`set_validation` and are skipped while ``torch.compile`` tra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -108,23 +109,39 @@ def check_values_in_range(
         )
 
 
-def check_class_indices(name: str, target: Tensor, num_classes: int, ignore_index: int) -> None:
-    if target.dtype in (torch.bool,) or target.is_floating_point() or target.is_complex():
-        raise TypeError(f"{name}: expected an integer tensor of class indices, got dtype {target.dtype}")
+def as_class_indices(name: str, target: Tensor) -> Tensor:
+    """Integer class indices as int64, the index dtype torch's ``gather``, ``scatter`` and losses
+    need (uint8, int8, int16 and int32 are accepted and cast). Floating, bool and complex
+    tensors are rejected with a TypeError naming ``name``."""
+    if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
+        raise TypeError(
+            f"{name}: expected an integer tensor of class indices (int64, int32, int16, int8 or "
+            f"uint8), got dtype {target.dtype}"
+        )
+    return target if target.dtype == torch.int64 else target.to(torch.int64)
+
+
+def check_class_indices(name: str, target: Tensor, num_classes: int, ignore_index: int | None) -> Tensor:
+    """Class indices in ``[0, num_classes)`` (or equal to ``ignore_index``), returned as int64.
+
+    ``ignore_index=None``: the loss has no ignored value (the message then offers none).
+    """
+    target = as_class_indices(name, target)
     if not validation_enabled() or target.numel() == 0:
-        return
+        return target
     # Fast path: one read, no boolean temporaries (an ignore_index inside [0, C) is in range too)
     smallest, largest = torch.aminmax(target)
     if int(smallest) >= 0 and int(largest) < num_classes:
-        return
-    valid = target != ignore_index
-    bad = valid & ((target < 0) | (target >= num_classes))
+        return target
+    outside = (target < 0) | (target >= num_classes)
+    bad = outside if ignore_index is None else outside & (target != ignore_index)
     if bool(bad.any()):
         first = int(target[bad].flatten()[0])
+        ignored = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
         raise ValueError(
-            f"{name}: expected class indices in [0, {num_classes - 1}] (or ignore_index="
-            f"{ignore_index}), got {first}"
+            f"{name}: expected class indices in [0, {num_classes - 1}]{ignored}, got {first}"
         )
+    return target
 
 
 def check_class_weight(weight: Tensor | None, num_classes: int, ref: Tensor) -> Tensor | None:
@@ -139,37 +156,77 @@ def check_class_weight(weight: Tensor | None, num_classes: int, ref: Tensor) -> 
     return weight.to(device=ref.device, dtype=ref.dtype)
 
 
-def check_multiclass_target(input: Tensor, target: Tensor, ignore_index: int) -> None:
-    """Class indices ``(N, d1..dk)`` or probabilities of the input's shape ``(N, C, d1..dk)``."""
+def check_not_float_indices(input: Tensor, target: Tensor, index_shape: torch.Size) -> None:
+    """A floating target of the class-index shape: say that indices must be integer (rather
+    than that the shapes differ) and that probabilities need the input's shape."""
+    if target.is_floating_point() and target.shape == index_shape and target.shape != input.shape:
+        raise TypeError(
+            f"target: got a floating tensor (dtype {target.dtype}) of shape {tuple(target.shape)}: "
+            f"class indices must be an integer tensor (e.g. target.long()), and class "
+            f"probabilities need the input's shape {tuple(input.shape)}"
+        )
+
+
+def check_multiclass_target(input: Tensor, target: Tensor, ignore_index: int) -> Tensor:
+    """Class indices ``(N, d1..dk)`` or probabilities of the input's shape ``(N, C, d1..dk)``.
+
+    Returns the target: integer class indices of any integer dtype as int64, probabilities as
+    given. A floating target of the class-index shape is named as such: indices must be an
+    integer tensor, probabilities need the input's shape.
+    """
     target = check_tensor("target", target)
     if input.dim() == 0:
         raise ValueError("input: expected logits of shape (C,) or (N, C, d1..dk), got a 0-d tensor")
-    if target.is_floating_point():
-        check_same_shape("input", input, "target", target)
-        check_values_in_range("target", target, 0.0, 1.0, "class probabilities")
-        return
     class_dim = 0 if input.dim() == 1 else 1
     expected = input.shape[:class_dim] + input.shape[class_dim + 1 :]
+    if target.is_floating_point():
+        check_not_float_indices(input, target, expected)
+        check_same_shape("input", input, "target", target)
+        check_values_in_range("target", target, 0.0, 1.0, "class probabilities")
+        return target
     if target.shape != expected:
         raise ValueError(
             f"target: expected class indices of shape {tuple(expected)} for input of shape "
             f"{tuple(input.shape)} (or probabilities of the input's shape), got {tuple(target.shape)}"
         )
-    check_class_indices("target", target, input.shape[class_dim], ignore_index)
+    return check_class_indices("target", target, input.shape[class_dim], ignore_index)
 
 
 def reduce(loss: Tensor, reduction: str) -> Tensor:
-    """Apply a torch-style reduction to an unreduced loss."""
+    """Apply a torch-style reduction to an unreduced loss.
+
+    float16 / bfloat16 losses are accumulated in float32 and the result is returned in the
+    loss's dtype (as torch's own losses do), so a mean that fits the dtype is finite even when
+    the sum does not (four errors of 3e4 in float16: the sum passes 65504, the mean does not).
+    """
+    if reduction == "none":
+        return loss
+    accumulate = compute_dtype(loss)
     if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
+        return loss.mean(dtype=accumulate).to(loss.dtype)
+    return loss.sum(dtype=accumulate).to(loss.dtype)
 
 
 def weighted_mean(loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
-    """``loss_sum / weight_sum`` that returns 0 (not NaN) when every sample is ignored."""
-    return torch.where(weight_sum > 0, loss_sum / weight_sum.clamp_min(torch.finfo(loss_sum.dtype).tiny), loss_sum * 0)
+    """``loss_sum / weight_sum``, torch's ``"mean"`` for class-index targets.
+
+    A zero ``weight_sum`` (an empty batch, every target ignored, or only zero-weight targets)
+    gives NaN, as ``F.cross_entropy`` does (0 / 0), with a zero gradient (not NaN), so a
+    ``nan_to_num`` or a skipped step is all a training loop needs.
+    """
+    tiny = torch.finfo(loss_sum.dtype).tiny
+    mean = loss_sum / weight_sum.clamp_min(tiny)
+    return torch.where(weight_sum > 0, mean, torch.full_like(mean, math.nan))
+
+
+def empty_reduction(like: Tensor, reduction: str, shape: Sequence[int]) -> Tensor:
+    """The reduction of a loss over zero samples, as torch's losses give it: ``"mean"`` NaN,
+    ``"sum"`` 0, ``"none"`` an empty tensor of ``shape``; connected to ``like``'s graph (zero
+    gradient)."""
+    zero = like.sum() * 0.0
+    if reduction == "none":
+        return zero.expand(tuple(shape))
+    return zero if reduction == "sum" else zero + math.nan
 
 
 def compute_dtype(tensor: Tensor) -> torch.dtype:

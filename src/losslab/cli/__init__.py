@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 # The order here is the order of ``losslab --help``.
@@ -50,7 +52,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            # the data warnings are for the user: one plain line each, like the errors below
+            warnings.showwarning = _user_warning_printer(args.command, warnings.showwarning)
+            code = int(args.handler(args) or 0)
+        # flush here, so that a closed pipe surfaces below rather than at interpreter exit
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader went away (``losslab list | head``): as the Python docs recommend, point
+        # stdout at devnull so the flush at exit does not raise again, and exit quietly.
+        _silence_stdout()
+        return 1
     except (CommandError, ValueError, TypeError, FileNotFoundError) as error:
         # Argument and data errors carry a message written for the user.
         print(f"losslab {args.command}: error: {error}", file=sys.stderr)
@@ -58,6 +71,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"losslab {args.command}: interrupted; finished work is kept", file=sys.stderr)
         return 130
+
+
+def _user_warning_printer(command: str, fallback):
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        from losslab.data._core import DataWarning  # here: only when a warning is shown
+
+        if issubclass(category, DataWarning):
+            print(f"losslab {command}: warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass  # stdout is not a real file (captured in tests): nothing is flushed at exit
 
 
 if __name__ == "__main__":

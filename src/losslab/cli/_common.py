@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import textwrap
 from collections.abc import Sequence
 
 from losslab.cli import CommandError
@@ -22,13 +24,52 @@ def check_choices(option: str, values: Sequence[str], valid: Sequence[str]) -> N
         )
 
 
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain aligned table for the terminal."""
+def terminal_width() -> int:
+    """The terminal's width in columns (``COLUMNS`` or 80 when not a terminal, e.g. piped)."""
+    return shutil.get_terminal_size().columns
+
+
+def text_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    max_width: int | None = None,
+    wrap: Sequence[int] = (),
+) -> str:
+    """A plain aligned table for the terminal.
+
+    With ``max_width``, the columns listed in ``wrap`` (indices) are narrowed, widest first,
+    and their cells wrapped onto continuation lines so that no line is longer than
+    ``max_width`` (as far as the unwrapped columns and a minimum of 12 characters allow).
+    """
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    if max_width is not None and wrap:
+        widths = _fit_widths(widths, max_width, wrap, floor=12)
+    lines = []
+    for number, row in enumerate(cells):
+        pieces = [
+            textwrap.wrap(c, w, break_on_hyphens=False) or [""] if i in wrap and len(c) > w else [c]
+            for i, (c, w) in enumerate(zip(row, widths))
+        ]
+        for k in range(max(len(p) for p in pieces)):
+            parts = [(p[k] if k < len(p) else "").ljust(w) for p, w in zip(pieces, widths)]
+            lines.append("  ".join(parts).rstrip())
+        if number == 0:
+            lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _fit_widths(widths: list[int], max_width: int, wrap: Sequence[int], floor: int) -> list[int]:
+    """Narrow the ``wrap`` columns (the widest one first) until the row fits ``max_width``."""
+    widths = list(widths)
+    while sum(widths) + 2 * (len(widths) - 1) > max_width:
+        candidates = [i for i in wrap if widths[i] > floor]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda i: widths[i])
+        widths[widest] -= 1
+    return widths
 
 
 def key_value(text: str) -> tuple[str, object]:

@@ -43,13 +43,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="numeric CSV columns to use (default: all other numeric columns)")
     parser.add_argument("--text-model", choices=("lstm", "minilm"), default="lstm",
                         help="model for --text-column (default: lstm)")
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument("--test-data", metavar="FILE.csv",
+                       help="your test split, a CSV with the same columns (with --data)")
+    split.add_argument("--test-fraction", type=float,
+                       help="share of --data rows held out as the stratified test split "
+                       "(default: 0.2, seeded by --split-seed)")
     parser.add_argument("--losses", type=comma_list, default=["cross_entropy", "m", "full_m", "l", "full_l"],
                         help="comma-separated loss names (default: cross_entropy,m,full_m,l,full_l)")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..N-1 (default: 5)")
     parser.add_argument("--epochs", type=int, help="epochs (default: the task's)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (default: the task's)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
-    parser.add_argument("--weight-decay", type=float, help="Adam weight decay (default: 0)")
+    parser.add_argument("--weight-decay", type=float, help="weight decay (default: 0)")
+    setup = parser.add_argument_group("optimizer and schedule")
+    setup.add_argument("--optimizer", choices=("adam", "adamw", "sgd"),
+                       help="optimizer (default: adam)")
+    setup.add_argument("--momentum", type=float, help="SGD momentum (default: 0.9)")
+    setup.add_argument("--nesterov", action="store_true", default=None, help="SGD with Nesterov momentum")
+    setup.add_argument("--scheduler", choices=("none", "cosine", "step", "onecycle"),
+                       help="learning-rate schedule, stepped per batch (default: none)")
+    setup.add_argument("--warmup-epochs", type=int, help="epochs of linear warmup (default: 0)")
+    setup.add_argument("--grad-clip", type=float, help="clip the gradient norm to this value")
     parser.add_argument("--max-train", type=int, help="stratified subset of the training split")
     parser.add_argument("--max-test", type=int, help="stratified subset of the test split")
     parser.add_argument("--preset", choices=("quick", "full"), default="full",
@@ -110,6 +125,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default: 1)")
     parser.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
     parser.add_argument("--out", help="also write report.md and report.html of the whole database here")
+    parser.add_argument("--tensorboard", metavar="DIR",
+                        help="also write every test run's curves as TensorBoard event files here")
+    parser.add_argument("--mlflow", metavar="URI",
+                        help="also log every test run to this MLflow tracking URI (a local folder "
+                        "works): one MLflow run per (task, loss, seed) under one per comparison")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds to wait for a database locked by another process (default: 60)")
@@ -145,6 +165,40 @@ def as_option_error(error: Exception) -> CommandError:
             break
     text = text.replace("backend='ray'", "--backend ray")
     return CommandError(text)
+def _training_errors(build):  # type: ignore[no-untyped-def]
+    """Build the planned task, naming the command-line option in a settings error."""
+    try:
+        return build()
+    except ValueError as error:
+        text = str(error)
+        for name in ("optimizer", "scheduler", "momentum", "nesterov", "warmup_epochs", "grad_clip",
+                     "test_fraction", "epochs", "lr", "batch_size", "weight_decay"):
+            if text.startswith(name + ":"):
+                raise CommandError("--" + name.replace("_", "-") + text[len(name):]) from error
+        raise
+
+
+def describe_setup(planned, protocol: str, val_fraction: float) -> str:  # type: ignore[no-untyped-def]
+    """One paragraph for the start of a run: model, split sizes, epochs, optimizer, device."""
+    data = planned.source.prepare("test")  # memoised: the grid reuses it
+    settings = planned.settings
+    n_train, n_test = len(data.y_train), len(data.y_eval)
+    model = getattr(planned.source, "model", "your model")
+    options = getattr(planned.source, "model_options", {}) or {}
+    shown = ", ".join(f"{k}={v}" for k, v in options.items())
+    sweep = ""
+    if protocol == "tuned":
+        held = round(n_train * val_fraction)
+        sweep = f" (the sweep trains on {n_train - held} and validates on about {held})"
+    schedule = settings.scheduler + (f" after {settings.warmup_epochs} warmup epoch(s)"
+                                     if settings.warmup_epochs else "")
+    return (f"{planned.label}: model {model}" + (f" ({shown})" if shown else "")
+            + f"; {data.num_classes} classes; train {n_train}{sweep}, test {n_test}; "
+            f"{settings.epochs} epochs, batch {settings.batch_size}, {settings.optimizer} lr "
+            f"{settings.lr:g}" + (" (tuned per loss)" if protocol == "tuned" else "")
+            + f", weight decay {settings.weight_decay:g}, schedule {schedule}"
+            + (f", gradient clip {settings.grad_clip:g}" if settings.grad_clip else "")
+            + f"; device {settings.device}")
 
 
 def _list_tasks() -> int:
@@ -209,26 +263,32 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise as_option_error(error) from error
     training = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
-                "weight_decay": args.weight_decay, "device": args.device, "amp": args.amp}
+                "weight_decay": args.weight_decay, "optimizer": args.optimizer,
+                "momentum": args.momentum, "nesterov": args.nesterov, "scheduler": args.scheduler,
+                "warmup_epochs": args.warmup_epochs, "grad_clip": args.grad_clip,
+                "device": args.device, "amp": args.amp}
     if args.data is not None:
         if not args.label_column:
             raise CommandError("--data needs --label-column (the CSV column holding the classes)")
-        planned = csv_task(
+        planned = _training_errors(lambda: csv_task(
             args.data, label_column=args.label_column, text_column=args.text_column,
             feature_columns=args.feature_columns, text_model=args.text_model,
             training=training, max_train=args.max_train, max_test=args.max_test,
-        )
+            test_data=args.test_data, test_fraction=args.test_fraction,
+            split_seed=args.split_seed if args.test_fraction is not None else None,
+        ))
         if args.model_option:
             planned.source.model_options.update(dict(args.model_option))
     else:
-        for option in ("label_column", "text_column", "feature_columns"):
+        for option in ("label_column", "text_column", "feature_columns", "test_data", "test_fraction"):
             if getattr(args, option):
                 raise CommandError(f"--{option.replace('_', '-')} goes with --data FILE.csv, not --task")
-        planned = planned_task(
+        planned = _training_errors(lambda: planned_task(
             args.task, preset=args.preset, path=args.path,
             overrides={**training, "max_train": args.max_train, "max_test": args.max_test},
             model_options=dict(args.model_option),
-        )
+        ))
+    print(describe_setup(planned, args.protocol, args.val_fraction))
     from losslab.experiments.classification.runner import WorkerDiedError
 
     try:
@@ -252,11 +312,14 @@ def run(args: argparse.Namespace) -> int:
     for task in result.tasks:
         print(f"\n{task.label}")
         comparisons = task.comparisons()
-        print(statistics_markdown(comparisons) if comparisons else "no finished runs")
+        print(statistics_markdown(comparisons, task.incomplete()) if comparisons else "no finished runs")
     if result.failed:
         print(f"\n{len(result.failed)} run(s) failed (finished epochs are kept):")
         for line in result.failed:
             print(f"  {line}")
+    from losslab.experiments.classification.tracking import export_comparison
+
+    export_comparison(result, tensorboard=args.tensorboard, mlflow=args.mlflow)
     if args.out:
         md_path, html_path = write_report(args.db, args.out)
         print(f"\nreport: {md_path} and {html_path}")

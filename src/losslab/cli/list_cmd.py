@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from losslab.cli._common import text_table
+from losslab.cli._common import terminal_width, text_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "list", help="list the registered losses with their formulas",
-        description="List the registered losses: name, family, formula, convexity, reference.",
+        description="List the registered losses: name, family, formula, convexity, reference, "
+        "and which have a Keras 3 form in losslab.keras.",
     )
     parser.add_argument("--family", choices=FAMILIES, help="only this family")
     parser.add_argument("--no-extras", action="store_true", help="hide experimental losses")
@@ -41,12 +42,18 @@ def run(args: argparse.Namespace) -> int:
             info.formula,
             {True: "yes", False: "no", None: "-"}[info.convex],
             info.reference_impl or "-",
+            "yes" if info.keras else "-",
         )
         for info in infos
     ]
-    print(text_table(("name", "family", "formula", "convex", "matches"), rows))
+    # the formula and "matches" columns wrap so that every line fits the terminal
+    print(text_table(("name", "family", "formula", "convex", "matches", "keras"), rows,
+                     max_width=terminal_width(), wrap=(2, 4)))
     if any(info.extra for info in infos):
         print("\n* experimental (the paper's v1 extras)")
+    if any(info.keras for info in infos):
+        print("keras: has a Keras 3 form in losslab.keras (pip install 'losslab[keras]'; "
+              "--json names the classes)")
     return 0
 
 
@@ -58,8 +65,8 @@ def _defaults(info) -> str:
 def markdown_table(infos) -> str:
     """The README's table of losses, generated from the registry."""
     lines = [
-        "| name | family | task | input | target | defaults | equals |",
-        "|---|---|---|---|---|---|---|",
+        "| name | family | task | input | target | defaults | equals | Keras (`losslab.keras`) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for info in infos:
         cells = (
@@ -70,6 +77,7 @@ def markdown_table(infos) -> str:
             info.target,
             _defaults(info),
             info.reference_impl or "float64 reference from the paper's equations",
+            ", ".join(f"`{name}`" for name in info.keras) or "-",
         )
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)

@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         metavar="LOSS.KEY=VALUE",
                         help="a hyperparameter of one loss, e.g. huber.delta=0.5 (repeatable)")
     parser.add_argument("--no-baselines", action="store_true", help="fit the losses only")
+    parser.add_argument("--cv-folds", type=int, default=5, metavar="K",
+                        help="real data and --data: rank the methods by their K-fold cross-validated "
+                             "held-out error (default: 5; 0 turns it off)")
     parser.add_argument("--out", default="results/regress", help="output folder (default: results/regress)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default: 1; the batched fits are small, and more threads "
@@ -54,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     if args.seeds < 1:
         raise CommandError(f"--seeds: expected a positive integer, got {args.seeds}")
+    if args.cv_folds < 0 or args.cv_folds == 1:
+        raise CommandError(f"--cv-folds: expected 0 (off) or an integer >= 2, got {args.cv_folds}")
     if args.data is None and (args.x or args.y):
         raise CommandError("--x/--y: only used with --data FILE")
     if args.data is None and args.scenario not in _SCENARIO_CHOICES:
@@ -75,8 +80,11 @@ def run(args: argparse.Namespace) -> int:
 
     from losslab.experiments.regression.baselines import BASELINES
     from losslab.experiments.regression.experiment import (
+        FLAG_THRESHOLD,
+        cross_validation_table,
         run_regression,
         summary_table,
+        verdict,
         write_outputs,
     )
 
@@ -86,11 +94,24 @@ def run(args: argparse.Namespace) -> int:
         args.scenario, seeds=args.seeds, seed=args.seed, losses=losses,
         baselines=() if args.no_baselines else BASELINES,
         data_path=args.data, x_cols=args.x, y_col=args.y, loss_kwargs=loss_kwargs,
+        cv_folds=args.cv_folds,
     )
     stem = "regression"
     paths = write_outputs(result, args.out, stem=stem)
     headers, rows = summary_table(result)
     print(text_table(headers, rows))
+    if result.cross_validation:
+        # the verdict: which fit predicts rows it has not seen best
+        folds = result.cross_validation[0]["folds"]
+        print(f"\nheld-out error, {folds}-fold cross-validation (each row predicted by a fit that "
+              "did not see it; lower is better):")
+        print(text_table(*cross_validation_table(result.cross_validation)))
+        print(verdict(result.cross_validation))
+    elif result.cross_validation_note:
+        print(f"\n{result.cross_validation_note}")
+    if not result.synthetic:
+        print("flagged rows: |residual| > "
+              f"{FLAG_THRESHOLD} robust residual sds; row numbers are 1-based data rows (header not counted)")
     for path in paths.values():
         print(f"wrote {path}")
     print(f"fits and scoring: {result.wall_time:.1f} s; wall time: {time.perf_counter() - started:.1f} s")

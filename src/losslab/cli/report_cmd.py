@@ -16,12 +16,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--db", required=True, help="the results database (SQLite)")
     parser.add_argument("--out", default="reports/compare", help="output folder (default: reports/compare)")
+    parser.add_argument("--metric", default="accuracy",
+                        choices=("accuracy", "macro_f1", "balanced_accuracy", "nll", "ece", "brier"),
+                        help="the score the verdicts read (default: accuracy); every metric is "
+                        "tabled beside it")
+    parser.add_argument("--csv", metavar="DIR",
+                        help="also write runs.csv (one row per run: config and final metrics) and "
+                        "curves.csv (one row per epoch) here")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from losslab.experiments.classification.report import write_report
 
-    md_path, html_path = write_report(args.db, args.out)
+    md_path, html_path = write_report(args.db, args.out, metric=args.metric)
     print(f"report: {md_path} and {html_path}")
+    if args.csv:
+        from losslab.experiments.classification.export import write_csv
+
+        runs_path, curves_path = write_csv(args.db, args.csv)
+        print(f"tables: {runs_path} and {curves_path}")
     return 0

@@ -28,6 +28,7 @@ from losslab.data._core import (
     DatasetFetchError,
     DatasetInfo,
     DatasetUnavailableError,
+    DataWarning,
     check_options,
     data_dir,
     stratified_indices,
@@ -38,6 +39,7 @@ from losslab.data._formats import read_idx
 
 __all__ = [
     "ClassificationData",
+    "DataWarning",
     "DatasetFetchError",
     "DatasetInfo",
     "DatasetUnavailableError",

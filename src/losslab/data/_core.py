@@ -17,6 +17,11 @@ import numpy as np
 KINDS = ("image", "text", "tabular")
 
 
+class DataWarning(UserWarning):
+    """Something in the user's data was left out or changed on loading (the CLI prints it as
+    ``losslab COMMAND: warning: ...``)."""
+
+
 class DatasetUnavailableError(FileNotFoundError):
     """A data set whose files are not on this machine; the message says how to get them."""
 

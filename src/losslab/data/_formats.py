@@ -13,13 +13,14 @@ import io
 import pickle
 import re
 import tarfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from losslab.data._core import ClassificationData, check_labels, stratified_split
+from losslab.data._core import ClassificationData, DataWarning, check_labels, stratified_split
 
 # ---------------------------------------------------------------------------------------------
 # idx files (http://yann.lecun.com/exdb/mnist/ format description)
@@ -348,6 +349,41 @@ def read_aclimdb(path: Path) -> ClassificationData:
 # CSV
 
 
+def _non_numeric_cells(column: Any) -> tuple[int, object, str] | None:
+    """(count, first value, where) of the cells of a column that do not read as numbers, or
+    None when no cell does (a text column, not a numeric one with a few bad cells)."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(column):
+        return None
+    present = column.notna()
+    bad = present & pd.to_numeric(column, errors="coerce").isna()
+    if not bool(bad.any()) or int((present & ~bad).sum()) == 0:
+        return None
+    position = int(np.flatnonzero(bad.to_numpy())[0])
+    return int(bad.sum()), column[bad].iloc[0], f"data row {position + 1}, 1-based, header not counted"
+
+
+def _warn_mostly_numeric(frames: dict[str, Any], columns: Sequence[Any], source: str) -> None:
+    """Warn about each column left out of the default features although most of its cells are
+    numbers: a few bad cells (``"n/a"``, ``"1,5"``) made pandas read it as text."""
+    for column in columns:
+        for split, part in frames.items():
+            bad = _non_numeric_cells(part[column])
+            present = int(part[column].notna().sum())
+            if bad is None or bad[0] * 2 > present:
+                continue
+            where = "" if len(frames) == 1 else f" ({split} file)"
+            warnings.warn(
+                f"{source}{where}: column {column!r} has {bad[0]} non-numeric cell"
+                f"{'s' if bad[0] > 1 else ''} (first {bad[1]!r}, {bad[2]}) among {present} "
+                f"values, so it is NOT used as a feature; fix those cells, or list it in "
+                f"feature_columns to make this an error",
+                DataWarning, stacklevel=5,
+            )
+            break
+
+
 def frame_to_data(
     frame: Any,
     *,
@@ -425,6 +461,8 @@ def frame_to_data(
                 if c != label_column and pd.api.types.is_numeric_dtype(frame[c])
                 and not pd.api.types.is_bool_dtype(frame[c])
             ]
+            _warn_mostly_numeric(frames, [c for c in frame.columns if c != label_column and c not in used],
+                                 source)
             if not used:
                 raise ValueError(
                     f"{source} has no numeric feature column besides label {label_column!r}; "
@@ -437,9 +475,11 @@ def frame_to_data(
         for column in used:
             for split, part in frames.items():
                 if not pd.api.types.is_numeric_dtype(part[column]):
+                    bad = _non_numeric_cells(part[column])
+                    detail = "" if bad is None else f": {bad[0]} non-numeric cell(s), first {bad[1]!r} ({bad[2]})"
                     raise ValueError(
-                        f"feature column {column!r} is not numeric (dtype {part[column].dtype}); "
-                        "pass it as text_column or leave it out of feature_columns"
+                        f"feature column {column!r} is not numeric (dtype {part[column].dtype}){detail}; "
+                        "fix those cells, pass it as text_column or leave it out of feature_columns"
                     )
                 if part[column].isna().any():
                     raise ValueError(

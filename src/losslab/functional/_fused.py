@@ -905,10 +905,15 @@ def _regression_chunk(kind: str, input: Tensor, target: Tensor, scale: float, gr
     """Writes ``scale dl/de`` into ``grad`` (and the loss into ``per_element`` if given);
     returns the chunk's loss sum when ``per_element`` is None."""
     error = torch.sub(input, target)
+    # float16 / bfloat16 sums are accumulated in float32: the sum of a chunk may pass the
+    # dtype's range (65504 in float16) while the mean fits
+    accumulate = torch.float32 if input.dtype in (torch.float16, torch.bfloat16) else None
     if kind == "smae":
         half = error.mul_(0.5)                             # h = e / 2
         tanh = torch.tanh(half)
-        if per_element is None:
+        if per_element is None and accumulate is not None:
+            total = torch.mul(half, tanh).sum(dtype=accumulate).mul_(2.0)
+        elif per_element is None:
             total = torch.dot(half.reshape(-1), tanh.reshape(-1)).mul_(2.0)
         else:
             torch.mul(half, tanh, out=per_element).mul_(2.0)
@@ -922,7 +927,8 @@ def _regression_chunk(kind: str, input: Tensor, target: Tensor, scale: float, gr
         # log cosh(e) = |e| + log1p(exp(-2|e|)) - log 2, no overflow
         softplus = torch.mul(absolute, -2.0).exp_().log1p_()
         if per_element is None:
-            total = absolute.sum() + softplus.sum() - math.log(2.0) * absolute.numel()
+            total = (absolute.sum(dtype=accumulate) + softplus.sum(dtype=accumulate)
+                     - math.log(2.0) * absolute.numel())
         else:
             torch.add(absolute, softplus, out=per_element).sub_(math.log(2.0))
             total = None
@@ -943,7 +949,9 @@ def _regression_forward(input, target, kind, reduction) -> tuple[Tensor, Tensor]
                                   None if per_element is None else per_element[rows])
         if total is not None:
             partial_sums.append(total)
-    return _chunked_result(per_element, partial_sums, reduction, scale, grad), grad
+    loss = _chunked_result(per_element, partial_sums, reduction, scale, grad)
+    # the float32 accumulation of a half-precision input is returned in the input's dtype
+    return loss.to(input.dtype), grad
 
 
 class _RegressionFused(torch.autograd.Function):

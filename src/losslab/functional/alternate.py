@@ -195,14 +195,16 @@ def multiclass_loss(
     Target and weight semantics follow ``F.cross_entropy``: integer class indices
     ``(N, d1..dk)`` or probabilities ``(N, C, d1..dk)``; a per-class ``weight`` scales class
     c's term; with class indices ``"mean"`` divides by the summed weight of the targets and
-    skips ``ignore_index``, with probabilities it divides by ``N d1..dk``.
+    skips ``ignore_index``, with probabilities it divides by ``N d1..dk``. As in
+    ``F.cross_entropy``, a "mean" with nothing to divide by (an empty batch, or every target
+    ignored) is NaN with a zero gradient; "sum" is then 0.
 
     ``fused_kind`` (``"m"``, ``"full_m"``, ``"l"``, ``"full_l"``) names the kernels of
     :mod:`losslab.functional._fused` that compute the same loss; ``impl`` picks them or not.
     """
     check_reduction(reduction)
     input, eps = _prepare_input(input, eps)
-    check_multiclass_target(input, target, ignore_index)
+    target = check_multiclass_target(input, target, ignore_index)
     unbatched = input.dim() == 1
     if unbatched:
         input, target = input.unsqueeze(0), target.unsqueeze(0)
@@ -362,7 +364,8 @@ def m_loss(
         weight: per-class rescaling, shape ``(C,)``, as in ``F.cross_entropy``.
         ignore_index: a class-index target to skip (class-index targets only).
         reduction: ``"mean"`` (over samples; with class indices divided by the summed target
-            weights), ``"sum"`` or ``"none"``.
+            weights: NaN, as ``F.cross_entropy``, when every target is ignored or the batch is
+            empty), ``"sum"`` or ``"none"``.
         eps: probabilities are clamped into ``[eps, 1 - eps]``.
         impl: ``"auto"`` (default) uses the fused kernels of :mod:`losslab.functional._fused`
             (same values and gradients, one input-sized tensor kept for backward) when

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losslab._validation import (
+    as_class_indices,
     check_class_indices,
     check_class_weight,
     check_floating,
@@ -31,6 +32,7 @@ from losslab._validation import (
     check_tensor,
     check_values_in_range,
     compute_dtype,
+    empty_reduction,
     reduce,
     validation_enabled,
     weighted_mean,
@@ -70,9 +72,9 @@ def cross_entropy(
     Args:
         input: logits ``(N, C, d1..dk)`` or ``(C,)``.
         target: class indices ``(N, d1..dk)`` or probabilities of the input's shape.
-        weight: per-class rescaling ``(C,)``; with class indices ``"mean"`` divides by the
-            summed weight of the targets.
-        ignore_index: class index to skip.
+        weight: per-class rescaling ``(C,)``, cast to the input's dtype; with class indices
+            ``"mean"`` divides by the summed weight of the targets.
+        ignore_index: class index to skip ("mean" is NaN when every target is skipped).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         label_smoothing: in [0, 1].
 
@@ -81,9 +83,12 @@ def cross_entropy(
     """
     check_reduction(reduction)
     input = check_floating("input", input)
-    check_multiclass_target(input, target, ignore_index)
+    target = check_multiclass_target(input, target, ignore_index)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
+    # a weight of another float dtype (or device) is cast to the input's, as every losslab
+    # loss with a weight does (torch itself raises on a float64 weight for float32 logits)
+    weight = check_class_weight(weight, input.shape[0 if input.dim() == 1 else 1], input)
     return F.cross_entropy(
         input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing,
@@ -190,8 +195,8 @@ def _check_class_index_target(input: Tensor, target: object, ignore_index: int) 
     expected = input.shape[:-1]
     num_classes = input.shape[-1]
     all_classes = False
-    is_index = not (target.dtype == torch.bool or target.is_floating_point() or target.is_complex())
-    if is_index and validation_enabled() and target.numel() > 0:
+    target = as_class_indices("target", target)
+    if validation_enabled() and target.numel() > 0:
         smallest, largest = torch.aminmax(target)
         all_classes = smallest.item() >= 0 and largest.item() < num_classes
     if not all_classes:
@@ -377,7 +382,8 @@ def multiclass_hinge_loss(
         weight: per-class rescaling ``(C,)``, applied through the target class.
         ignore_index: a target value to skip.
         reduction: ``"mean"`` over the non-ignored samples (not weight-normalised, as in
-            torch), ``"sum"`` or ``"none"``.
+            torch; NaN when every sample is ignored or the batch is empty, as torch's other
+            losses give), ``"sum"`` or ``"none"``.
 
     Returns:
         A scalar, or ``(N,)`` / ``()`` with ``reduction="none"``.
@@ -397,6 +403,9 @@ def multiclass_hinge_loss(
     target, all_classes = _check_class_index_target(input, target, ignore_index)
     num_classes = input.shape[-1]
     weight = check_class_weight(weight, num_classes, input)
+    if target.numel() == 0 and input.dim() == 2:
+        # an empty batch: torch's multi_margin_loss returns an uninitialised value for "mean"
+        return empty_reduction(input, reduction, target.shape)
     if kind == "weston_watkins":
         nothing_ignored = all_classes and not 0 <= ignore_index < num_classes
         return _weston_watkins(input, target, p=p, margin=margin, weight=weight, ignore_index=ignore_index,
@@ -595,7 +604,8 @@ def softmax_focal_loss(
         weight: per-class rescaling ``(C,)`` with ``F.cross_entropy``'s semantics.
         ignore_index: a class-index target to skip.
         reduction: ``"mean"`` over samples (class indices: divided by the summed target
-            weights; probabilities: by ``N d1..dk``), ``"sum"`` or ``"none"``.
+            weights, NaN as in ``F.cross_entropy`` when every target is ignored; probabilities:
+            by ``N d1..dk``), ``"sum"`` or ``"none"``.
 
     Returns:
         A scalar, or ``(N, d1..dk)`` with ``reduction="none"``.
@@ -606,7 +616,7 @@ def softmax_focal_loss(
     check_reduction(reduction)
     gamma = _check_gamma(gamma)
     input = _as_compute(input)
-    check_multiclass_target(input, target, ignore_index)
+    target = check_multiclass_target(input, target, ignore_index)
     unbatched = input.dim() == 1
     if unbatched:
         input, target = input.unsqueeze(0), target.unsqueeze(0)
@@ -723,7 +733,8 @@ def poly_loss(
             ``(1 - p_t)^1 .. (1 - p_t)^N``).
         weight: per-class rescaling ``(C,)``, as in ``F.cross_entropy``.
         ignore_index: a class-index target to skip.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``F.cross_entropy``'s meaning).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``F.cross_entropy``'s meaning, NaN
+            for "mean" when every target is ignored).
         label_smoothing: in [0, 1].
 
     Returns:
@@ -737,7 +748,7 @@ def poly_loss(
     epsilons = _check_epsilons(epsilon)
     label_smoothing = _check_number("label_smoothing", label_smoothing, low=0.0, high=1.0)
     input = _as_compute(input)
-    check_multiclass_target(input, target, ignore_index)
+    target = check_multiclass_target(input, target, ignore_index)
     unbatched = input.dim() == 1
     if unbatched:
         input, target = input.unsqueeze(0), target.unsqueeze(0)

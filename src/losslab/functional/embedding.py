@@ -2,7 +2,9 @@
 
 Every loss takes its distances and similarities from :mod:`losslab.distances` (so the
 zero-norm and zero-distance handling is written once) and follows torch's argument and
-reduction conventions. float16 / bfloat16 embeddings are computed in float32.
+reduction conventions. float16 / bfloat16 embeddings are computed in float32. Embedding inputs
+of different float dtypes (e.g. a float32 query with float64 keys) are promoted to a common
+dtype, as torch's binary operations promote (``torch.promote_types``).
 
 The losses that compare the items of a batch with each other (:func:`info_nce_loss`,
 :func:`nt_xent_loss`, :func:`multiple_negatives_ranking_loss`, :func:`ge2e_loss`,
@@ -24,6 +26,7 @@ from torch import Tensor
 
 from losslab import distributed
 from losslab._validation import (
+    as_class_indices,
     check_floating,
     check_positive,
     check_reduction,
@@ -67,14 +70,23 @@ def _embeddings(name: str, value: object, ndim: int, layout: str) -> Tensor:
     return tensor.to(compute_dtype(tensor))
 
 
+def _promote(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
+    """Embedding inputs of different float dtypes are promoted to a common one (as torch's
+    binary operations do; e.g. float32 with float64 computes in float64), never an error."""
+    present = [t for t in tensors if t is not None]
+    dtype = present[0].dtype
+    for tensor in present[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    return tuple(None if t is None else t.to(dtype) for t in tensors)
+
+
 def _same_rows(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
     check_same_shape(name_a, a, name_b, b)
 
 
 def _labels(name: str, value: object, batch: int) -> Tensor:
-    labels = check_tensor(name, value)
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"{name}: expected an integer tensor of class labels, got dtype {labels.dtype}")
+    """Integer class labels ``(batch,)`` of any integer dtype, as int64."""
+    labels = as_class_indices(name, check_tensor(name, value))
     if labels.shape != (batch,):
         raise ValueError(
             f"{name}: expected one label per embedding, shape ({batch},), got {tuple(labels.shape)}"
@@ -111,7 +123,10 @@ def _gathered(enabled: bool) -> bool:
 
 
 def _reduce_terms(terms: Tensor, reduction: str, gathered: bool, count: Tensor | int | None = None) -> Tensor:
-    """``"mean"`` divides by ``count`` (default: number of terms); 0 terms give 0, never NaN.
+    """``"mean"`` divides by ``count`` (default: number of terms).
+
+    An empty batch (no terms) gives NaN for "mean", as torch's losses do; a non-empty batch
+    with ``count`` 0 (no valid triplet) gives 0.
 
     When the batch was gathered across ranks the mean divides by the global count and both
     ``"mean"`` and ``"sum"`` are multiplied by the world size, so that averaging the per-rank
@@ -127,7 +142,11 @@ def _reduce_terms(terms: Tensor, reduction: str, gathered: bool, count: Tensor |
         return distributed.global_mean(total, count)
     if reduction == "sum":
         return total
+    if terms.numel() == 0:
+        # an empty batch: the mean of nothing is NaN, as in torch's losses (zero gradient)
+        return total + math.nan
     count = torch.as_tensor(count, dtype=total.dtype, device=total.device)
+    # a batch without a valid triplet (count 0) gives 0, the documented metric-learning rule
     return torch.where(count > 0, total / count.clamp_min(1), total * 0.0)
 
 
@@ -268,7 +287,7 @@ def contrastive_loss(
     if validation_enabled() and target.numel() and not bool(((target == 0) | (target == 1)).all()):
         bad = target[(target != 0) & (target != 1)].flatten()[0].item()
         raise ValueError(f"target: expected pair labels 0 or 1, got {bad!r}")
-    dtype = compute_dtype(input1)
+    dtype = torch.promote_types(compute_dtype(input1), compute_dtype(input2))
     dist = paired_distance(input1.to(dtype), input2.to(dtype), metric=metric)
     similar = target == similar_label
     if squared:
@@ -366,8 +385,9 @@ def batch_triplet_loss(
     positives only (``O(N K)`` memory per chunk for at most ``K`` positives per anchor; the
     reference implementations materialise all ``N^3``).
 
-    A batch with no valid triplet (one class only, or singletons only) gives 0, never NaN,
-    with a zero gradient. ``"none"`` returns one value per anchor: its batch-hard loss, or the
+    A batch with no valid triplet (one class only, or singletons only) gives 0, not NaN,
+    with a zero gradient; an empty batch (no anchor) gives NaN for ``"mean"``, as torch's
+    losses do. ``"none"`` returns one value per anchor: its batch-hard loss, or the
     sum of its batch-all triplet losses (0 for an anchor without valid triplet).
 
     Args:
@@ -406,7 +426,10 @@ def batch_triplet_loss(
     is_self[rows, rows + offset] = True
     positive, negative = same & ~is_self, ~same
 
-    if mining == "hard":
+    if embeddings.shape[0] == 0:
+        # no anchors (an empty batch): no terms; the reduction says what that gives
+        terms, count = embeddings.sum(1) * 0.0, 0
+    elif mining == "hard":
         # Mine on a fast matrix without gradient (for the Euclidean metrics the squared
         # distances by the matrix product, same order), then compute the exact distance of
         # the two mined pairs per anchor: exact values and a zero gradient at zero distance,
@@ -494,6 +517,10 @@ def info_nce_loss(
     query = _embeddings("query", query, 2, "of query embeddings (N, D)")
     positive_key = _embeddings("positive_key", positive_key, 2, "of positive keys (N, D)")
     _same_rows("query", query, "positive_key", positive_key)
+    if negative_keys is not None:
+        negative_keys = check_floating("negative_keys", negative_keys)
+        negative_keys = negative_keys.to(compute_dtype(negative_keys))
+    query, positive_key, negative_keys = _promote(query, positive_key, negative_keys)
     batch, dim = query.shape
 
     if negative_keys is None:
@@ -512,7 +539,6 @@ def info_nce_loss(
             "symmetric: expected False when negative_keys are given (the symmetric form needs "
             "in-batch negatives, negative_keys=None), got True"
         )
-    negative_keys = check_floating("negative_keys", negative_keys).to(query.dtype)
     if negative_mode == "unpaired":
         if negative_keys.dim() != 2 or negative_keys.shape[1] != dim:
             raise ValueError(
@@ -576,6 +602,7 @@ def nt_xent_loss(
     view1 = _embeddings("view1", view1, 2, "of embeddings (N, D)")
     view2 = _embeddings("view2", view2, 2, "of embeddings (N, D)")
     _same_rows("view1", view1, "view2", view2)
+    view1, view2 = _promote(view1, view2)
     batch = view1.shape[0]
     all1, offset = _gather(view1, gather)
     all2, _ = _gather(view2, gather)
@@ -645,10 +672,13 @@ def multiple_negatives_ranking_loss(
     anchors = _embeddings("anchors", anchors, 2, "of anchor embeddings (B, D)")
     positives = _embeddings("positives", positives, 2, "of positive embeddings (B, D)")
     _same_rows("anchors", anchors, "positives", positives)
+    if negatives is not None:
+        negatives = check_floating("negatives", negatives)
+        negatives = negatives.to(compute_dtype(negatives))
+    anchors, positives, negatives = _promote(anchors, positives, negatives)
     batch, dim = anchors.shape
     candidates, offset = _gather(positives, gather)
     if negatives is not None:
-        negatives = check_floating("negatives", negatives).to(anchors.dtype)
         if negatives.dim() == 2:
             negatives = negatives[:, None, :]
         if negatives.dim() != 3 or negatives.shape[0] != batch or negatives.shape[2] != dim:

@@ -11,6 +11,7 @@ from losslab._validation import (
     check_class_indices,
     check_floating,
     check_min_dim,
+    check_not_float_indices,
     check_reduction,
     check_same_shape,
     check_tensor,
@@ -67,6 +68,8 @@ def _multiclass(
     target = check_tensor("target", target)
     num_classes = input.shape[1]
     prob = torch.softmax(input, 1) if from_logits else input
+    expected = input.shape[:1] + input.shape[2:]
+    check_not_float_indices(input, target, expected)
     if target.is_floating_point():
         if ignore_index is not None:
             raise ValueError(
@@ -76,14 +79,12 @@ def _multiclass(
         check_same_shape("input", input, "target", target)
         check_values_in_range("target", target, 0.0, 1.0, "one-hot or class probabilities")
         return prob, target.to(input.dtype), None
-    expected = input.shape[:1] + input.shape[2:]
     if target.shape != expected:
         raise ValueError(
             f"target: expected class indices of shape {tuple(expected)} for input of shape "
             f"{tuple(input.shape)} (or one-hot targets of the input's shape), got {tuple(target.shape)}"
         )
-    sentinel = ignore_index if ignore_index is not None else -(2**62)
-    check_class_indices("target", target, num_classes, sentinel)
+    target = check_class_indices("target", target, num_classes, ignore_index)
     keep = None if ignore_index is None else target != ignore_index
     index = target if keep is None else torch.where(keep, target, 0)
     truth = torch.zeros_like(prob).scatter(1, index.unsqueeze(1), 1.0)
@@ -185,8 +186,10 @@ def dice_loss(
             raise ValueError("include_background: has no meaning in binary mode (no class 0 channel); got False")
         prob, truth, keep = _binary_or_multilabel(input, target, ignore_index, from_logits)
         # one "class": (N, 1, positions)
-        prob, truth = prob.reshape(prob.shape[0], 1, -1), truth.reshape(truth.shape[0], 1, -1)
-        keep = None if keep is None else keep.reshape(keep.shape[0], 1, -1)
+        # (N, 1, positions), written out so that an empty batch (N = 0) reshapes too
+        flat = (prob.shape[0], 1, math.prod(prob.shape[1:]))
+        prob, truth = prob.reshape(flat), truth.reshape(flat)
+        keep = None if keep is None else keep.reshape(flat)
     else:
         check_min_dim("input", input, 2, "(N, C, d1..dk)")
         if mode == "multilabel":
@@ -200,9 +203,9 @@ def dice_loss(
                 )
             prob, truth = prob[:, 1:], truth[:, 1:]
             keep = None if keep is None else keep[:, 1:]
-        prob = prob.reshape(prob.shape[0], prob.shape[1], -1)
-        truth = truth.reshape(truth.shape[0], truth.shape[1], -1)
-        keep = None if keep is None else keep.reshape(keep.shape[0], keep.shape[1], -1)
+        flat = (prob.shape[0], prob.shape[1], math.prod(prob.shape[2:]))
+        prob, truth = prob.reshape(flat), truth.reshape(flat)
+        keep = None if keep is None else keep.reshape(flat)
     if keep is not None:
         prob = torch.where(keep, prob, 0.0)
     weight = _check_dice_weight(weight, mode, prob)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 from losslab.functional import alternate as AF
 from losslab.nn import alternate as AN
@@ -46,8 +47,11 @@ _CORE = [
      "more lenient than cross-entropy for p above ~0.117"),
 ]
 
+# The class names of the Keras forms in losslab.keras (strings: no Keras import here).
+_KERAS_STEM = {"m": "MLoss", "full_m": "FullMLoss", "l": "LLoss", "full_l": "FullLLoss"}
+
 for name, module, function, binary_function, full, formula, note in _CORE:
-    extra_hp = {"full": full}
+    stem = _KERAS_STEM[name]
     register(
         LossInfo(
             name=name,
@@ -65,6 +69,7 @@ for name, module, function, binary_function, full, formula, note in _CORE:
             hyperparameters={**_MULTI_HP, **_IMPL_HP},
             notes=note + "; probabilities clamped into [eps, 1 - eps]",
             pointwise=_pointwise(binary_function, full=full),
+            keras=(f"Categorical{stem}", f"SparseCategorical{stem}"),
         )
     )
     register(
@@ -86,8 +91,15 @@ for name, module, function, binary_function, full, formula, note in _CORE:
             hyperparameters={**_BINARY_HP, **_IMPL_HP},
             notes=note + ("; from a logit: y exp(-z) + (1 - y) exp(z)" if name == "full_m" else ""),
             pointwise=_pointwise(binary_function, full=full),
+            keras=(f"Binary{stem}",),
         )
     )
+
+def _per_class(formula: str) -> str:
+    """``y (1/p^alpha - 1)`` -> ``y_c (1/p_c^alpha - 1)``: only the standalone symbols ``p`` and
+    ``y`` get the class subscript (a plain text replace would also hit "alpha" and "pi")."""
+    return re.sub(r"\b([py])\b", r"\1_c", formula)
+
 
 _EXTRAS = [
     ("parametric_m", AN.ParametricMLoss, AN.BinaryParametricMLoss, AF.parametric_m_loss,
@@ -109,7 +121,7 @@ for name, module, binary_module, function, binary_function, formula, convex, not
             name=name, family="classification",
             task="multiclass classification (experimental, paper v1)",
             factory=module, functional=function, input=_MULTICLASS_INPUT,
-            target=_MULTICLASS_TARGET, formula=f"sum_c {formula.replace('p', 'p_c').replace('y', 'y_c')}",
+            target=_MULTICLASS_TARGET, formula=f"sum_c {_per_class(formula)}",
             reference=_PAPER + " (v1)", convex=convex, bounded=not convex,
             hyperparameters={**hp, **_MULTI_HP}, notes=note, extra=True,
             pointwise=_pointwise(binary_function, **fixed),

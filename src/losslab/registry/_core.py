@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,9 @@ class LossInfo:
         extra: an experimental loss, not a recommended default.
         pointwise: for the analysis figures: ``f(p, y)`` for a single probability output
             (classification) or ``f(e)`` for an error (regression), elementwise, no reduction.
+        keras: the names of its Keras 3 forms in :mod:`losslab.keras` (``keras.losses.Loss``
+            subclasses), empty if it has none. Plain strings, so that reading the registry
+            never imports Keras.
     """
 
     name: str
@@ -61,6 +65,7 @@ class LossInfo:
     aliases: tuple[str, ...] = ()
     extra: bool = False
     pointwise: Callable[..., Tensor] | None = None
+    keras: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The metadata as plain data (for JSON, tables and reports)."""
@@ -79,6 +84,7 @@ class LossInfo:
             "notes": self.notes,
             "aliases": list(self.aliases),
             "extra": self.extra,
+            "keras": [f"losslab.keras.{name}" for name in self.keras],
         }
 
 
@@ -124,11 +130,34 @@ def get_info(name: str) -> LossInfo:
 def get_loss(name: str, **kwargs: Any) -> nn.Module:
     """Build the ``nn.Module`` of a registered loss, e.g. ``get_loss("full_l", weight=w)``."""
     info = get_info(name)
+    accepted = _keywords(info)
+    unknown = [key for key in kwargs if accepted is not None and key not in accepted]
+    if unknown:
+        # Checked here, so the message names the loss rather than the class behind it
+        # (``MLoss.__init__()`` for "l").
+        allowed = ", ".join(accepted) or "none"
+        close = difflib.get_close_matches(unknown[0], accepted, n=2)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise TypeError(
+            f"{info.name}: unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(k) for k in unknown)}{hint}; its keyword arguments: {allowed}"
+        )
     try:
         return info.factory(**kwargs)
     except TypeError as error:
-        allowed = ", ".join(info.hyperparameters) or "none"
+        allowed = ", ".join(accepted if accepted is not None else info.hyperparameters) or "none"
         raise TypeError(f"{info.name}: {error}; its keyword arguments: {allowed}") from error
+
+
+def _keywords(info: LossInfo) -> list[str] | None:
+    """The keyword arguments the factory accepts (None when it takes ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(info.factory).parameters.values()
+    except (TypeError, ValueError):
+        return list(info.hyperparameters)
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def list_losses(family: str | None = None, *, include_extras: bool = True) -> list[LossInfo]:

@@ -39,6 +39,9 @@ _ENTRIES = [
      "quasi-convex; not the Huber loss some call 'smooth MAE'", ("smooth_absolute_error",)),
 ]
 
+# The class names of the Keras forms in losslab.keras (strings: no Keras import here).
+_KERAS = {"log_cosh": ("LogCoshLoss",), "smae": ("SMAELoss",)}
+
 for name, module, function, formula, impl, convex, reference, hp, notes, aliases in _ENTRIES:
     register(
         LossInfo(
@@ -46,6 +49,6 @@ for name, module, function, formula, impl, convex, reference, hp, notes, aliases
             input=_INPUT, target=_TARGET, formula=formula + ", e = input - target",
             reference=reference, reference_impl=impl, convex=convex, bounded=False,
             hyperparameters={**hp, "reduction": "mean"}, notes=notes, aliases=aliases,
-            pointwise=_pointwise(function),
+            pointwise=_pointwise(function), keras=_KERAS.get(name, ()),
         )
     )

@@ -50,6 +50,17 @@ class ComparisonResult:
 
         return "\n\n".join(f"### {task.label}\n\n{task_markdown(task)}" for task in self.tasks)
 
+    def to_pandas(self, kind: str = "runs") -> Any:
+        """The results as a pandas DataFrame: ``"runs"`` (one row per run of this comparison:
+        config as dotted columns and final metrics) or ``"curves"`` (one row per epoch)."""
+        from losslab.experiments.classification.export import curves_frame, runs_frame
+
+        if kind not in ("runs", "curves"):
+            raise ValueError(f"kind: expected 'runs' or 'curves', got {kind!r}")
+        frame = (runs_frame if kind == "runs" else curves_frame)(self.db)
+        ids = {run["run_id"] for task in self.tasks for run in task.runs}
+        return frame[frame["run_id"].isin(ids)].reset_index(drop=True)
+
     def final_accuracy(self) -> dict[str, dict[str, dict[int, float]]]:
         """``{task: {loss: {seed: final test accuracy}}}``."""
         return {task.label: task.final_accuracy() for task in self.tasks}
@@ -93,9 +104,15 @@ def csv_task(
     training: dict[str, Any] | None = None,
     max_train: int | None = None,
     max_test: int | None = None,
+    test_data: str | Path | None = None,
+    test_fraction: float | None = None,
+    split_seed: int | None = None,
 ) -> PlannedTask:
     """A grid row for a user's CSV: numeric columns -> MLP on standardised features (scaler
-    fitted on the training split only); a text column -> LSTM or frozen-MiniLM head."""
+    fitted on the training split only); a text column -> LSTM or frozen-MiniLM head.
+
+    The test split is ``test_data`` (a second CSV with the same columns) or a stratified
+    ``test_fraction`` of the rows (default 0.2, seeded by ``split_seed``, default 0)."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"data: no CSV file at {file}")
@@ -117,6 +134,16 @@ def csv_task(
         options["max_train"] = max_train
     if max_test is not None:
         options["max_test"] = max_test
+    if test_data is not None:
+        if test_fraction is not None:
+            raise ValueError("test_data, test_fraction: give a test file or a fraction, not both")
+        if not Path(test_data).is_file():
+            raise FileNotFoundError(f"test_data: no CSV file at {test_data}")
+        options["test_path"] = str(test_data)
+    if test_fraction is not None:
+        options["test_fraction"] = test_fraction
+    if split_seed is not None:
+        options["split_seed"] = split_seed
     defaults = {"epochs": 20 if model != "lstm" else 5, "lr": 1e-3, "batch_size": 32}
     settings = TrainingSettings(**{**defaults, **{k: v for k, v in (training or {}).items() if v is not None}})
     source = DatasetSource("csv", model, model_options, options=options, path=str(file),
@@ -140,6 +167,15 @@ def compare(
     lr: float | None = None,
     batch_size: int | None = None,
     weight_decay: float | None = None,
+    optimizer: str | None = None,
+    momentum: float | None = None,
+    nesterov: bool | None = None,
+    scheduler: str | None = None,
+    warmup_epochs: int | None = None,
+    grad_clip: float | None = None,
+    optimizer_factory: Callable[..., Any] | None = None,
+    scheduler_factory: Callable[..., Any] | None = None,
+    train_step: Callable[..., Any] | None = None,
     max_train: int | None = None,
     max_test: int | None = None,
     preset: str = "full",
@@ -169,6 +205,8 @@ def compare(
     ray_address: str | None = None,
     cpus_per_run: float = 1.0,
     gpus_per_run: float = 0.0,
+    tensorboard: str | Path | None = None,
+    mlflow: str | None = None,
 ) -> ComparisonResult:
     """Train every loss on a task over several seeds, record it all in ``db``, and read it back.
 
@@ -187,6 +225,16 @@ def compare(
         db: the SQLite results file.
         epochs, lr, batch_size, weight_decay: training settings (task defaults otherwise;
             Adam with lr 1e-3, batch 64, 10 epochs for your own data).
+        optimizer, momentum, nesterov: ``"adam"`` (default), ``"adamw"`` or ``"sgd"``, and
+            SGD's momentum (0.9) and Nesterov flag.
+        scheduler, warmup_epochs: ``"none"`` (default), ``"cosine"``, ``"step"`` or
+            ``"onecycle"``, stepped per batch, after a linear warmup of that many epochs.
+        grad_clip: clip the gradient's global norm (None: no clipping).
+        optimizer_factory, scheduler_factory, train_step: your own optimizer
+            (``f(params, settings)``), schedule (``f(optimizer, settings, steps_per_epoch)``)
+            or training step (``f(model, loss_fn, inputs, targets, optimizer) -> (loss,
+            logits)``, doing forward, backward and the step); picklable (module-level)
+            functions when ``workers > 1``. See :mod:`.optim`.
         max_train, max_test: stratified subsets of a registered task's data.
         preset: a registered task's sizes, ``"quick"`` or ``"full"``.
         path: where a registered task's data lives (CIFAR-10, Imagenette, IMDB).
@@ -224,6 +272,9 @@ def compare(
         ray_address: with ``backend="ray"``: None starts Ray on this machine for the call;
             ``"auto"`` or ``"HOST:PORT"`` joins a running cluster.
         cpus_per_run, gpus_per_run: the resources Ray reserves for each run.
+        tensorboard: also write every test run's curves as TensorBoard event files here.
+        mlflow: also log every test run to this MLflow tracking URI (a local folder works),
+            one MLflow run per (task, loss, seed) under one per comparison.
     """
     tuning = _tuning_settings(protocol, lr_grid=lr_grid, lr_decades=lr_decades, lr_points=lr_points,
                               val_fraction=val_fraction, split_seed=split_seed,
@@ -233,7 +284,10 @@ def compare(
     execution = make_backend(backend, ray_address=ray_address, cpus_per_run=cpus_per_run,
                              gpus_per_run=gpus_per_run)
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
-                 "device": device, "amp": amp}
+                 "optimizer": optimizer, "momentum": momentum, "nesterov": nesterov,
+                 "scheduler": scheduler, "warmup_epochs": warmup_epochs, "grad_clip": grad_clip,
+                 "optimizer_factory": optimizer_factory, "scheduler_factory": scheduler_factory,
+                 "train_step": train_step, "device": device, "amp": amp}
     if task is not None:
         if train is not None or test is not None or model_factory is not None:
             raise ValueError("task: give either a registered task or your own train/test/model_factory, not both")
@@ -256,9 +310,13 @@ def compare(
         settings = TrainingSettings(**{**defaults, **{k: v for k, v in overrides.items() if v is not None}})
         source = ArraySource(x_train, y_train, x_test, y_test, model_factory, classes, name=label or "arrays")
         planned = PlannedTask(label or "arrays", source, settings)
-    return run_planned([planned], losses=losses, seeds=seeds, db=db, workers=workers,
-                       threads=threads, progress=progress, log=log, timeout=timeout,
-                       protocol=protocol, tuning=tuning, until=until, backend=execution)
+    result = run_planned([planned], losses=losses, seeds=seeds, db=db, workers=workers,
+                         threads=threads, progress=progress, log=log, timeout=timeout,
+                         protocol=protocol, tuning=tuning, until=until, backend=execution)
+    from losslab.experiments.classification.tracking import export_comparison
+
+    export_comparison(result, tensorboard=tensorboard, mlflow=mlflow, log=log)
+    return result
 
 
 def make_backend(backend: str, *, ray_address: str | None = None, cpus_per_run: float = 1.0,

@@ -21,6 +21,12 @@ from losslab.experiments.classification.store import ResultsStore, config_hash
 from losslab.report import Figure, Report, Section
 
 _RUN_IDENTITY = ("loss", "seed", "stage")
+# Where each metric of .metrics is recorded in an epoch's record.
+EPOCH_COLUMNS: dict[str, str] = {
+    "accuracy": "eval_accuracy", "macro_f1": "eval_macro_f1",
+    "balanced_accuracy": "eval_balanced_accuracy", "nll": "eval_cross_entropy",
+    "ece": "eval_ece", "brier": "eval_brier",
+}
 BASELINE = "cross_entropy"
 
 
@@ -61,6 +67,15 @@ class TaskResults:
     def finished(self) -> list[dict[str, Any]]:
         return [run for run in self.runs if run["status"] == "finished"]
 
+    def incomplete(self) -> dict[str, tuple[int, int]]:
+        """``{loss: (finished, total)}`` for each loss with runs not finished (still training
+        in another process, interrupted, or failed)."""
+        counts: dict[str, list[int]] = {}
+        for run in self.runs:
+            finished, total = counts.setdefault(run["loss"], [0, 0])
+            counts[run["loss"]] = [finished + (run["status"] == "finished"), total + 1]
+        return {loss: (f, t) for loss, (f, t) in counts.items() if f < t}
+
     @property
     def losses(self) -> list[str]:
         seen: list[str] = []
@@ -71,14 +86,27 @@ class TaskResults:
 
     def final_accuracy(self) -> dict[str, dict[int, float]]:
         """``{loss: {seed: test accuracy after the last epoch}}`` of the finished runs."""
+        return self.final_scores("accuracy")
+
+    def final_scores(self, metric: str = "accuracy") -> dict[str, dict[int, float]]:
+        """``{loss: {seed: metric after the last epoch}}`` of the finished runs that recorded
+        it (see :mod:`.metrics`; runs recorded before a metric existed are left out)."""
+        from losslab.experiments.classification.metrics import check_metric
+
+        column = EPOCH_COLUMNS[check_metric(metric)]
         result: dict[str, dict[int, float]] = defaultdict(dict)
         for run in self.finished:
-            result[run["loss"]][run["seed"]] = run["epochs"][-1]["eval_accuracy"]
+            value = run["epochs"][-1].get(column)
+            if value is not None:
+                result[run["loss"]][run["seed"]] = float(value)
         return {loss: result[loss] for loss in self.losses if loss in result}
 
-    def comparisons(self, baseline: str = BASELINE) -> list[LossComparison]:
-        accuracy = self.final_accuracy()
-        return compare_losses(accuracy, baseline=baseline) if accuracy else []
+    def comparisons(self, baseline: str = BASELINE, metric: str = "accuracy") -> list[LossComparison]:
+        from losslab.experiments.classification.metrics import METRIC_NAMES, METRICS
+
+        scores = self.final_scores(metric)
+        return compare_losses(scores, baseline=baseline, metric=METRIC_NAMES[metric],
+                              higher_is_better=METRICS[metric]) if scores else []
 
 
 def load_results(db: str | Path | ResultsStore, *, stage: str = "test") -> list[TaskResults]:
@@ -97,22 +125,22 @@ def load_results(db: str | Path | ResultsStore, *, stage: str = "test") -> list[
         run["planned_epochs"] = run["epochs"]
         run["epochs"] = store.epochs(run["run_id"])
         groups[key].runs.append(run)
-    per_label: dict[tuple[str, str], int] = defaultdict(int)
     protocols: dict[str, set[str]] = defaultdict(set)
+    siblings: dict[tuple[str, str], list[TaskResults]] = defaultdict(list)
     for (label, _), group in groups.items():
-        per_label[(label, group.protocol)] += 1
         protocols[label].add(group.protocol)
-    counters: dict[tuple[str, str], int] = defaultdict(int)
+        siblings[(label, group.protocol)].append(group)
     for (label, _), group in groups.items():
         name = label
         if len(protocols[label]) > 1:
             name += f" — {group.protocol} protocol"
-        if per_label[(label, group.protocol)] > 1:
-            counters[(label, group.protocol)] += 1
-            training = group.config.get("training", {})
-            rate = "tuned" if group.protocol == "tuned" else training.get("lr")
-            name += (f" (config {counters[(label, group.protocol)]}: epochs {training.get('epochs')}, "
-                     f"lr {rate})")
+        same = siblings[(label, group.protocol)]
+        if len(same) > 1:
+            index = same.index(group) + 1
+            differing = differing_settings([g.config for g in same])
+            shown = ", ".join(f"{key} {value}" for key, value in _flatten(group.config).items()
+                              if key in differing)
+            name += f" (config {index}: {shown})"
         group.label = name
     # A task's protocols side by side: fixed first, then tuned, in order of first appearance.
     order: dict[str, int] = {}
@@ -120,6 +148,27 @@ def load_results(db: str | Path | ResultsStore, *, stage: str = "test") -> list[
         order.setdefault(label, len(order))
     return sorted(groups.values(),
                   key=lambda g: (order[g.runs[0]["task"]], g.protocol != "fixed"))
+
+
+def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"training.lr": 0.001, ...}`` of a nested config (lists kept whole)."""
+    if not isinstance(config, dict):
+        return {prefix: config}
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def differing_settings(configs: list[dict[str, Any]]) -> list[str]:
+    """The dotted keys whose values are not the same in every config (in first-seen order)."""
+    flats = [_flatten(config) for config in configs]
+    keys: list[str] = []
+    for flat in flats:
+        keys += [key for key in flat if key not in keys]
+    missing = object()
+    return [key for key in keys
+            if len({repr(flat.get(key, missing)) for flat in flats}) > 1]
 
 
 def _open_existing(db: str | Path) -> ResultsStore:
@@ -199,9 +248,12 @@ def precision_line(comparisons: list[LossComparison]) -> str:
             f"to detect a 1-point difference: {_seeds(needed)}.")
 
 
-def statistics_markdown(comparisons: list[LossComparison]) -> str:
+def statistics_markdown(comparisons: list[LossComparison],
+                        incomplete: dict[str, tuple[int, int]] | None = None) -> str:
     """The accuracy table of one task: mean ± sd per loss, the paired difference from the
-    baseline with the interval the verdict reads, the verdict, and the table's precision."""
+    baseline with the interval the verdict reads, the verdict, and the table's precision.
+    ``incomplete`` (``{loss: (finished, total)}``) marks rows whose runs are not all done."""
+    incomplete = incomplete or {}
     lines = [
         "| loss | n | test accuracy (mean ± sd) | Δ vs CE (points) | CI of the verdict (points) | "
         "verdict | detectable Δ at 80% power (points) | seeds for 1 point |",
@@ -211,12 +263,16 @@ def statistics_markdown(comparisons: list[LossComparison]) -> str:
         s = row.summary
         accuracy = f"{s.mean:.4f} ± {_format(s.sd, '.4f')}"
         p = row.paired
+        name = row.loss
+        if row.loss in incomplete:
+            done, total = incomplete[row.loss]
+            name += f" (incomplete: {done} of {total} runs finished)"
         if p is None or row.precision is None:
             delta = "" if p is None else _points(p.mean)
-            lines.append(f"| {row.loss} | {s.n} | {accuracy} | {delta} | | {row.verdict} | | |")
+            lines.append(f"| {name} | {s.n} | {accuracy} | {delta} | | {row.verdict} | | |")
             continue
         lines.append(
-            f"| {row.loss} | {s.n} | {accuracy} | {_points(p.mean)} | "
+            f"| {name} | {s.n} | {accuracy} | {_points(p.mean)} | "
             f"{_level(row.adjusted_confidence)} {_interval(row.adjusted_low, row.adjusted_high)} | "
             f"{row.verdict} | {100 * row.precision.detectable:.2f} | "
             f"{_seeds(row.precision.seeds_for_one_point)} |")
@@ -245,6 +301,76 @@ def other_views_markdown(comparisons: list[LossComparison]) -> str:
             f"{_format(p.p_value, '.3g')} | {_format(row.p_holm, '.3g')} | "
             f"{_format(p.wilcoxon_p, '.3g')} |")
     return "\n".join(lines)
+
+
+_MARKS = {"better": "▲", "worse": "▼", "equivalent": "=", "undecided": "?"}
+
+
+def metrics_markdown(task: TaskResults, baseline: str = BASELINE) -> str:
+    """Every loss on every recorded metric: mean over seeds, and how it compares with the
+    baseline (▲ better, ▼ worse, = within ±1 point, ? undecided; Holm-adjusted per metric)."""
+    from losslab.experiments.classification.metrics import METRIC_NAMES, METRICS
+
+    columns = []
+    for metric in METRICS:
+        rows = {row.loss: row for row in task.comparisons(baseline, metric)}
+        if rows:
+            columns.append((metric, rows))
+    if len(columns) < 2:
+        return ""
+    header = "| loss | " + " | ".join(
+        f"{METRIC_NAMES[m]} ({'higher' if METRICS[m] else 'lower'} is better)" for m, _ in columns) + " |"
+    lines = [header, "|:---|" + "---:|" * len(columns)]
+    for loss in task.losses:
+        cells = []
+        for _, rows in columns:
+            row = rows.get(loss)
+            if row is None:
+                cells.append("–")
+                continue
+            mark = "" if row.decision in ("baseline", "untested") else " " + _MARKS[row.decision]
+            cells.append(f"{row.summary.mean:.4f}{mark}")
+        lines.append(f"| {loss} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def reliability_figure(task: TaskResults, out_dir: str | Path, stem: str) -> Figure | None:
+    """Reliability diagram per loss: accuracy against confidence in 15 equal-width bins of the
+    final epoch, pooled over seeds (the diagonal is perfect calibration)."""
+    import numpy as np
+
+    from losslab.plotting import color_for, pyplot, save_figure
+
+    pooled: dict[str, list[np.ndarray]] = {}
+    for run in task.finished:
+        bins = run["epochs"][-1].get("reliability")
+        if not bins:
+            continue
+        count = np.asarray(bins["count"], dtype=float)
+        entry = pooled.setdefault(run["loss"], [np.zeros_like(count)] * 3)
+        pooled[run["loss"]] = [entry[0] + count, entry[1] + count * np.asarray(bins["accuracy"]),
+                               entry[2] + count * np.asarray(bins["confidence"])]
+    if not pooled:
+        return None
+    plt = pyplot()
+    fig, axis = plt.subplots(figsize=(5.5, 5))
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    for index, loss in enumerate(task.losses):
+        if loss not in pooled:
+            continue
+        count, correct, confidence = pooled[loss]
+        filled = count > 0
+        axis.plot(confidence[filled] / count[filled], correct[filled] / count[filled], marker="o",
+                  markersize=3, color=color_for(loss, index), label=loss)
+    axis.set_xlabel("confidence (top-class probability)")
+    axis.set_ylabel("accuracy")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=8, loc="upper left")
+    axis.set_title(task.label, fontsize=9)
+    caption = (f"{task.label}: reliability diagram per loss (final epoch, 15 equal-width "
+               "confidence bins pooled over seeds; below the diagonal = over-confident).")
+    return save_figure(fig, out_dir, stem, caption)
 
 
 STATISTICS_NOTE = (
@@ -337,8 +463,9 @@ def _scheduler_text(task: TaskResults, protocol: dict[str, Any]) -> str:
     return text + (" (" + "; ".join(line for _, line in saved) + ")" if saved else "")
 
 
-def task_markdown(task: TaskResults) -> str:
-    """Description, settings, statistics table and unfinished runs of one task."""
+def task_markdown(task: TaskResults, metric: str = "accuracy") -> str:
+    """Description, settings, statistics table and unfinished runs of one task; the verdicts
+    read ``metric`` (see :mod:`.metrics`)."""
     training = task.config.get("training", {})
     data = task.config.get("data", {})
     if task.protocol == "tuned":
@@ -357,12 +484,17 @@ def task_markdown(task: TaskResults) -> str:
         "differences are paired by seed (same initial weights and data order).",
         "",
     ]
-    comparisons = task.comparisons()
+    comparisons = task.comparisons(metric=metric)
     if comparisons:
         views = other_views_markdown(comparisons)
+        everything = metrics_markdown(task)
         parts = ["**Decision** (ranked by the difference from cross-entropy):", "",
                  *decision_lines(comparisons), "", precision_line(comparisons), "", *parts,
-                 statistics_markdown(comparisons), ""] + ([views, ""] if views else [])
+                 statistics_markdown(comparisons, task.incomplete()), ""] + (
+                     [views, ""] if views else []) + (
+                     ["Every metric (mean over seeds; ▲ better, ▼ worse, = within ±1 point, "
+                      "? undecided against cross-entropy, Holm-adjusted per metric):", "",
+                      everything, ""] if everything else [])
     else:
         parts += ["No run of this task has finished yet.", ""]
     unfinished = [run for run in task.runs if run["status"] != "finished"]
@@ -401,8 +533,8 @@ def _until_decided_note(store: ResultsStore, task: TaskResults) -> str:
             f"{target:g} point(s), at most {record['target']['max_seeds']} seeds; {RULE}).\n\n")
 
 
-def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order: int = 50
-                   ) -> list[Section]:
+def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order: int = 50,
+                   metric: str = "accuracy") -> list[Section]:
     """One report section per task configuration in the database."""
     from losslab.experiments.classification.step_size import step_size_parts
 
@@ -412,26 +544,32 @@ def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order:
     for index, task in enumerate(load_results(store)):
         stem = f"{_slug(task.label)}-{index}"
         figure = learning_curves(task, out / "figures", f"curves-{stem}")
+        reliability = reliability_figure(task, out / "figures", f"reliability-{stem}")
         markdown, figures, data = step_size_parts(store, task, out / "figures", stem)
         rounds = _until_decided_note(store, task)
         sections.append(Section(
             key=f"classification-{index}-{_slug(task.label)}",
             title=f"Task {task.label}",
-            markdown=(rounds + task_markdown(task) + ("\n\n" + markdown if markdown else "")),
-            figures=([figure] if figure else []) + figures,
+            markdown=(rounds + task_markdown(task, metric) + ("\n\n" + markdown if markdown else "")),
+            figures=([figure] if figure else []) + ([reliability] if reliability else []) + figures,
             order=order + index,
             data={"config": task.config, "protocol": task.protocol,
-                  "comparisons": [c.to_dict() for c in task.comparisons()], **data},
+                  "metric": metric,
+                  "comparisons": [c.to_dict() for c in task.comparisons(metric=metric)], **data},
         ))
     return sections
 
 
-def write_report(db: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
-    """``losslab report``: Markdown + HTML report of every task in ``db``; returns both paths."""
+def write_report(db: str | Path, out_dir: str | Path, *, metric: str = "accuracy"
+                 ) -> tuple[Path, Path]:
+    """``losslab report``: Markdown + HTML report of every task in ``db``; returns both paths.
+    ``metric`` is the score the verdicts read (the other metrics are tabled beside it)."""
+    from losslab.experiments.classification.metrics import check_metric
     from losslab.experiments.environment import environment_info
 
+    check_metric(metric)
     store = _open_existing(db)
-    sections = build_sections(store, out_dir)
+    sections = build_sections(store, out_dir, metric=metric)
     report = Report(
         title=f"Loss comparison: {Path(db).name}",
         intro=(

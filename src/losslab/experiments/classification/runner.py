@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from losslab.experiments.classification.optim import build_optimizer, build_scheduler
 from losslab.experiments.classification.store import (
     DONE_STATUSES,
     ResultsStore,
@@ -44,13 +45,13 @@ ANNOTATION_KEYS: tuple[str, ...] = ("samples", "selection")
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """How every run of a task is trained (Adam, constant learning rate, fixed epochs).
+    """How every run of a task is trained (default: Adam, constant learning rate).
 
     Attributes:
         epochs: passes over the training data.
-        lr: Adam's learning rate.
+        lr: the (peak) learning rate.
         batch_size: training mini-batch size.
-        weight_decay: Adam's (L2) weight decay.
+        weight_decay: the optimizer's weight decay (L2 for Adam and SGD, decoupled for AdamW).
         eval_batch_size: batch size when scoring (no effect on results).
         loss_options: keyword arguments for every loss (e.g. ``{"eps": 1e-7}``).
         device: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``,
@@ -61,6 +62,20 @@ class TrainingSettings:
         amp: None (float32), ``"bf16"`` or ``"fp16"``: the model's forward pass under
             ``torch.autocast`` in that type (fp16 with a gradient scaler); the loss is always
             computed in float32. Recorded in the run's config only when set.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (see :mod:`.optim`).
+        momentum, nesterov: SGD's momentum and Nesterov flag.
+        scheduler: ``"none"``, ``"cosine"``, ``"step"`` or ``"onecycle"`` (per batch).
+        warmup_epochs: epochs of linear warmup before the schedule.
+        grad_clip: clip the gradient's global norm to this value (None: no clipping).
+        optimizer_factory, scheduler_factory: Python-only replacements for the named
+            optimizer / schedule (see :mod:`.optim`); recorded by qualified name.
+        train_step: Python-only ``train_step(model, loss_fn, inputs, targets, optimizer)
+            -> (loss, logits)`` that runs forward, backward and the optimizer step itself
+            (for models that need their own step); the gradient statistics are then not
+            measured (recorded as 0).
+
+    Only the fields that differ from their defaults enter a run's config (besides the
+    original ones), so runs recorded before a field existed keep their identity.
     """
 
     epochs: int = 5
@@ -71,6 +86,15 @@ class TrainingSettings:
     loss_options: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     deterministic: bool = True
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    nesterov: bool = False
+    scheduler: str = "none"
+    warmup_epochs: int = 0
+    grad_clip: float | None = None
+    optimizer_factory: Callable[..., Any] | None = None
+    scheduler_factory: Callable[..., Any] | None = None
+    train_step: Callable[..., Any] | None = None
     amp: str | None = None
 
     def __post_init__(self) -> None:
@@ -85,18 +109,32 @@ class TrainingSettings:
         check_device(self.device)
         if self.amp is not None and self.amp not in AMP_DTYPES:
             raise ValueError(f"amp: expected one of {', '.join(AMP_DTYPES)} or None, got {self.amp!r}")
+        from losslab.experiments.classification.optim import check_training_options
+
+        check_training_options(self)
 
     def to_config(self) -> dict[str, Any]:
         """What determines the results. The eval batch size does not; of the device only its
         kind does (``"cpu"``, ``"cuda"``, ``"mps"``: a run on another GPU of the same kind is
-        the same run); ``amp`` appears only when set, so float32 runs keep their identity."""
-        config = asdict(self)
-        config.pop("eval_batch_size")
+        the same run)."""
+        from losslab.experiments.classification.optim import callable_name
+
+        defaults = TrainingSettings()
+        config: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if key == "eval_batch_size":
+                continue
+            if key in _OPTIONAL_FIELDS and value == getattr(defaults, key):
+                continue  # unchanged: left out, so older runs keep their identity
+            config[key] = callable_name(value) if key in _CALLABLE_FIELDS else value
         config["device"] = device_type(self.device)
-        if config["amp"] is None:
-            config.pop("amp")
-        config["optimizer"] = "adam"
         return config
+
+
+# Fields added after the first results were recorded: in a config only when not the default.
+_OPTIONAL_FIELDS = ("momentum", "nesterov", "scheduler", "warmup_epochs", "grad_clip",
+                    "optimizer_factory", "scheduler_factory", "train_step", "amp")
+_CALLABLE_FIELDS = ("optimizer_factory", "scheduler_factory", "train_step")
 
 
 AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -316,9 +354,11 @@ def _training_mode(settings: TrainingSettings, threads: int | None) -> Iterator[
 
 
 def _serialize(model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
-               device: torch.device, scaler: Any = None) -> bytes:
+               device: torch.device, scheduler: Any = None, scaler: Any = None) -> bytes:
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "torch_rng": torch.get_rng_state()}
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
     if device.type == "cuda":  # dropout on a GPU draws from the device's generator
         state["cuda_rng"] = torch.cuda.get_rng_state(device)
     if scaler is not None:  # fp16: the loss scale goes on where it was
@@ -330,13 +370,17 @@ def _serialize(model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
 
 def _evaluate(model: nn.Module, loss_fn: nn.Module, data: PreparedData,
               settings: TrainingSettings, device: torch.device,
-              amp_dtype: torch.dtype | None = None) -> tuple[float, float, float]:
-    """(mean loss, accuracy, mean cross-entropy) on the eval split."""
+              amp_dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """The eval split's mean loss, accuracy, cross-entropy, and the metrics of
+    :mod:`.metrics` (macro-F1, balanced accuracy, ECE, Brier) with the reliability bins."""
+    from losslab.experiments.classification.metrics import MetricAccumulator
+
     model.eval()
     total_loss = total_ce = 0.0
     correct = 0
     n = _length(data.x_eval)
     order = torch.arange(n)
+    accumulator = MetricAccumulator(data.num_classes)
     with torch.no_grad():
         for inputs, targets in _batches(data.x_eval, data.y_eval, order, settings.eval_batch_size,
                                         pin=device.type == "cuda"):
@@ -350,7 +394,22 @@ def _evaluate(model: nn.Module, loss_fn: nn.Module, data: PreparedData,
             total_loss += float(loss_fn(logits, targets)) * targets.shape[0]
             total_ce += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
             correct += int((logits.argmax(dim=1) == targets).sum())
-    return total_loss / n, correct / n, total_ce / n
+            accumulator.update(logits, targets)
+    extra = accumulator.result()
+    return {
+        "eval_loss": total_loss / n, "eval_accuracy": correct / n, "eval_cross_entropy": total_ce / n,
+        "eval_macro_f1": extra["macro_f1"], "eval_balanced_accuracy": extra["balanced_accuracy"],
+        "eval_ece": extra["ece"], "eval_brier": extra["brier"],
+        "reliability": accumulator.reliability(),
+    }
+
+
+def _check_finite(batch_loss: Tensor, loss: str, epoch: int, settings: TrainingSettings) -> None:
+    if not torch.isfinite(batch_loss):
+        raise FloatingPointError(
+            f"loss {loss!r} became {float(batch_loss)} at epoch {epoch} (lr={settings.lr}); "
+            "try a smaller --lr"
+        )
 
 
 @dataclass(frozen=True)
@@ -361,7 +420,7 @@ class EpochRecord:
     """
 
     epoch: int
-    metrics: dict[str, float]
+    metrics: dict[str, Any]
     checkpoint: bytes | None
     final: bool
 
@@ -399,6 +458,7 @@ def train_epochs(
     this process, a worker process or a Ray task on another machine (whoever consumes the
     records decides where they are stored). Yields one :class:`EpochRecord` per epoch, up
     to epoch ``stop_after`` when given (the run can go on later from that checkpoint).
+    ``settings.amp`` applies to the built-in step (a custom ``train_step`` runs as given).
     """
     from losslab.registry import get_loss
 
@@ -408,14 +468,17 @@ def train_epochs(
         torch.manual_seed(seed)
         model = data.model_factory().to(device)
         loss_fn = get_loss(loss, **settings.loss_options)
-        optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr,
-                                     weight_decay=settings.weight_decay)
+        optimizer = build_optimizer(model, settings)
+        n_train = _length(data.x_train)
+        scheduler = build_scheduler(optimizer, settings, math.ceil(n_train / settings.batch_size))
         scaler = torch.amp.GradScaler(device.type) if settings.amp == "fp16" else None
         start_epoch = 0
         if checkpoint is not None:
             state = torch.load(io.BytesIO(checkpoint), map_location=device, weights_only=True)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None and "scheduler" in state:
+                scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"].cpu())
             if "cuda_rng" in state and device.type == "cuda":
                 torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
@@ -425,7 +488,6 @@ def train_epochs(
         x_train, y_train, x_eval, y_eval = _on_device(data, device)
         on_device = replace(data, x_train=x_train, y_train=y_train, x_eval=x_eval, y_eval=y_eval)
         pin = device.type == "cuda"
-        n_train = _length(data.x_train)
         last_epoch = settings.epochs if stop_after is None else min(settings.epochs, stop_after)
         for epoch in range(start_epoch + 1, last_epoch + 1):
             started = time.perf_counter()
@@ -436,55 +498,60 @@ def train_epochs(
             grad_sum = grad_square_sum = 0.0
             for inputs, targets in _batches(x_train, y_train, order, settings.batch_size, pin=pin):
                 inputs, targets = _to_device(inputs, device), targets.to(device)
-                if amp_dtype is None:
-                    logits = model(inputs)
-                    logits.retain_grad()
-                    batch_loss = loss_fn(logits, targets)
+                logit_grad = None
+                if settings.train_step is not None:
+                    batch_loss, logits = settings.train_step(model, loss_fn, inputs, targets, optimizer)
+                    _check_finite(batch_loss, loss, epoch, settings)
                 else:
-                    with torch.autocast(device.type, dtype=amp_dtype):
+                    if amp_dtype is None:
                         logits = model(inputs)
-                    # The loss itself in float32: the losses' own numerics stay exact.
-                    logits = logits.float()
+                    else:
+                        with torch.autocast(device.type, dtype=amp_dtype):
+                            logits = model(inputs)
+                        # The loss itself in float32: the losses' own numerics stay exact.
+                        logits = logits.float()
                     logits.retain_grad()
                     batch_loss = loss_fn(logits, targets)
-                if not torch.isfinite(batch_loss):
-                    raise FloatingPointError(
-                        f"loss {loss!r} became {float(batch_loss)} at epoch {epoch} (lr={settings.lr}); "
-                        "try a smaller --lr"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is None:
-                    batch_loss.backward()
-                    optimizer.step()
-                    logit_grad = logits.grad
-                else:
-                    scaler.scale(batch_loss).backward()
-                    logit_grad = logits.grad / scaler.get_scale()
-                    scaler.step(optimizer)
-                    scaler.update()
+                    _check_finite(batch_loss, loss, epoch, settings)
+                    optimizer.zero_grad(set_to_none=True)
+                    if scaler is None:
+                        batch_loss.backward()
+                        if settings.grad_clip is not None:
+                            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                        optimizer.step()
+                        logit_grad = logits.grad
+                    else:
+                        scaler.scale(batch_loss).backward()
+                        logit_grad = logits.grad / scaler.get_scale()
+                        if settings.grad_clip is not None:
+                            scaler.unscale_(optimizer)
+                            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                        scaler.step(optimizer)
+                        scaler.update()
+                if scheduler is not None:
+                    scheduler.step()
                 size = targets.shape[0]
                 loss_sum += batch_loss.item() * size
                 correct += int((logits.detach().argmax(dim=1) == targets).sum())
                 # The batch loss is a mean, so size * grad is each sample's own dLoss/dlogit;
                 # its mean absolute value over classes is the sample's gradient magnitude.
-                per_sample = (logit_grad * size).abs().mean(dim=1).double()
-                grad_sum += float(per_sample.sum())
-                grad_square_sum += float((per_sample**2).sum())
-            eval_loss, eval_accuracy, eval_ce = _evaluate(model, loss_fn, on_device, settings,
-                                                          device, amp_dtype)
+                if logit_grad is not None:  # not measured under a custom train_step
+                    per_sample = (logit_grad * size).abs().mean(dim=1).double()
+                    grad_sum += float(per_sample.sum())
+                    grad_square_sum += float((per_sample**2).sum())
+            evaluation = _evaluate(model, loss_fn, on_device, settings, device, amp_dtype)
             grad_mean = grad_sum / n_train
             grad_variance = max(grad_square_sum / n_train - grad_mean**2, 0.0)
             metrics = {
                 "train_loss": loss_sum / n_train,
                 "train_accuracy": correct / n_train,
-                "eval_loss": eval_loss,
-                "eval_accuracy": eval_accuracy,
-                "eval_cross_entropy": eval_ce,
+                **evaluation,
                 "grad_mean": grad_mean,
                 "grad_sd": math.sqrt(grad_variance),
                 "wall_time": time.perf_counter() - started,
             }
-            bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+            bad = [name for name, value in metrics.items()
+                   if isinstance(value, float) and not math.isfinite(value)]
             if bad:  # SQLite would store NaN as NULL; a non-finite score means the run diverged
                 raise FloatingPointError(
                     f"loss {loss!r}: {', '.join(bad)} became non-finite at epoch {epoch} "
@@ -492,7 +559,8 @@ def train_epochs(
                 )
             final = epoch == settings.epochs
             yield EpochRecord(epoch, metrics,
-                              None if final else _serialize(model, optimizer, epoch, device, scaler),
+                              None if final else _serialize(model, optimizer, epoch, device,
+                                                            scheduler, scaler),
                               final)
 
 

@@ -440,6 +440,13 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
     skipped: dict[int, str] = {}
     failed: list[str] = []
     started = time.perf_counter()
+    # Loading (sentence embeddings above all) runs here, before any worker: use every core.
+    import os
+
+    import torch
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
     for spec in tables:
         t0 = time.perf_counter()
         try:
@@ -450,6 +457,9 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
             context.log(f"[classification] Table {spec.number}: skipped ({error})")
             continue
         runs.append(_TableRun(spec, spec.stand_in(preset), task, time.perf_counter() - t0))
+        context.log(f"[classification] Table {spec.number}: data ready in "
+                    f"{time.perf_counter() - t0:.1f} s")
+    torch.set_num_threads(threads_before)
     for run in runs:
         context.log(f"[classification] Table {run.spec.number}: {run.stand_in.task}")
         failed += _run_table(run, db, workers=workers, threads=threads, seed=context.seed,

@@ -368,15 +368,17 @@ def _points(value: float) -> str:
     return f"{100.0 * value:+.2f}"
 
 
-def decide(low: float, high: float, *, margin: float = POINT) -> str:
-    """The decision an interval supports: ``"better"`` (above 0), ``"worse"`` (below 0),
-    ``"equivalent"`` (contains 0 and lies inside ±``margin``) or ``"undecided"``."""
+def decide(low: float, high: float, *, margin: float = POINT,
+           higher_is_better: bool = True) -> str:
+    """The decision an interval of ``loss − baseline`` supports: ``"better"`` (above 0, or
+    below 0 for a metric where lower is better), ``"worse"``, ``"equivalent"`` (contains 0 and
+    lies inside ±``margin``) or ``"undecided"``."""
     if math.isnan(low) or math.isnan(high):
         return "undecided"
     if low > 0:
-        return "better"
+        return "better" if higher_is_better else "worse"
     if high < 0:
-        return "worse"
+        return "worse" if higher_is_better else "better"
     if -margin < low and high < margin:
         return "equivalent"
     return "undecided"
@@ -403,7 +405,7 @@ def verdict(loss: str, baseline: str, paired: PairedDifference | None, p_adjuste
     p = paired.p_value if p_adjusted is None else p_adjusted
     decision = decide(low, high, margin=margin)
     if decision in ("better", "worse"):
-        direction = "higher" if decision == "better" else "lower"
+        direction = "higher" if low > 0 else "lower"
         return f"{loss} gives {direction} {metric} than {baseline} ({interval}, p={p:.3g})"
     if decision == "equivalent":
         return (f"no detectable difference from {baseline}; the interval rules out differences "
@@ -419,6 +421,7 @@ def compare_losses(
     alpha: float = 0.05,
     margin: float = POINT,
     metric: str = "test accuracy",
+    higher_is_better: bool = True,
 ) -> list[LossComparison]:
     """Compare every loss of one task against ``baseline``, pairing runs by seed.
 
@@ -432,6 +435,8 @@ def compare_losses(
         margin: a difference smaller than this is practically nil: an interval inside
             ±margin reads "equivalent".
         metric: the name of the score in the verdicts.
+        higher_is_better: False for a score where lower is better (NLL, ECE, Brier): an
+            interval below 0 then reads "better".
 
     Returns:
         One :class:`LossComparison` per loss, baseline first, the rest in the given order.
@@ -494,6 +499,6 @@ def compare_losses(
             seeds, adjusted_low=low, adjusted_high=high, adjusted_confidence=level,
             precision=precision, bootstrap_low=boot_low, bootstrap_high=boot_high,
             improvement=probability_of_improvement(values[0], values[1], confidence=confidence),
-            decision=decide(low, high, margin=margin),
+            decision=decide(low, high, margin=margin, higher_is_better=higher_is_better),
         ))
     return result

@@ -193,6 +193,11 @@ class ResultsStore:
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+                # Metrics beyond the fixed columns (macro-F1, ECE, Brier, the reliability bins
+                # ...) live as JSON in one column, added to databases written before it.
+                columns = {row[1] for row in cursor.execute("PRAGMA table_info(epochs)")}
+                if "extra" not in columns:
+                    cursor.execute("ALTER TABLE epochs ADD COLUMN extra TEXT")
             version = self._scalar("SELECT value FROM meta WHERE key = 'schema_version'")
             if int(version) > SCHEMA_VERSION:
                 raise ResultsStoreError(
@@ -400,6 +405,7 @@ class ResultsStore:
         missing = [name for name in EPOCH_FIELDS if name not in metrics]
         if missing:
             raise ValueError(f"metrics: missing {', '.join(missing)}")
+        extra = {name: value for name, value in metrics.items() if name not in EPOCH_FIELDS}
         blob, file_path, old_files = checkpoint, None, []
         if checkpoint is not None and not final and len(checkpoint) > BLOB_LIMIT_BYTES:
             file_path = self._checkpoint_file(run_id, epoch)
@@ -409,9 +415,10 @@ class ResultsStore:
             blob = None
         with self.transaction() as cursor:
             cursor.execute(
-                f"INSERT INTO epochs (run_id, epoch, {', '.join(EPOCH_FIELDS)}, recorded_utc) "
-                f"VALUES (?, ?, {', '.join('?' for _ in EPOCH_FIELDS)}, ?)",
-                (run_id, epoch, *(float(metrics[name]) for name in EPOCH_FIELDS), _now()),
+                f"INSERT INTO epochs (run_id, epoch, {', '.join(EPOCH_FIELDS)}, recorded_utc, extra) "
+                f"VALUES (?, ?, {', '.join('?' for _ in EPOCH_FIELDS)}, ?, ?)",
+                (run_id, epoch, *(float(metrics[name]) for name in EPOCH_FIELDS), _now(),
+                 json.dumps(extra, sort_keys=True) if extra else None),
             )
             cursor.execute("SELECT path FROM checkpoints WHERE run_id = ?", (run_id,))
             old_files = [row[0] for row in cursor.fetchall() if row[0]]
@@ -497,11 +504,15 @@ class ResultsStore:
         return result
 
     def epochs(self, run_id: int) -> list[dict[str, Any]]:
-        """The recorded epochs of a run, in order."""
-        return [
-            dict(row)
-            for row in self.query("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))
-        ]
+        """The recorded epochs of a run, in order (extra metrics merged into each record)."""
+        records = []
+        for row in self.query("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)):
+            record = dict(row)
+            extra = record.pop("extra", None)
+            if extra:
+                record.update(json.loads(extra))
+            records.append(record)
+        return records
 
     def epoch_count(self, run_id: int) -> int:
         return int(self._scalar("SELECT COUNT(*) FROM epochs WHERE run_id = ?", (run_id,)))

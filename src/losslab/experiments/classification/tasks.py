@@ -254,8 +254,8 @@ def prepare_classification_data(data: Any, model: str, model_options: Mapping[st
     (train, test) rows already computed).
     """
     options = dict(model_options)
-    y_train = torch.as_tensor(np.asarray(data.y_train), dtype=torch.long)
-    y_test = torch.as_tensor(np.asarray(data.y_test), dtype=torch.long)
+    y_train = torch.tensor(np.asarray(data.y_train), dtype=torch.long)  # a copy: frames may be read-only
+    y_test = torch.tensor(np.asarray(data.y_test), dtype=torch.long)
     info: dict[str, Any] = {"dataset": data.name, "source": data.source, "classes": list(data.classes),
                             "train_size": len(y_train), "test_size": len(y_test)}
     vocab_size = None
@@ -497,8 +497,9 @@ def planned_task(
 ) -> Any:
     """A grid row for a registered task with the preset's sizes and the user's overrides.
 
-    ``overrides`` may set ``epochs``, ``lr``, ``batch_size``, ``weight_decay``, ``max_train``,
-    ``max_test``, ``device``, ``amp`` (``None`` values are ignored).
+    ``overrides`` may set ``max_train``, ``max_test`` and any field of
+    :class:`.runner.TrainingSettings` (``epochs``, ``lr``, ``batch_size``, ``weight_decay``,
+    ``optimizer``, ``scheduler``, ``device``, ``amp`` ...; ``None`` values are ignored).
     """
     from losslab.experiments.classification.runner import PlannedTask
 
@@ -512,7 +513,11 @@ def planned_task(
     sizes = dict(task.full if preset == "full" else task.quick)
     chosen = {**task.training, **{k: v for k, v in sizes.items() if k == "epochs"}}
     data_options = {k: v for k, v in sizes.items() if k in ("max_train", "max_test") and v is not None}
-    valid = ("epochs", "lr", "batch_size", "weight_decay", "max_train", "max_test", "device", "amp")
+    from dataclasses import fields
+
+    valid = (*(f.name for f in fields(TrainingSettings) if f.name not in ("deterministic",
+                                                                            "eval_batch_size")),
+             "max_train", "max_test")
     for key, value in (overrides or {}).items():
         if key not in valid:
             raise ValueError(f"overrides: unknown setting {key!r}; valid: {', '.join(valid)}")

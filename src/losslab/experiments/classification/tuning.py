@@ -652,12 +652,16 @@ def _grow_grids(store: ResultsStore, tasks: Sequence[PlannedTask], losses: Seque
                     work.append((task, loss, rates))
         if not work:
             return _merge(results)
+        # One grid per (task, added rates): the losses that need the same rates train together.
+        batches: dict[tuple[int, tuple[float, ...]], list[str]] = {}
         for task, loss, rates in work:
             log(f"[tune] {task.label}/{loss}: best rate at an edge of the grid; sweeping "
                 + ", ".join(f"{lr:g}" for lr in rates))
             attempted.update((task.label, loss, lr) for lr in rates)
-            results.append(run_grid(sweep_tasks(task, tuning, rates), [loss], tuning.seeds, db=store,
-                                    stage="sweep", **options))
+            batches.setdefault((tasks.index(task), tuple(rates)), []).append(loss)
+        for (index, rates), batch_losses in batches.items():
+            results.append(run_grid(sweep_tasks(tasks[index], tuning, rates), batch_losses,
+                                    tuning.seeds, db=store, stage="sweep", **options))
 
 
 def _merge(results: Sequence[GridResult]) -> GridResult:

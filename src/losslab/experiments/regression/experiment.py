@@ -61,6 +61,9 @@ class RegressionResult:
         example_fits: the first seed's ``(coef, intercept)`` per method.
         config: the settings that produced the result.
         wall_time: seconds, fitting and scoring.
+        warnings: messages the baselines raised, per method.
+        cross_validation: the held-out error of each method, ranked (:func:`cross_validate`).
+        cross_validation_note: why no cross-validation was run, when one was asked for.
     """
 
     scenario: str
@@ -72,6 +75,10 @@ class RegressionResult:
     config: dict[str, Any]
     wall_time: float = 0.0
     warnings: dict[str, list[str]] = field(default_factory=dict)
+    # k-fold held-out error per method, best first (real data with cv_folds > 0; see
+    # :func:`cross_validate`), and why it is missing when it was asked for but not computed
+    cross_validation: list[dict[str, Any]] = field(default_factory=list)
+    cross_validation_note: str = ""
 
     @property
     def synthetic(self) -> bool:
@@ -191,6 +198,96 @@ def check_loss_kwargs(loss_kwargs: dict[str, dict[str, Any]] | None,
     return checked
 
 
+def cross_validate(
+    data: RegressionData,
+    losses: Sequence[str],
+    baselines: Sequence[str] = (),
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    loss_kwargs: dict[str, dict[str, Any]] | None = None,
+    settings: FitSettings | None = None,
+) -> list[dict[str, Any]]:
+    """The held-out error of each method by k-fold cross-validation, best (lowest MAE) first.
+
+    The rows are shuffled (``seed``) into ``folds`` parts; each part is predicted by a fit on
+    the other parts, so every row is predicted once by a fit that never saw it. Returns one
+    dict per method: ``rank``, ``held_out_mae`` (mean |y - prediction| over all rows),
+    ``held_out_mae_sd`` (sd of the per-fold MAEs) and ``held_out_median_ae`` (the median, which
+    a few gross outliers in the held-out rows do not move). Raises ValueError when a training
+    part would have no more rows than the fit's parameters.
+    """
+    n, n_params = data.n_rows, data.n_features + 1
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+        raise ValueError(f"folds: expected an integer >= 2, got {folds!r}")
+    folds = min(folds, n)
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), folds)
+    smallest_train = n - max(len(p) for p in parts)
+    if smallest_train <= n_params:
+        raise ValueError(
+            f"folds: {folds}-fold cross-validation leaves {smallest_train} training rows, and a "
+            f"linear fit with intercept needs more than {n_params}; use more rows or fewer folds"
+        )
+    trains = [np.setdiff1d(np.arange(n), part) for part in parts]
+    predictions = {name: np.empty(n) for name in [*losses, *baselines]}
+    loss_kwargs = loss_kwargs or {}
+    # folds whose training parts have the same size are fitted as one batch
+    by_size: dict[int, list[int]] = {}
+    for k, train in enumerate(trains):
+        by_size.setdefault(len(train), []).append(k)
+    for name in losses:
+        for ks in by_size.values():
+            fits = fit_linear(np.stack([data.x[trains[k]] for k in ks]), np.stack([data.y[trains[k]] for k in ks]),
+                              name, loss_kwargs=loss_kwargs.get(name), settings=settings)
+            for i, k in enumerate(ks):
+                predictions[name][parts[k]] = data.x[parts[k]] @ fits.coef[i] + float(fits.intercept[i])
+    for name in baselines:
+        for part, train in zip(parts, trains):
+            coef, intercept, _ = fit_baseline(name, data.x[train], data.y[train], seed=seed)
+            predictions[name][part] = data.x[part] @ coef + intercept
+    rows = []
+    for name, predicted in predictions.items():
+        errors = np.abs(data.y - predicted)
+        per_fold = [float(errors[part].mean()) for part in parts]
+        rows.append({"method": name, "kind": "loss" if name in losses else "baseline",
+                     "held_out_mae": float(errors.mean()), "held_out_mae_sd": float(np.std(per_fold, ddof=1)),
+                     "held_out_median_ae": float(np.median(errors)), "folds": folds})
+    rows.sort(key=lambda row: row["held_out_mae"])
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    return rows
+
+
+def verdict(rows: Sequence[dict[str, Any]], tolerance: float = 0.05) -> str:
+    """A plain-words verdict from :func:`cross_validate`'s rows: the best held-out MAE, the
+    methods within ``tolerance`` (relative) of it, and the best held-out median |error|
+    (which the held-out outliers, rows no line should predict, do not move)."""
+    if not rows:
+        return ""
+    best = rows[0]
+    text = (f"verdict: lowest held-out MAE: {method_label(best['method'])} ({_fmt(best['held_out_mae'], 4)}, "
+            f"{best['folds']}-fold cross-validation)")
+    close = [method_label(r["method"]) for r in rows[1:]
+             if r["held_out_mae"] <= best["held_out_mae"] * (1 + tolerance)]
+    if close:
+        shown = ", ".join(close[:3]) + (f" and {len(close) - 3} more" if len(close) > 3 else "")
+        text += f"; within {100 * tolerance:.0f} % of it (no clear difference): {shown}"
+    by_median = min(rows, key=lambda r: r["held_out_median_ae"])
+    if by_median is not best:
+        text += (f". Lowest held-out median |error|, which outlying rows do not move: "
+                 f"{method_label(by_median['method'])} ({_fmt(by_median['held_out_median_ae'], 4)})")
+    return text + "."
+
+
+def cross_validation_table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """:func:`cross_validate`'s rows as table headers and formatted cells, best first."""
+    headers = ["rank", "method", "held-out MAE (± sd over folds)", "held-out median |error|"]
+    cells = [[str(r["rank"]), method_label(r["method"]),
+              f"{_fmt(r['held_out_mae'], 4)} ± {_fmt(r['held_out_mae_sd'], 3)}", _fmt(r["held_out_median_ae"], 4)]
+             for r in rows]
+    return headers, cells
+
+
 def run_regression(
     scenario: str = "table1",
     *,
@@ -206,6 +303,7 @@ def run_regression(
     loss_kwargs: dict[str, dict[str, Any]] | None = None,
     fit_settings: FitSettings | None = None,
     log: Any = None,
+    cv_folds: int = 0,
 ) -> RegressionResult:
     """Fit each loss and baseline on a scenario and score them.
 
@@ -223,6 +321,8 @@ def run_regression(
         loss_kwargs: hyperparameters per loss, e.g. ``{"huber": {"delta": 2.0}}``.
         fit_settings: optimiser settings shared by all losses.
         log: optional callable for progress lines.
+        cv_folds: for real data (one data set, no true line), also rank the methods by their
+            ``cv_folds``-fold cross-validated held-out error (:func:`cross_validate`); 0: no.
     """
     losses = [check_regression_loss(name) for name in (losses or DEFAULT_LOSSES)]
     if len(set(losses)) != len(losses):
@@ -286,6 +386,18 @@ def run_regression(
         if log:
             log(f"[regress] {name}: {len(seed_list)} fits in {time.perf_counter() - t0:.2f} s")
 
+    cross_validation: list[dict[str, Any]] = []
+    cross_validation_note = ""
+    if cv_folds and len(datasets) == 1 and datasets[0].true_coef is None:
+        t0 = time.perf_counter()
+        try:
+            cross_validation = cross_validate(datasets[0], losses, baselines, folds=cv_folds, seed=seed,
+                                              loss_kwargs=loss_kwargs, settings=settings)
+        except ValueError as error:
+            cross_validation_note = f"no cross-validation: {error}"
+        if log:
+            log(f"[regress] {cv_folds}-fold cross-validation in {time.perf_counter() - t0:.2f} s")
+
     methods = [*losses, *baselines]
     summary = [
         _summarise(m, "loss" if m in losses else "baseline", [r for r in records if r["method"] == m])
@@ -306,6 +418,9 @@ def run_regression(
         "scenario_options": dict(scenario_options or {}),
         "flag_threshold": f"|residual| > {FLAG_THRESHOLD} x 1.4826 MAD(residuals)",
         "data_path": str(data_path) if data_path is not None else None,
+        "cross_validation": ({"folds": cross_validation[0]["folds"], "shuffle_seed": seed,
+                              "metric": "mean |y - prediction| on the rows left out of each fit"}
+                             if cross_validation else None),
     }
     if example.true_coef is not None:
         config["true_coef"] = example.true_coef.tolist() if len(datasets) == 1 else "per seed"
@@ -321,7 +436,8 @@ def run_regression(
     return RegressionResult(
         scenario=scenario, methods=methods, records=records, summary=summary, example=example,
         example_fits=example_fits, config=config, wall_time=time.perf_counter() - started,
-        warnings=warnings_by_method,
+        warnings=warnings_by_method, cross_validation=cross_validation,
+        cross_validation_note=cross_validation_note,
     )
 
 
@@ -362,6 +478,15 @@ def _mean_sd_ci(row: dict[str, Any], metric: str, digits: int = 2) -> str:
     return f"{row[metric]:.{digits}f} ± {row[f'{metric}_sd']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def compact_rows(labels: str, shown: int = 5) -> str:
+    """``"1 2 3 9 12 15 40"`` -> ``"7: 1 2 3 9 12 …"``: the count, then the first ``shown`` row
+    numbers (1-based data rows); ``"none"`` for none. The full list stays in the CSV and JSON."""
+    rows = labels.split()
+    if not rows:
+        return "none"
+    return f"{len(rows)}: " + " ".join(rows[:shown]) + (" …" if len(rows) > shown else "")
+
+
 def summary_table(result: RegressionResult) -> tuple[list[str], list[list[str]]]:
     """The result's main table as headers and formatted rows (synthetic or real layout)."""
     rows: list[list[str]] = []
@@ -389,13 +514,13 @@ def summary_table(result: RegressionResult) -> tuple[list[str], list[list[str]]]
     has_clean = "distance_to_clean_fit" in result.summary[0]
     if has_clean:
         headers.append("distance to clean fit")
-    headers += ["flagged rows", "converged (iterations)"]
+    headers += ["flagged rows (count: first, 1-based)", "converged (iterations)"]
     for row in result.summary:
         cells = [method_label(row["method"]), _fmt(row["intercept"], 4),
                  *[_fmt(row[f"coef[{f}]"], 4) for f in features], _fmt(row["residual_scale"], 3)]
         if has_clean:
             cells.append(_fmt(row["distance_to_clean_fit"], 3))
-        cells.append(row.get("flagged_rows", "") or "none")
+        cells.append(compact_rows(row.get("flagged_rows", "")))
         cells.append(f"{_fmt(row['converged'])} ({row['iterations']})" if "converged" in row else "")
         rows.append(cells)
     return headers, rows
@@ -448,7 +573,13 @@ def figure4(result: RegressionResult, out_dir: str | Path, stem: str = "figure4"
         left.invert_yaxis()
         left.set_xlabel("coefficient" + (" (dashed: OLS on the clean rows)" if clean is not None else ""))
         left.set_title(f"{result.scenario}: fitted coefficients")
-    left.legend(fontsize=7, loc="upper left" if data.n_features == 1 else "best")
+    # one legend for both panels, outside the axes, so it hides no data
+    handles, labels = left.get_legend_handles_labels()
+    if data.n_features > 1:
+        # the coefficient panel's legend names the coefficients; the methods are on its axis
+        left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=min(4, len(labels)))
+    else:
+        fig.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95))
 
     if result.synthetic and len(result.config["seeds"]) > 1:
         values = [[r["slope_error_pct"] for r in result.records if r["method"] == m] for m in result.methods]
@@ -474,15 +605,21 @@ def figure4(result: RegressionResult, out_dir: str | Path, stem: str = "figure4"
             style, color = line_style[method]
             right.plot(rows, residuals / scale, marker="o" if style == "-" else ".", ms=3, lw=0.6,
                        ls=style, color=color, label=method_label(method))
-        if data.known_outliers is not None:
+        known = data.known_outliers is not None and bool(data.known_outliers.any())
+        if known:
             for r in rows[data.known_outliers]:
                 right.axvspan(r - 0.5, r + 0.5, color="#f4a582", alpha=0.25, lw=0)
         for sign in (-1, 1):
             right.axhline(sign * FLAG_THRESHOLD, color="k", lw=0.8, ls="--")
-        right.set_xlabel("row (shaded: known outliers)")
+        if right.get_ylim()[1] - right.get_ylim()[0] > 20 * FLAG_THRESHOLD:
+            # gross outliers would squash the inliers and the cut-off lines into one band
+            right.set_yscale("symlog", linthresh=2 * FLAG_THRESHOLD)
+        right.set_xlabel("data row (1-based)" + ("; shaded: known outliers" if known else ""))
         right.set_ylabel("residual / robust scale")
         right.set_title(f"scaled residuals; |r| > {FLAG_THRESHOLD} is flagged")
-        right.legend(fontsize=6, ncol=2)
+        if data.n_features > 1:
+            # the methods' line styles, outside the axes (the left panel's legend names coefficients)
+            right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     caption = (f"Figure 4 ({result.scenario}): left, the data and each method's fit; right, "
                + ("the slope error of each method over seeds." if result.synthetic and len(result.config["seeds"]) > 1
@@ -507,6 +644,13 @@ def write_outputs(result: RegressionResult, out_dir: str | Path, *, figure: bool
         f"Wall time: {result.wall_time:.1f} s.", "",
         markdown_table(headers, rows), "",
     ]
+    if result.cross_validation:
+        lines += [f"## Held-out error ({result.cross_validation[0]['folds']}-fold cross-validation)", "",
+                  "Each fold's rows are predicted by a fit on the other rows; lower is better.", "",
+                  markdown_table(*cross_validation_table(result.cross_validation)), "",
+                  verdict(result.cross_validation), ""]
+    elif result.cross_validation_note:
+        lines += [result.cross_validation_note, ""]
     for method, options in result.config.get("loss_kwargs", {}).items():
         settings = ", ".join(f"{key}={value!r}" for key, value in options.items())
         lines.append(f"- {method_label(method)} fitted with {settings} (the other losses at their defaults).")
@@ -521,6 +665,7 @@ def write_outputs(result: RegressionResult, out_dir: str | Path, *, figure: bool
     pd.DataFrame(result.records).to_csv(paths["per_seed_csv"], index=False)
     payload = {"config": result.config, "wall_time_seconds": round(result.wall_time, 3),
                "summary": result.summary, "per_seed": result.records, "warnings": result.warnings,
+               "cross_validation": result.cross_validation,
                "environment": environment_info()}
     paths["json"].write_text(json.dumps(payload, indent=2, default=_json_default), encoding="utf-8")
     if figure:
@@ -538,7 +683,7 @@ def _json_default(value: Any) -> Any:
 
 
 __all__ = [
-    "DEFAULT_LOSSES", "FLAG_THRESHOLD", "RegressionResult", "figure4", "markdown_table",
-    "regression_loss_names", "robust_scale", "run_regression", "summary_table", "t_interval",
-    "write_outputs",
+    "DEFAULT_LOSSES", "FLAG_THRESHOLD", "RegressionResult", "compact_rows", "cross_validate",
+    "cross_validation_table", "figure4", "markdown_table", "regression_loss_names", "robust_scale",
+    "run_regression", "summary_table", "t_interval", "verdict", "write_outputs",
 ]

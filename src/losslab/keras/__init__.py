@@ -1,0 +1,90 @@
+"""The paper's losses for Keras 3, written once in ``keras.ops``: JAX, TensorFlow and PyTorch.
+
+``pip install 'losslab[keras]'``. ``import losslab`` never imports Keras; this module does.
+Pick the backend as usual (``KERAS_BACKEND=jax|tensorflow|torch``) before the first Keras import.
+
+    >>> import keras
+    >>> from losslab.keras import SparseCategoricalMLoss
+    >>> model.compile(optimizer="adam", loss=SparseCategoricalMLoss())  # doctest: +SKIP
+
+Keras conventions throughout: ``(y_true, y_pred)``, ``from_logits=False`` (probabilities, as
+the authors' notebooks), ``reduction`` and ``sample_weight`` as in ``keras.losses``, ``axis``,
+``ignore_class`` for the sparse forms, ``get_config()`` / ``from_config()`` so that saved models
+reload. The numerics are those of :mod:`losslab.functional` (computed from ``log p`` and
+``log(1 - p)``); the values equal it to float32 rounding on every backend.
+
+=========================  ===============================  ===============================
+loss                       ``keras.losses.Loss`` subclass   function (per-sample loss)
+=========================  ===============================  ===============================
+M, one-hot / soft labels   :class:`CategoricalMLoss`        :func:`categorical_m_loss`
+M, class indices           :class:`SparseCategoricalMLoss`  :func:`sparse_categorical_m_loss`
+full M / L / full L        ``Categorical{FullM,L,FullL}Loss``, ``SparseCategorical...Loss``
+binary / multilabel        :class:`BinaryMLoss`, ``BinaryFullMLoss``, ``BinaryLLoss``,
+                           ``BinaryFullLLoss``              :func:`binary_m_loss`, ...
+SMAE                       :class:`SMAELoss`                :func:`smae_loss`
+log-cosh                   :class:`LogCoshLoss`             :func:`log_cosh_loss`
+=========================  ===============================  ===============================
+"""
+
+from __future__ import annotations
+
+try:
+    import keras as _keras
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "losslab.keras needs Keras 3: pip install 'losslab[keras]' (and a backend: "
+        "torch is already installed; jax[cpu] or tensorflow also work)"
+    ) from error
+
+if not _keras.__version__.startswith("3."):  # pragma: no cover
+    raise ImportError(f"losslab.keras needs Keras 3, found keras {_keras.__version__}")
+
+from losslab.keras.losses import (
+    BinaryFullLLoss,
+    BinaryFullMLoss,
+    BinaryLLoss,
+    BinaryMLoss,
+    CategoricalFullLLoss,
+    CategoricalFullMLoss,
+    CategoricalLLoss,
+    CategoricalMLoss,
+    LogCoshLoss,
+    SMAELoss,
+    SparseCategoricalFullLLoss,
+    SparseCategoricalFullMLoss,
+    SparseCategoricalLLoss,
+    SparseCategoricalMLoss,
+    binary_l_loss,
+    binary_m_loss,
+    categorical_l_loss,
+    categorical_m_loss,
+    log_cosh_loss,
+    smae_loss,
+    sparse_categorical_l_loss,
+    sparse_categorical_m_loss,
+)
+
+__all__ = [
+    "BinaryFullLLoss",
+    "BinaryFullMLoss",
+    "BinaryLLoss",
+    "BinaryMLoss",
+    "CategoricalFullLLoss",
+    "CategoricalFullMLoss",
+    "CategoricalLLoss",
+    "CategoricalMLoss",
+    "LogCoshLoss",
+    "SMAELoss",
+    "SparseCategoricalFullLLoss",
+    "SparseCategoricalFullMLoss",
+    "SparseCategoricalLLoss",
+    "SparseCategoricalMLoss",
+    "binary_l_loss",
+    "binary_m_loss",
+    "categorical_l_loss",
+    "categorical_m_loss",
+    "log_cosh_loss",
+    "smae_loss",
+    "sparse_categorical_l_loss",
+    "sparse_categorical_m_loss",
+]
