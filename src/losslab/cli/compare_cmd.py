@@ -90,6 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="when a loss's best rate sits at an edge of the grid, grow the grid a "
                        "decade on that side and sweep again, up to this many decades per side "
                        "(default: 2; 0 keeps the grid as given)")
+    tuned.add_argument("--sweep-scheduler", choices=("none", "asha"), default="none",
+                       help="asha: stop poor rates early by successive halving (each rung keeps the "
+                       "best third of the rates; rungs at epochs ..., budget/9, budget/3, budget), on "
+                       "the same backend; decisions and the epochs saved are recorded (default: none)")
     parser.add_argument("--metric", default="accuracy",
                         choices=("accuracy", "macro_f1", "balanced_accuracy", "nll", "ece", "brier"),
                         help="the score the verdicts (and --until-decided) read (default: accuracy); "
@@ -103,6 +107,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="half-width to reach, in accuracy points (default: 1.0)")
     precise.add_argument("--max-seeds", type=int, default=20,
                          help="most seeds per loss with --until-decided (default: 20)")
+    add_device_options(parser)
+    scale = parser.add_argument_group("where runs train (--backend)")
+    scale.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local: this machine's processes (--workers); ray: one Ray task per run, "
+                       "on a Ray instance started here or on a cluster (--ray-address); needs "
+                       "pip install 'losslab[ray]' (default: local)")
+    scale.add_argument("--ray-address", metavar="auto|HOST:PORT",
+                       help="with --backend ray: join this cluster ('auto': the one this machine "
+                       "belongs to); default: start Ray on this machine and stop it afterwards")
+    scale.add_argument("--cpus-per-run", type=float, default=1.0,
+                       help="CPUs Ray reserves per run, also its torch threads unless --threads "
+                       "(default: 1)")
+    scale.add_argument("--gpus-per-run", type=float, default=0.0,
+                       help="GPUs Ray reserves per run (default: 0; --device cuda needs >= 1)")
+    scale.add_argument("--ray-resource", type=key_value, action="append", default=[],
+                       metavar="NAME=AMOUNT",
+                       help="a custom Ray resource each run needs (repeatable), e.g. "
+                       "big_memory=1 for nodes started with --resources '{\"big_memory\": 4}'")
     parser.add_argument("--db", default="results.sqlite", help="results database (default: results.sqlite)")
     parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default: 1)")
     parser.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
@@ -118,6 +140,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--amp`` (shared with ``losslab reproduce``)."""
+    parser.add_argument("--device", default=None, metavar="auto|cpu|cuda|cuda:N|mps",
+                        help="where each run trains; auto: CUDA when available, else the CPU "
+                        "(default: cpu); recorded with every run")
+    parser.add_argument("--amp", choices=("bf16", "fp16"), default=None,
+                        help="mixed precision: the model under autocast in this type (fp16 with a "
+                        "gradient scaler), the loss in float32; recorded with every run "
+                        "(default: float32)")
+
+
+# Python argument names in error messages -> the options as typed on the command line.
+OPTION_NAMES: dict[str, str] = {
+    "device": "--device", "amp": "--amp", "ray_address": "--ray-address",
+    "cpus_per_run": "--cpus-per-run", "gpus_per_run": "--gpus-per-run", "backend": "--backend",
+    "ray_address, gpus_per_run, resources": "--ray-address, --gpus-per-run, --ray-resource",
+    "resources": "--ray-resource",
+}
+
+
+def as_option_error(error: Exception) -> CommandError:
+    """The error with its leading Python argument name replaced by the CLI option."""
+    text = str(error)
+    for name in sorted(OPTION_NAMES, key=len, reverse=True):
+        if text.startswith(name + ":"):
+            text = OPTION_NAMES[name] + text[len(name):]
+            break
+    text = text.replace("backend='ray'", "--backend ray")
+    return CommandError(text)
 def _training_errors(build):  # type: ignore[no-untyped-def]
     """Build the planned task, naming the command-line option in a settings error."""
     try:
@@ -181,11 +232,11 @@ def run(args: argparse.Namespace) -> int:
             args.protocol, lr_grid=args.lr_grid, lr_decades=args.lr_decades, lr_points=args.lr_points,
             val_fraction=args.val_fraction, split_seed=args.split_seed,
             sweep_epochs=args.sweep_epochs, sweep_seeds=args.sweep_seeds,
-            lr_extend_decades=args.lr_extend_decades)
+            lr_extend_decades=args.lr_extend_decades, scheduler=args.sweep_scheduler)
     except ValueError as error:  # name the options as typed on the command line
         text = str(error)
         for name in ("lr_grid", "lr_decades", "lr_points", "val_fraction", "split_seed",
-                     "sweep_epochs", "sweep_seeds", "lr_extend_decades"):
+                     "sweep_epochs", "sweep_seeds", "lr_extend_decades", "sweep_scheduler"):
             if text.startswith(name):
                 text = "--" + name.replace("_", "-") + text[len(name):]
         raise CommandError(text) from error
@@ -204,10 +255,22 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(text) from error
     if args.until_decided and args.seeds > args.max_seeds:
         raise CommandError(f"--seeds {args.seeds} is more than --max-seeds {args.max_seeds}")
+    from losslab.experiments.classification.api import make_backend
+    from losslab.experiments.classification.runner import check_device
+
+    try:
+        if args.device is not None:
+            check_device(args.device)
+        backend = make_backend(args.backend, ray_address=args.ray_address,
+                               cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+                               resources=dict(args.ray_resource))
+    except ValueError as error:
+        raise as_option_error(error) from error
     training = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                 "weight_decay": args.weight_decay, "optimizer": args.optimizer,
                 "momentum": args.momentum, "nesterov": args.nesterov, "scheduler": args.scheduler,
-                "warmup_epochs": args.warmup_epochs, "grad_clip": args.grad_clip}
+                "warmup_epochs": args.warmup_epochs, "grad_clip": args.grad_clip,
+                "device": args.device, "amp": args.amp}
     if args.data is not None:
         if not args.label_column:
             raise CommandError("--data needs --label-column (the CSV column holding the classes)")
@@ -236,13 +299,15 @@ def run(args: argparse.Namespace) -> int:
         result = run_planned([planned], losses=args.losses, seeds=args.seeds, db=args.db,
                              workers=args.workers, threads=args.threads,
                              progress=not args.no_progress, timeout=args.timeout,
-                             protocol=args.protocol, tuning=tuning, until=until)
+                             protocol=args.protocol, tuning=tuning, until=until, backend=backend)
     except WorkerDiedError as error:
         raise CommandError(str(error)) from error
+    except (ImportError, ConnectionError) as error:  # Ray missing, or no cluster at the address
+        raise as_option_error(error) from error
     except ValueError as error:
         if str(error).startswith("val_fraction"):  # a split leaving a class out: name the option
             raise CommandError("--val-fraction" + str(error)[len("val_fraction"):]) from error
-        raise
+        raise as_option_error(error) from error
     for task_label, rates in result.chosen_learning_rates().items():
         chosen = ", ".join(f"{loss} {'–' if lr is None else format(lr, 'g')}" for loss, lr in rates.items())
         print(f"\n{task_label}: learning rate chosen on the validation split: {chosen}")

@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="parallel training processes for the classification tables, one torch "
                         "thread each (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    from losslab.cli.compare_cmd import add_device_options
+
+    add_device_options(parser)
     parser.add_argument("--only", type=comma_list, default=None,
                         help="comma-separated sections to run (e.g. shapes,regression)")
     parser.set_defaults(handler=run)
@@ -38,9 +41,21 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise CommandError(f"--workers: expected a positive number of processes, got {args.workers}")
+    from losslab.cli.compare_cmd import as_option_error
+    from losslab.experiments.classification.runner import check_device, check_device_available
+
+    options: dict[str, object] = {"classification_workers": args.workers}
+    if args.device is not None:
+        try:
+            check_device_available(args.device)  # before any section runs
+        except ValueError as error:
+            raise as_option_error(error) from error
+        options["classification_device"] = check_device(args.device)
+    if args.amp is not None:
+        options["classification_amp"] = args.amp
     started = time.perf_counter()
     out = args.out or f"reports/{args.preset}"
     reproduce(args.preset, out, seed=args.seed, only=tuple(args.only) if args.only else None,
-              options={"classification_workers": args.workers})
+              options=options)
     print(f"wall time: {time.perf_counter() - started:.0f} s")
     return 0

@@ -198,9 +198,16 @@ def compare(
     sweep_epochs: int | None = None,
     sweep_seeds: int | Sequence[int] = 1,
     lr_extend_decades: int = 2,
+    sweep_scheduler: str = "none",
     until_decided: bool = False,
     target_width: float = 1.0,
     max_seeds: int = 20,
+    device: str | None = None,
+    amp: str | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+    cpus_per_run: float = 1.0,
+    gpus_per_run: float = 0.0,
     tensorboard: str | Path | None = None,
     mlflow: str | None = None,
     metric: str = "accuracy",
@@ -251,12 +258,24 @@ def compare(
         sweep_seeds: a number n (seeds 0..n-1) or explicit seeds of the sweep runs.
         lr_extend_decades: when a loss's best rate sits at an edge of the grid, the grid grows
             a decade on that side and is swept again, up to this many decades per side.
+        sweep_scheduler: ``"asha"`` stops poor rates of the sweep early by successive
+            halving (see :class:`.tuning.TuningSettings`); ``"none"`` trains every rate fully.
         until_decided: treat ``seeds`` as the first round and add seeds in rounds until every
             loss's paired 95% interval half-width against cross-entropy is at most
             ``target_width`` points, or ``max_seeds`` is reached (see :mod:`.sequential`:
             the rule reads the spread of the differences only, never their significance).
         target_width: the half-width to reach, in accuracy points (1.0 = one point).
         max_seeds: the most seeds ``until_decided`` trains per loss.
+        device: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"`` or ``"mps"`` (default: the task's, the CPU). Its kind is part of each
+            run's config; the exact device is recorded in the run's environment.
+        amp: ``"bf16"`` or ``"fp16"`` mixed precision (autocast; a gradient scaler for fp16),
+            recorded in each run's config; None trains in float32.
+        backend: ``"local"`` (this machine's processes, see ``workers``) or ``"ray"`` (one
+            Ray task per run; see :mod:`.ray_backend`).
+        ray_address: with ``backend="ray"``: None starts Ray on this machine for the call;
+            ``"auto"`` or ``"HOST:PORT"`` joins a running cluster.
+        cpus_per_run, gpus_per_run: the resources Ray reserves for each run.
         tensorboard: also write every test run's curves as TensorBoard event files here.
         mlflow: also log every test run to this MLflow tracking URI (a local folder works),
             one MLflow run per (task, loss, seed) under one per comparison.
@@ -266,14 +285,16 @@ def compare(
     tuning = _tuning_settings(protocol, lr_grid=lr_grid, lr_decades=lr_decades, lr_points=lr_points,
                               val_fraction=val_fraction, split_seed=split_seed,
                               sweep_epochs=sweep_epochs, sweep_seeds=sweep_seeds,
-                              lr_extend_decades=lr_extend_decades)
+                              lr_extend_decades=lr_extend_decades, scheduler=sweep_scheduler)
     until = precision_target(until_decided, target_width=target_width, max_seeds=max_seeds,
                              metric=metric)
+    execution = make_backend(backend, ray_address=ray_address, cpus_per_run=cpus_per_run,
+                             gpus_per_run=gpus_per_run)
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
                  "optimizer": optimizer, "momentum": momentum, "nesterov": nesterov,
                  "scheduler": scheduler, "warmup_epochs": warmup_epochs, "grad_clip": grad_clip,
                  "optimizer_factory": optimizer_factory, "scheduler_factory": scheduler_factory,
-                 "train_step": train_step}
+                 "train_step": train_step, "device": device, "amp": amp}
     if task is not None:
         if train is not None or test is not None or model_factory is not None:
             raise ValueError("task: give either a registered task or your own train/test/model_factory, not both")
@@ -298,12 +319,32 @@ def compare(
         planned = PlannedTask(label or "arrays", source, settings)
     result = run_planned([planned], losses=losses, seeds=seeds, db=db, workers=workers,
                          threads=threads, progress=progress, log=log, timeout=timeout,
-                         protocol=protocol, tuning=tuning, until=until)
+                         protocol=protocol, tuning=tuning, until=until, backend=execution)
     from losslab.experiments.classification.tracking import export_comparison
 
     export_comparison(result, tensorboard=tensorboard, mlflow=mlflow, log=log)
     result.metric = metric
     return result
+
+
+def make_backend(backend: str, *, ray_address: str | None = None, cpus_per_run: float = 1.0,
+                 gpus_per_run: float = 0.0, resources: dict[str, float] | None = None) -> Any:
+    """``"local"`` or a :class:`.ray_backend.RayBackend` from user-facing options (Ray's
+    options are checked even when unused: a typo is an error; an address or GPUs given with
+    the local backend are an error too)."""
+    from losslab.experiments.classification.ray_backend import BACKENDS, RayBackend
+
+    if isinstance(backend, RayBackend):
+        return backend
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    options = RayBackend(address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                         resources=dict(resources or {}))
+    if backend == "local":
+        if ray_address is not None or gpus_per_run or resources:
+            raise ValueError("ray_address, gpus_per_run, resources: only go with backend='ray'")
+        return "local"
+    return options
 
 
 def precision_target(until_decided: bool, *, target_width: float, max_seeds: int,
@@ -339,17 +380,45 @@ def _tuning_settings(protocol: str, **options: Any) -> Any:
 def run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: int | Sequence[int],
                 db: str | Path, workers: int = 1, threads: int | None = None, progress: bool = True,
                 log: Callable[[str], None] = print, timeout: float = 60.0, protocol: str = "fixed",
-                tuning: Any = None, until: Any = None) -> ComparisonResult:
+                tuning: Any = None, until: Any = None, backend: Any = "local") -> ComparisonResult:
     """Run a grid of planned tasks under ``protocol`` and read their results back from ``db``.
 
     ``tuning`` (a :class:`.tuning.TuningSettings`) configures ``protocol="tuned"``; ``until``
     (a :class:`.sequential.PrecisionTarget`) makes ``seeds`` the first of rounds that go on
-    until the comparison is precise (each task separately).
+    until the comparison is precise (each task separately). ``backend``: see
+    :func:`.runner.run_grid`; a Ray instance started for the call serves every grid of it
+    and stops at the end.
     """
+    from losslab.experiments.classification.ray_backend import RayBackend, as_backend, ray_session
+    from losslab.experiments.classification.runner import (
+        _with_resolved_device,
+        check_device_available,
+    )
+
+    backend = as_backend(backend)
+    tasks = [_with_resolved_device(task, backend) for task in tasks]
+    if not isinstance(backend, RayBackend):  # before the database is even opened
+        for device in sorted({task.settings_for(loss).device for task in tasks
+                              for loss in [None, *task.loss_settings]}):
+            check_device_available(device)
+    options: dict[str, Any] = {"losses": losses, "seeds": seeds, "db": db, "workers": workers,
+                               "threads": threads, "progress": progress, "log": log,
+                               "timeout": timeout, "protocol": protocol, "tuning": tuning,
+                               "until": until, "backend": backend}
+    if isinstance(backend, RayBackend):
+        with ray_session(backend, log):
+            return _run_planned(tasks, **options)
+    return _run_planned(tasks, **options)
+
+
+def _run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: int | Sequence[int],
+                 db: str | Path, workers: int, threads: int | None, progress: bool,
+                 log: Callable[[str], None], timeout: float, protocol: str, tuning: Any,
+                 until: Any, backend: Any) -> ComparisonResult:
     if until is not None:
         return _run_until_decided(tasks, losses=losses, seeds=seeds, db=db, workers=workers,
                                   threads=threads, progress=progress, log=log, timeout=timeout,
-                                  protocol=protocol, tuning=tuning, until=until)
+                                  protocol=protocol, tuning=tuning, until=until, backend=backend)
     from losslab.experiments.classification.report import group_key, load_results
     from losslab.experiments.classification.store import ResultsStore, config_hash
     from losslab.experiments.classification.tuning import TuningSettings, run_tuned
@@ -363,12 +432,12 @@ def run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: i
         if protocol == "tuned":
             tuned = run_tuned(tasks, losses, seeds, db=store, tuning=tuning or TuningSettings(),
                               workers=workers, threads=threads, progress=progress, log=log,
-                              timeout=timeout)
+                              timeout=timeout, backend=backend)
             grid, sweep, selections, failed = tuned.test, tuned.sweep, tuned.selections, tuned.failed
             wanted = {group_key(task) for task in tuned.tasks}
         else:
             grid = run_grid(tasks, losses, seeds, db=store, workers=workers, threads=threads,
-                            progress=progress, log=log, timeout=timeout)
+                            progress=progress, log=log, timeout=timeout, backend=backend)
             failed = list(grid.failed)
             wanted = {group_key(task) for task in tasks}
         results = [group for group in load_results(store)

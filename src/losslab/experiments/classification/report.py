@@ -445,6 +445,24 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
 
 
+def _scheduler_text(task: TaskResults, protocol: dict[str, Any]) -> str:
+    """The successive-halving part of a tuned protocol's description ('' without one)."""
+    scheduler = protocol.get("scheduler")
+    if not scheduler:
+        return ""
+    text = (f"; poor rates stopped early by {scheduler['method']}, η={scheduler['eta']}, rungs at "
+            f"epoch(s) {', '.join(str(r) for r in scheduler['rungs'])}")
+    saved = []
+    for run in task.runs:
+        record = (run["config"].get("selection") or {}).get("scheduler")
+        stopped = (run["config"].get("selection") or {}).get("stopped_early") or {}
+        if record and run["loss"] not in [entry[0] for entry in saved]:
+            where = ", ".join(f"{float(lr):g} at epoch {epoch}" for lr, epoch in stopped.items())
+            saved.append((run["loss"], f"{run['loss']}: stopped {where or 'none'}, "
+                          f"{record['epochs_saved']} of {record['epochs_without']} sweep epochs saved"))
+    return text + (" (" + "; ".join(line for _, line in saved) + ")" if saved else "")
+
+
 def task_markdown(task: TaskResults, metric: str = "accuracy") -> str:
     """Description, settings, statistics table and unfinished runs of one task; the verdicts
     read ``metric`` (see :mod:`.metrics`)."""
@@ -455,7 +473,8 @@ def task_markdown(task: TaskResults, metric: str = "accuracy") -> str:
         rate = (f"learning rate tuned per loss (**tuned protocol**: the best of "
                 f"{', '.join(f'{lr:g}' for lr in protocol['lr_grid'])} on a "
                 f"{protocol['validation']['fraction']:g} validation split of the training data, "
-                f"{protocol['sweep_epochs']} sweep epoch(s), sweep seed(s) {protocol['sweep_seeds']})")
+                f"{protocol['sweep_epochs']} sweep epoch(s), sweep seed(s) {protocol['sweep_seeds']}"
+                f"{_scheduler_text(task, protocol)})")
     else:
         rate = f"lr {training.get('lr')} for every loss (**fixed protocol**)"
     optimizer = training.get("optimizer", "adam")

@@ -54,8 +54,14 @@ class TrainingSettings:
         weight_decay: the optimizer's weight decay (L2 for Adam and SGD, decoupled for AdamW).
         eval_batch_size: batch size when scoring (no effect on results).
         loss_options: keyword arguments for every loss (e.g. ``{"eps": 1e-7}``).
-        device: ``"cpu"`` or a CUDA device.
+        device: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"`` or ``"mps"``. Its kind (cpu/cuda/mps) is part of a run's identity
+            (numbers differ between kinds); the exact device is recorded in the run's
+            environment.
         deterministic: ``torch.use_deterministic_algorithms(True)`` during training.
+        amp: None (float32), ``"bf16"`` or ``"fp16"``: the model's forward pass under
+            ``torch.autocast`` in that type (fp16 with a gradient scaler); the loss is always
+            computed in float32. Recorded in the run's config only when set.
         optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (see :mod:`.optim`).
         momentum, nesterov: SGD's momentum and Nesterov flag.
         scheduler: ``"none"``, ``"cosine"``, ``"step"`` or ``"onecycle"`` (per batch).
@@ -89,6 +95,7 @@ class TrainingSettings:
     optimizer_factory: Callable[..., Any] | None = None
     scheduler_factory: Callable[..., Any] | None = None
     train_step: Callable[..., Any] | None = None
+    amp: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -99,12 +106,17 @@ class TrainingSettings:
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr!r}")
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
+        check_device(self.device)
+        if self.amp is not None and self.amp not in AMP_DTYPES:
+            raise ValueError(f"amp: expected one of {', '.join(AMP_DTYPES)} or None, got {self.amp!r}")
         from losslab.experiments.classification.optim import check_training_options
 
         check_training_options(self)
 
     def to_config(self) -> dict[str, Any]:
-        """What determines the results (the eval batch size and device label do not)."""
+        """What determines the results. The eval batch size does not; of the device only its
+        kind does (``"cpu"``, ``"cuda"``, ``"mps"``: a run on another GPU of the same kind is
+        the same run)."""
         from losslab.experiments.classification.optim import callable_name
 
         defaults = TrainingSettings()
@@ -115,13 +127,63 @@ class TrainingSettings:
             if key in _OPTIONAL_FIELDS and value == getattr(defaults, key):
                 continue  # unchanged: left out, so older runs keep their identity
             config[key] = callable_name(value) if key in _CALLABLE_FIELDS else value
+        config["device"] = device_type(self.device)
         return config
 
 
 # Fields added after the first results were recorded: in a config only when not the default.
 _OPTIONAL_FIELDS = ("momentum", "nesterov", "scheduler", "warmup_epochs", "grad_clip",
-                    "optimizer_factory", "scheduler_factory", "train_step")
+                    "optimizer_factory", "scheduler_factory", "train_step", "amp")
 _CALLABLE_FIELDS = ("optimizer_factory", "scheduler_factory", "train_step")
+
+
+AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
+DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def check_device(device: str) -> str:
+    """``device`` if it is a device name losslab trains on; a clear error otherwise."""
+    if isinstance(device, str):
+        kind, _, index = device.partition(":")
+        if device in ("auto", "cpu", "cuda", "mps") or (kind == "cuda" and index.isdigit()):
+            return device
+    raise ValueError(f"device: expected one of {', '.join(DEVICE_CHOICES)}, got {device!r}")
+
+
+def device_type(device: str) -> str:
+    """The kind of a device name (``"auto"`` resolved on this machine)."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device.partition(":")[0]
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device for a name (``"auto"``: CUDA when available, else the CPU)."""
+    return torch.device(device_type(device) if device == "auto" else device)
+
+
+def describe_device(device: str) -> str:
+    """The exact device a run trains on, for its environment record (``cuda:0 (NVIDIA ...)``)."""
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        index = resolved.index if resolved.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return str(resolved)
+
+
+def check_device_available(device: str, option: str = "device") -> None:
+    """Fail before any run starts when this machine cannot train on ``device``."""
+    check_device(device)
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{option}: {device!r} needs CUDA, but torch {torch.__version__} "
+                             "sees no CUDA device here; use --device cpu (or auto)")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ValueError(f"{option}: {device!r} does not exist; this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s) (cuda:0..)")
+    elif kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"{option}: 'mps' needs Apple's Metal backend, which torch does not see here")
 
 
 @dataclass
@@ -201,6 +263,7 @@ class Job:
     loss: str
     seed: int
     stage: str = "test"
+    stop_after: int | None = None  # train up to this epoch, then pause (successive halving)
 
 
 class WorkerDiedError(RuntimeError):
@@ -238,22 +301,36 @@ def _length(x: Any) -> int:
     return int(x.shape[0]) if isinstance(x, Tensor) else len(x)
 
 
-def _batches(x: Any, y: Tensor, order: Tensor, batch_size: int) -> Iterator[tuple[Any, Tensor]]:
+def _batches(x: Any, y: Tensor, order: Tensor, batch_size: int, *,
+             pin: bool = False) -> Iterator[tuple[Any, Tensor]]:
+    """Mini-batches of rows ``order``. Tensors (in-memory data, possibly already on the
+    device) are indexed where they are; a Dataset's items are collated on the CPU, into
+    pinned memory when ``pin`` (a CUDA device) so the copy to the device can overlap."""
     from torch.utils.data import default_collate
 
     for start in range(0, order.numel(), batch_size):
         index = order[start:start + batch_size]
         if isinstance(x, Tensor):
-            yield x[index], y[index]
+            yield x[index.to(x.device)], y[index.to(y.device)]
         else:  # a Dataset: gather its items; its own labels are replaced by y (the same ones)
             items = [x[int(i)] for i in index]
             inputs = default_collate([item[0] if isinstance(item, tuple) else item for item in items])
-            yield inputs, y[index]
+            if pin:
+                inputs = _pinned(inputs)
+            yield inputs, y[index.to(y.device)]
+
+
+def _pinned(batch: Any) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.pin_memory()
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_pinned(item) for item in batch)
+    return batch
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, Tensor):
-        return batch.to(device)
+        return batch.to(device, non_blocking=batch.is_pinned())
     if isinstance(batch, (list, tuple)):
         return type(batch)(_to_device(item, device) for item in batch)
     return batch
@@ -266,7 +343,7 @@ def _training_mode(settings: TrainingSettings, threads: int | None) -> Iterator[
     previous_threads = torch.get_num_threads()
     if settings.deterministic:
         # On CUDA some kernels have no deterministic version: warn there instead of failing.
-        torch.use_deterministic_algorithms(True, warn_only=not settings.device.startswith("cpu"))
+        torch.use_deterministic_algorithms(True, warn_only=device_type(settings.device) != "cpu")
     if threads is not None:
         torch.set_num_threads(threads)
     try:
@@ -277,20 +354,23 @@ def _training_mode(settings: TrainingSettings, threads: int | None) -> Iterator[
 
 
 def _serialize(model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
-               device: torch.device, scheduler: Any = None) -> bytes:
+               device: torch.device, scheduler: Any = None, scaler: Any = None) -> bytes:
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "torch_rng": torch.get_rng_state()}
     if scheduler is not None:
         state["scheduler"] = scheduler.state_dict()
     if device.type == "cuda":  # dropout on a GPU draws from the device's generator
         state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    if scaler is not None:  # fp16: the loss scale goes on where it was
+        state["scaler"] = scaler.state_dict()
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()
 
 
 def _evaluate(model: nn.Module, loss_fn: nn.Module, data: PreparedData,
-              settings: TrainingSettings, device: torch.device) -> dict[str, Any]:
+              settings: TrainingSettings, device: torch.device,
+              amp_dtype: torch.dtype | None = None) -> dict[str, Any]:
     """The eval split's mean loss, accuracy, cross-entropy, and the metrics of
     :mod:`.metrics` (macro-F1, balanced accuracy, ECE, Brier) with the reliability bins."""
     from losslab.experiments.classification.metrics import MetricAccumulator
@@ -302,9 +382,15 @@ def _evaluate(model: nn.Module, loss_fn: nn.Module, data: PreparedData,
     order = torch.arange(n)
     accumulator = MetricAccumulator(data.num_classes)
     with torch.no_grad():
-        for inputs, targets in _batches(data.x_eval, data.y_eval, order, settings.eval_batch_size):
+        for inputs, targets in _batches(data.x_eval, data.y_eval, order, settings.eval_batch_size,
+                                        pin=device.type == "cuda"):
             inputs, targets = _to_device(inputs, device), targets.to(device)
-            logits = model(inputs)
+            if amp_dtype is None:
+                logits = model(inputs)
+            else:
+                with torch.autocast(device.type, dtype=amp_dtype):
+                    logits = model(inputs)
+                logits = logits.float()
             total_loss += float(loss_fn(logits, targets)) * targets.shape[0]
             total_ce += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
             correct += int((logits.argmax(dim=1) == targets).sum())
@@ -326,25 +412,58 @@ def _check_finite(batch_loss: Tensor, loss: str, epoch: int, settings: TrainingS
         )
 
 
-def train_run(
-    store: ResultsStore,
-    run_id: int,
+@dataclass(frozen=True)
+class EpochRecord:
+    """One finished epoch of a run: its metrics and the state to resume from.
+
+    ``checkpoint`` is None after the last epoch (a finished run keeps no state).
+    """
+
+    epoch: int
+    metrics: dict[str, Any]
+    checkpoint: bytes | None
+    final: bool
+
+
+def _on_device(data: PreparedData, device: torch.device) -> tuple[Any, Tensor, Any, Tensor]:
+    """The data's tensors on ``device``, moved once per process (memoised on ``data``).
+
+    Datasets (disk data) stay where they are: their batches are collated, pinned and copied.
+    """
+    if device.type == "cpu":
+        return data.x_train, data.y_train, data.x_eval, data.y_eval
+    copies = data.__dict__.setdefault("_device_copies", {})
+    if str(device) not in copies:
+        def move(value: Any) -> Any:
+            return value.to(device) if isinstance(value, Tensor) else value
+
+        copies[str(device)] = (move(data.x_train), move(data.y_train), move(data.x_eval),
+                               move(data.y_eval))
+    return copies[str(device)]
+
+
+def train_epochs(
     data: PreparedData,
     loss: str,
     seed: int,
     settings: TrainingSettings,
     *,
+    checkpoint: bytes | None = None,
     threads: int | None = None,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-) -> None:
-    """Train one (task, loss, seed) run, resuming from its last recorded epoch.
+    stop_after: int | None = None,
+) -> Iterator[EpochRecord]:
+    """Train one (task, loss, seed) run epoch by epoch, from ``checkpoint`` if given.
 
-    Each finished epoch is recorded with its checkpoint; the last one marks the run finished.
-    ``on_epoch(epoch, metrics)`` is called after each record (progress bars).
+    A pure function of its arguments: it reads and writes no store, so it runs the same in
+    this process, a worker process or a Ray task on another machine (whoever consumes the
+    records decides where they are stored). Yields one :class:`EpochRecord` per epoch, up
+    to epoch ``stop_after`` when given (the run can go on later from that checkpoint).
+    ``settings.amp`` applies to the built-in step (a custom ``train_step`` runs as given).
     """
     from losslab.registry import get_loss
 
-    device = torch.device(settings.device)
+    device = resolve_device(settings.device)
+    amp_dtype = AMP_DTYPES[settings.amp] if settings.amp is not None else None
     with _training_mode(settings, threads):
         torch.manual_seed(seed)
         model = data.model_factory().to(device)
@@ -352,10 +471,10 @@ def train_run(
         optimizer = build_optimizer(model, settings)
         n_train = _length(data.x_train)
         scheduler = build_scheduler(optimizer, settings, math.ceil(n_train / settings.batch_size))
+        scaler = torch.amp.GradScaler(device.type) if settings.amp == "fp16" else None
         start_epoch = 0
-        checkpoint = store.resume_point(run_id)
         if checkpoint is not None:
-            state = torch.load(io.BytesIO(checkpoint.state), map_location=device, weights_only=True)
+            state = torch.load(io.BytesIO(checkpoint), map_location=device, weights_only=True)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None and "scheduler" in state:
@@ -363,29 +482,52 @@ def train_run(
             torch.set_rng_state(state["torch_rng"].cpu())
             if "cuda_rng" in state and device.type == "cuda":
                 torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
-            start_epoch = checkpoint.epoch
-        for epoch in range(start_epoch + 1, settings.epochs + 1):
+            if scaler is not None and "scaler" in state:
+                scaler.load_state_dict(state["scaler"])
+            start_epoch = int(state["epoch"])
+        x_train, y_train, x_eval, y_eval = _on_device(data, device)
+        on_device = replace(data, x_train=x_train, y_train=y_train, x_eval=x_eval, y_eval=y_eval)
+        pin = device.type == "cuda"
+        last_epoch = settings.epochs if stop_after is None else min(settings.epochs, stop_after)
+        for epoch in range(start_epoch + 1, last_epoch + 1):
             started = time.perf_counter()
             model.train()
             order = torch.randperm(n_train, generator=_epoch_generator(seed, epoch))
             loss_sum = 0.0
             correct = 0
             grad_sum = grad_square_sum = 0.0
-            for inputs, targets in _batches(data.x_train, data.y_train, order, settings.batch_size):
+            for inputs, targets in _batches(x_train, y_train, order, settings.batch_size, pin=pin):
                 inputs, targets = _to_device(inputs, device), targets.to(device)
+                logit_grad = None
                 if settings.train_step is not None:
                     batch_loss, logits = settings.train_step(model, loss_fn, inputs, targets, optimizer)
                     _check_finite(batch_loss, loss, epoch, settings)
                 else:
-                    logits = model(inputs)
+                    if amp_dtype is None:
+                        logits = model(inputs)
+                    else:
+                        with torch.autocast(device.type, dtype=amp_dtype):
+                            logits = model(inputs)
+                        # The loss itself in float32: the losses' own numerics stay exact.
+                        logits = logits.float()
                     logits.retain_grad()
                     batch_loss = loss_fn(logits, targets)
                     _check_finite(batch_loss, loss, epoch, settings)
                     optimizer.zero_grad(set_to_none=True)
-                    batch_loss.backward()
-                    if settings.grad_clip is not None:
-                        nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-                    optimizer.step()
+                    if scaler is None:
+                        batch_loss.backward()
+                        if settings.grad_clip is not None:
+                            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                        optimizer.step()
+                        logit_grad = logits.grad
+                    else:
+                        scaler.scale(batch_loss).backward()
+                        logit_grad = logits.grad / scaler.get_scale()
+                        if settings.grad_clip is not None:
+                            scaler.unscale_(optimizer)
+                            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                        scaler.step(optimizer)
+                        scaler.update()
                 if scheduler is not None:
                     scheduler.step()
                 size = targets.shape[0]
@@ -393,11 +535,11 @@ def train_run(
                 correct += int((logits.detach().argmax(dim=1) == targets).sum())
                 # The batch loss is a mean, so size * grad is each sample's own dLoss/dlogit;
                 # its mean absolute value over classes is the sample's gradient magnitude.
-                if logits.grad is not None:  # not measured under a custom train_step
-                    per_sample = (logits.grad * size).abs().mean(dim=1).double()
+                if logit_grad is not None:  # not measured under a custom train_step
+                    per_sample = (logit_grad * size).abs().mean(dim=1).double()
                     grad_sum += float(per_sample.sum())
                     grad_square_sum += float((per_sample**2).sum())
-            evaluation = _evaluate(model, loss_fn, data, settings, device)
+            evaluation = _evaluate(model, loss_fn, on_device, settings, device, amp_dtype)
             grad_mean = grad_sum / n_train
             grad_variance = max(grad_square_sum / n_train - grad_mean**2, 0.0)
             metrics = {
@@ -416,13 +558,36 @@ def train_run(
                     f"(lr={settings.lr}); try a smaller --lr"
                 )
             final = epoch == settings.epochs
-            store.record_epoch(
-                run_id, epoch, metrics,
-                None if final else _serialize(model, optimizer, epoch, device, scheduler),
-                final=final,
-            )
-            if on_epoch is not None:
-                on_epoch(epoch, metrics)
+            yield EpochRecord(epoch, metrics,
+                              None if final else _serialize(model, optimizer, epoch, device,
+                                                            scheduler, scaler),
+                              final)
+
+
+def train_run(
+    store: ResultsStore,
+    run_id: int,
+    data: PreparedData,
+    loss: str,
+    seed: int,
+    settings: TrainingSettings,
+    *,
+    threads: int | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    stop_after: int | None = None,
+) -> None:
+    """Train one (task, loss, seed) run, resuming from its last recorded epoch.
+
+    Each finished epoch is recorded with its checkpoint; the last one marks the run finished.
+    ``on_epoch(epoch, metrics)`` is called after each record (progress bars).
+    """
+    resume = store.resume_point(run_id)
+    for record in train_epochs(data, loss, seed, settings, threads=threads, stop_after=stop_after,
+                               checkpoint=None if resume is None else resume.state):
+        store.record_epoch(run_id, record.epoch, record.metrics, record.checkpoint,
+                           final=record.final)
+        if on_epoch is not None:
+            on_epoch(record.epoch, record.metrics)
 
 
 # --- the grid -------------------------------------------------------------------------------
@@ -449,6 +614,8 @@ def _execute(job: Job, run_id: int, environment: dict[str, Any]) -> str:
     """Run one job in this process; returns "trained", "skipped" or "busy"."""
     store: ResultsStore = _WORKER["store"]
     tasks: Sequence[PlannedTask] = _WORKER["tasks"]
+    settings = tasks[job.task_index].settings_for(job.loss)
+    environment = {**environment, "device": describe_device(settings.device)}
     if not store.claim(run_id, environment):
         return "skipped" if store.status(run_id) in DONE_STATUSES else "busy"
     task = tasks[job.task_index]
@@ -464,8 +631,10 @@ def _execute(job: Job, run_id: int, environment: dict[str, Any]) -> str:
 
     try:
         data = _prepared(tasks, job.task_index, job.stage)
-        train_run(store, run_id, data, job.loss, job.seed, task.settings_for(job.loss),
-                  threads=_WORKER.get("threads"), on_epoch=on_epoch)
+        train_run(store, run_id, data, job.loss, job.seed, settings,
+                  threads=_WORKER.get("threads"), on_epoch=on_epoch, stop_after=job.stop_after)
+        if job.stop_after is not None and store.status(run_id) not in DONE_STATUSES:
+            store.pause(run_id)  # at its rung: resumable by this or a later invocation
     except FloatingPointError as error:
         if job.stage != "sweep":
             store.fail(run_id, f"{type(error).__name__}: {error}")
@@ -505,6 +674,9 @@ def run_grid(
     log: Callable[[str], None] = print,
     timeout: float = 60.0,
     on_epoch: Callable[..., None] | None = None,
+    backend: Any = "local",
+    until_epoch: int | None = None,
+    only: Any = None,
 ) -> GridResult:
     """Train every (task, loss, seed) not already finished in ``db``; resume interrupted ones.
 
@@ -522,7 +694,14 @@ def run_grid(
         log: where one-line messages go.
         timeout: seconds to wait for a locked database before failing.
         on_epoch: ``on_epoch(task, loss, seed, epoch, metrics)`` after every recorded epoch
-            (in-process runs only).
+            (in-process and Ray runs; not with ``workers > 1``).
+        backend: ``"local"`` (this process, or ``workers`` processes of this machine) or
+            ``"ray"`` / a :class:`.ray_backend.RayBackend` (one Ray task per run, on a local
+            Ray instance or a cluster; ``workers`` is then ignored). Either way this process
+            is the only writer of ``db`` and results are identical for the same settings.
+        until_epoch: train every run only up to this epoch and pause it there (a rung of
+            successive halving); a later call without it finishes the run.
+        only: a set of ``(task index, loss)`` pairs: the grid's other runs are left out.
 
     Returns:
         A :class:`GridResult`. Runs that raised are recorded as failed (their finished epochs
@@ -535,12 +714,40 @@ def run_grid(
         raise ValueError(f"stage: expected one of {', '.join(STAGES)}, got {stage!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected a positive integer, got {workers!r}")
+    from losslab.experiments.classification.ray_backend import RayBackend, as_backend
+
+    backend = as_backend(backend)
+    on_ray = isinstance(backend, RayBackend)
+    if on_ray:
+        from losslab.experiments.classification.ray_backend import import_ray
+
+        import_ray()  # not installed: say how, before anything is registered
+        workers = 1
+    tasks = [_with_resolved_device(task, backend) for task in tasks]
+    if not on_ray:  # a Ray cluster's GPUs are checked against the cluster, not this machine
+        for device in sorted({task.settings_for(loss).device for task in tasks for loss in losses}):
+            check_device_available(device)
     identities = [(task.label, config_hash(task.config())) for task in tasks]
     if len(set(identities)) != len(identities):
         raise ValueError(f"tasks: expected distinct (label, config) rows, got labels "
                          f"{[task.label for task in tasks]} with repeated configs")
+    if on_ray:  # one Ray session for the grid; the cluster checked before anything is registered
+        from losslab.experiments.classification.ray_backend import check_cluster, ray_session
+
+        ray = import_ray()
+        if not ray.is_initialized():
+            with ray_session(backend, log):
+                return run_grid(tasks, losses, seeds, db=db, workers=workers, threads=threads,
+                                stage=stage, progress=progress, log=log, timeout=timeout,
+                                on_epoch=on_epoch, backend=backend, until_epoch=until_epoch,
+                                only=only)
+        check_cluster(ray, backend, sorted({task.settings_for(loss).device for task in tasks
+                                            for loss in losses}))
     store = db if isinstance(db, ResultsStore) else ResultsStore(db, timeout=timeout)
+    requested_threads = threads
     threads = default_threads(workers) if threads is None else int(threads)
+    if on_ray:
+        threads = int(threads) if requested_threads is not None else max(1, int(backend.cpus_per_run))
     started = time.perf_counter()
 
     # The grid, seed-major: complete pairs (all losses of a seed) arrive first.
@@ -548,12 +755,14 @@ def run_grid(
     for seed in seeds:
         for index, task in enumerate(tasks):
             for loss in losses:
+                if only is not None and (index, loss) not in only:
+                    continue
                 config = task.config(loss)
                 run_config = {**config, "loss": loss, "seed": seed, "stage": stage,
                               **task.notes.get(loss, {})}
                 key = RunKey(task.label, loss, seed, stage,
                              config_hash({**config, "loss": loss, "seed": seed}))
-                planned.append((Job(index, loss, seed, stage), key, run_config))
+                planned.append((Job(index, loss, seed, stage, until_epoch), key, run_config))
     # Load every task that has work left first: a missing data set or a bad column is one
     # clear error before anything is registered or trained, not one failed run per seed.
     prepared: dict[tuple[int, str], PreparedData] = {}
@@ -571,7 +780,7 @@ def run_grid(
             store.put_sample_set(data.train_ids)
             store.put_sample_set(data.eval_ids)
             samples[(index, job_stage)] = sample_record(data.train_ids, data.eval_ids, data.eval_split)
-    if workers > 1:
+    if workers > 1 or on_ray:
         prepared.clear()  # each worker prepares its own copy (caches make that cheap)
     # Register every run: the unique key makes this idempotent across re-runs.
     jobs: list[tuple[Job, int]] = []
@@ -593,12 +802,18 @@ def run_grid(
         jobs.append((job, run_id))
     for triple in ambiguous:
         del run_ids[triple]
-    remaining = {run_id: tasks[job.task_index].settings_for(job.loss).epochs - store.epoch_count(run_id)
+    def target(job: Job) -> int:
+        epochs = tasks[job.task_index].settings_for(job.loss).epochs
+        return epochs if until_epoch is None else min(epochs, until_epoch)
+
+    remaining = {run_id: target(job) - store.epoch_count(run_id)
                  for job, run_id in jobs if store.status(run_id) not in DONE_STATUSES}
+    remaining = {run_id: left for run_id, left in remaining.items() if left > 0}
     pending = [(job, run_id) for job, run_id in jobs if run_id in remaining]
+    how = (f"on {backend.describe()} × {threads} thread(s)" if on_ray
+           else f"with {workers} worker(s) × {threads} thread(s)")
     log(f"[compare] {len(jobs)} {stage} runs in the grid: {len(jobs) - len(pending)} already finished, "
-        f"{len(pending)} to train ({sum(remaining.values())} epochs) with {workers} worker(s) "
-        f"× {threads} thread(s); results in {store.path}")
+        f"{len(pending)} to train ({sum(remaining.values())} epochs) {how}; results in {store.path}")
     environment = environment_info()
     bar = _progress_bar(sum(remaining.values()), progress)
     counts = {"trained": 0, "skipped": len(jobs) - len(pending), "busy": 0, "diverged": 0}
@@ -613,7 +828,13 @@ def run_grid(
             on_epoch(task_label, loss, seed, epoch, metrics)
 
     try:
-        if workers == 1 or len(pending) <= 1:
+        if on_ray:
+            if pending:
+                from losslab.experiments.classification.ray_backend import run_on_ray
+
+                run_on_ray(store, tasks, pending, backend, threads, environment, counts, failed,
+                           advance, log, lambda job: _describe(tasks, job))
+        elif workers == 1 or len(pending) <= 1:
             _WORKER.clear()
             _WORKER.update(store=store, tasks=tasks, threads=threads, queue=None,
                            callback=advance, prepared=prepared)
@@ -642,6 +863,29 @@ def run_grid(
         f"already finished, {counts['busy']} busy in another process{diverged}, {len(failed)} failed")
     return GridResult(run_ids, counts["trained"], counts["skipped"], counts["busy"], failed, wall, runs,
                       counts["diverged"])
+
+
+def _with_resolved_device(task: PlannedTask, backend: Any) -> PlannedTask:
+    """``device="auto"`` made concrete: on the local backend CUDA when this machine has it;
+    on Ray CUDA when each run reserves a GPU, else the CPU."""
+    changes: dict[str, dict[str, Any]] = {}
+    settings = replace(task.settings, device=resolve_auto(task.settings.device, backend))
+    for loss, override in task.loss_settings.items():
+        if override.get("device") == "auto":
+            changes[loss] = {**override, "device": resolve_auto("auto", backend)}
+    if settings == task.settings and not changes:
+        return task
+    return replace(task, settings=settings, loss_settings={**task.loss_settings, **changes})
+
+
+def resolve_auto(device: str, backend: Any = "local") -> str:
+    """``device`` with ``"auto"`` made concrete for ``backend`` (other names unchanged)."""
+    if device != "auto":
+        return device
+    gpus = getattr(backend, "gpus_per_run", None)
+    if gpus is not None:  # Ray: the driver may have no GPU while the workers do
+        return "cuda" if gpus > 0 else "cpu"
+    return device_type("auto")
 
 
 def _describe(tasks: Sequence[PlannedTask], job: Job) -> str:

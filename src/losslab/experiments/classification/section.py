@@ -157,13 +157,14 @@ TABLES: tuple[TableSpec, ...] = (
 )
 
 
-def _planned(spec: TableSpec, preset: str, cache_dir: str) -> Any:
+def _planned(spec: TableSpec, preset: str, cache_dir: str,
+             training: dict[str, Any] | None = None) -> Any:
     from losslab.experiments.classification.tasks import planned_task
 
     stand_in = spec.stand_in(preset)
     return planned_task(stand_in.task, preset="quick" if preset == "quick" else "full",
-                        overrides=stand_in.overrides, model_options=stand_in.model_options or None,
-                        cache_dir=cache_dir)
+                        overrides={**stand_in.overrides, **(training or {})},
+                        model_options=stand_in.model_options or None, cache_dir=cache_dir)
 
 
 def _ours(comparison: Any) -> str:
@@ -431,7 +432,9 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
     """Run (or resume) the stand-in grid for Tables 2–5 and write one section per table.
 
     ``context.options["classification_workers"]`` sets the number of training processes
-    (default 2 single-threaded workers: both cores of a small machine, no thread contention).
+    (default 2 single-threaded workers: both cores of a small machine, no thread contention);
+    ``"classification_device"`` and ``"classification_amp"`` where and in what precision the
+    runs train.
     """
     from losslab.data import data_dir
     from losslab.experiments.classification.report import STATISTICS_NOTE
@@ -443,6 +446,9 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
     db = out / "results.sqlite"
     cache_dir = str(data_dir() / "cache" / "minilm")
     workers = int(context.options.get("classification_workers", 2))
+    # --device / --amp of losslab reproduce (None: the tasks' own, the CPU in float32).
+    training = {"device": context.options.get("classification_device"),
+                "amp": context.options.get("classification_amp")}
     threads = int(context.options.get("classification_threads", 1)) if workers > 1 else None
     runs: list[_TableRun] = []
     skipped: dict[int, str] = {}
@@ -458,7 +464,7 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
     for spec in tables:
         t0 = time.perf_counter()
         try:
-            task = _planned(spec, preset, cache_dir)
+            task = _planned(spec, preset, cache_dir, training)
             task.source.prepare("test")  # load now (memoised): a missing data set is skipped
         except (FileNotFoundError, ImportError, OSError, ValueError) as error:
             skipped[spec.number] = f"{type(error).__name__}: {error}"

@@ -330,6 +330,12 @@ class ResultsStore:
             )
             return True
 
+    def set_environment(self, run_id: int, environment: Mapping[str, Any]) -> None:
+        """Replace the run's environment record (where a remote worker trains it)."""
+        with self.transaction() as cursor:
+            cursor.execute("UPDATE runs SET environment = ? WHERE run_id = ?",
+                           (json.dumps(environment, default=str), run_id))
+
     def diverge(self, run_id: int, error: str) -> None:
         """Record that a sweep run's loss became non-finite: a result (the rate is too large),
         final like ``finished``, so a re-run does not train it again."""
@@ -339,6 +345,13 @@ class ResultsStore:
                 "WHERE run_id = ?",
                 (error[:2000], _now(), run_id),
             )
+
+    def pause(self, run_id: int) -> None:
+        """Release a run stopped at an epoch before its last on purpose (a rung of successive
+        halving): not done, and not owned, so any later invocation may continue it."""
+        with self.transaction() as cursor:
+            cursor.execute("UPDATE runs SET status = 'paused', owner = NULL WHERE run_id = ?",
+                           (run_id,))
 
     def fail(self, run_id: int, error: str) -> None:
         """Record that the run stopped with an error (its finished epochs stay)."""

@@ -502,7 +502,7 @@ def planned_task(
 
     ``overrides`` may set ``max_train``, ``max_test`` and any field of
     :class:`.runner.TrainingSettings` (``epochs``, ``lr``, ``batch_size``, ``weight_decay``,
-    ``optimizer``, ``scheduler`` ...; ``None`` values are ignored).
+    ``optimizer``, ``scheduler``, ``device``, ``amp`` ...; ``None`` values are ignored).
     """
     from losslab.experiments.classification.runner import PlannedTask
 
@@ -519,7 +519,7 @@ def planned_task(
                     **{k: v for k, v in sizes.items() if k in ("max_train", "max_test") and v is not None}}
     from dataclasses import fields
 
-    valid = (*(f.name for f in fields(TrainingSettings) if f.name not in ("device", "deterministic",
+    valid = (*(f.name for f in fields(TrainingSettings) if f.name not in ("deterministic",
                                                                             "eval_batch_size")),
              "max_train", "max_test")
     for key, value in (overrides or {}).items():

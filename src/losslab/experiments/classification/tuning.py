@@ -46,6 +46,8 @@ DEFAULT_VAL_FRACTION = 0.2
 # A rate chosen at an edge of the grid may be beaten by one beyond it: the grid grows by a
 # decade on that side, at most this many decades per side, before the choice is final.
 DEFAULT_LR_EXTEND_DECADES = 2
+SCHEDULERS: tuple[str, ...] = ("none", "asha")
+DEFAULT_HALVING_ETA = 3
 CRITERION = ("most correct validation predictions after the sweep's last epoch, summed over the "
              "sweep seeds (exact integer counts); ties go to the smaller learning rate; a "
              "diverged run counts as zero correct")
@@ -106,6 +108,13 @@ class TuningSettings:
         lr_extend_decades: when the chosen rate sits at an edge of the grid, the grid grows a
             decade on that side (same log spacing) and the new rates are swept, up to this many
             decades per side; 0 keeps the grid as given.
+        scheduler: ``"none"`` (every rate trains the whole sweep budget) or ``"asha"``: poor
+            rates stop early by successive halving (the synchronous form of ASHA) on the
+            grid's backend: every rate trains to the first rung, the best 1/``halving_eta``
+            (by the selection criterion at that epoch) go on to the next, and so on up to
+            the sweep budget (see :func:`halving_rungs`). Decisions are a pure function of
+            the recorded scores, stored in the database and described in the report.
+        halving_eta: the reduction factor of ``"asha"`` (an integer >= 2).
     """
 
     lr_grid: tuple[float, ...] | None = None
@@ -116,6 +125,8 @@ class TuningSettings:
     sweep_epochs: int | None = None
     sweep_seeds: int | tuple[int, ...] = 1
     lr_extend_decades: int = DEFAULT_LR_EXTEND_DECADES
+    scheduler: str = "none"
+    halving_eta: int = DEFAULT_HALVING_ETA
     _seeds: tuple[int, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
@@ -136,6 +147,11 @@ class TuningSettings:
         extend = self.lr_extend_decades
         if isinstance(extend, bool) or not isinstance(extend, int) or not 0 <= extend <= 6:
             raise ValueError(f"lr_extend_decades: expected an integer from 0 to 6, got {extend!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"sweep_scheduler: expected one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        eta = self.halving_eta
+        if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
+            raise ValueError(f"halving_eta: expected an integer >= 2, got {eta!r}")
 
     @property
     def seeds(self) -> list[int]:
@@ -163,7 +179,25 @@ class TuningSettings:
             "sweep_seeds": self.seeds,
             "criterion": CRITERION,
             "lr_extension": {"max_decades_per_side": self.lr_extend_decades},
+            **({"scheduler": self.scheduler_record(task)} if self.scheduler != "none" else {}),
         }
+
+    def scheduler_record(self, task: PlannedTask) -> dict[str, Any]:
+        """How ``"asha"`` prunes the sweep (part of the tuned runs' protocol)."""
+        epochs = self.epochs_for(task.settings.epochs)
+        return {"name": self.scheduler, "method": "successive halving (synchronous ASHA)",
+                "eta": self.halving_eta, "rungs": halving_rungs(epochs, self.halving_eta),
+                "rule": "at each rung keep the best ceil(n / eta) rates by the selection criterion "
+                        "at that epoch (ties to the smaller rate); the others stop there"}
+
+
+def halving_rungs(epochs: int, eta: int = DEFAULT_HALVING_ETA) -> list[int]:
+    """The epochs at which successive halving decides: ``epochs``, ``epochs // eta``, ...
+    down to 1, ascending (``halving_rungs(3) == [1, 3]``, ``halving_rungs(10) == [1, 3, 10]``)."""
+    rungs = [epochs]
+    while rungs[0] > 1:
+        rungs.insert(0, max(1, rungs[0] // eta))
+    return rungs
 
 
 # --- the sweep rows, derived from a test configuration ---------------------------------------
@@ -209,6 +243,8 @@ class Selection:
     base_grid: tuple[float, ...] = ()
     extended: dict[str, int] = field(default_factory=dict)  # decades added per side
     at_edge: str | None = None  # "low" / "high": the choice still sits at that edge
+    stopped: dict[float, int] = field(default_factory=dict)  # rate -> epoch successive halving stopped it
+    scheduler: dict[str, Any] | None = None  # the halving record (rungs, decisions, epochs saved)
 
     @property
     def added_rates(self) -> list[float]:
@@ -229,6 +265,8 @@ class Selection:
             "added_rates": self.added_rates,
             "extended_decades": dict(self.extended),
             "at_edge": self.at_edge,
+            **({"stopped_early": {repr(lr): epoch for lr, epoch in self.stopped.items()},
+                "scheduler": self.scheduler} if self.scheduler is not None else {}),
         }
 
 
@@ -281,21 +319,26 @@ def derive_selection(store: ResultsStore, test_config: Mapping[str, Any], protoc
     """
     base = tuple(sorted(float(lr) for lr in protocol["lr_grid"]))
     limit = int(protocol.get("lr_extension", {}).get("max_decades_per_side", 0))
+    halving = read_halving(store, test_config, protocol, loss) if "scheduler" in protocol else None
+    stopped = {float(lr): int(epoch) for lr, epoch in (halving or {}).get("stopped", {}).items()}
     grid = base
     extended = {"low": 0, "high": 0}
     by_key: dict[RunKey, int | None] = {}
     while True:
         scores, diverged, missing, missing_rates = _sweep_scores(
-            store, test_config, protocol, loss, grid, by_key)
+            store, test_config, protocol, loss, grid, by_key, stopped)
+        if "scheduler" in protocol and halving is None:
+            missing = missing or ["the successive-halving decisions"]
         if missing:
             return Selection(str(test_config["task"]), loss, None, grid, scores, diverged, missing,
-                             missing_rates, base, extended)
+                             missing_rates, base, extended, stopped=stopped, scheduler=halving)
         chosen = select_learning_rate(scores)
         edges = [side for side, edge in (("low", grid[0]), ("high", grid[-1])) if chosen == edge]
         growable = [side for side in edges if extended[side] < limit]
         if not growable:
             return Selection(str(test_config["task"]), loss, chosen, grid, scores, diverged, [],
-                             [], base, extended, edges[0] if edges else None)
+                             [], base, extended, edges[0] if edges else None, stopped=stopped,
+                             scheduler=halving)
         added: list[float] = []
         for side in growable:
             added += decade_beyond(base, grid[0] if side == "low" else grid[-1], side)
@@ -304,14 +347,18 @@ def derive_selection(store: ResultsStore, test_config: Mapping[str, Any], protoc
 
 
 def _sweep_scores(store: ResultsStore, test_config: Mapping[str, Any], protocol: Mapping[str, Any],
-                  loss: str, grid: Sequence[float], by_key: dict[RunKey, int | None]
+                  loss: str, grid: Sequence[float], by_key: dict[RunKey, int | None],
+                  stopped: Mapping[float, int] | None = None,
                   ) -> tuple[dict[float, tuple[int, int]], list[float], list[str], list[float]]:
-    """(scores, diverged rates, missing runs, rates with a missing run) over ``grid``."""
+    """(scores, diverged rates, missing runs, rates with a missing run) over ``grid``; rates
+    that successive halving ``stopped`` early take no part."""
     scores: dict[float, tuple[int, int]] = {}
     diverged: list[float] = []
     missing: list[str] = []
     missing_rates: list[float] = []
     for lr in grid:
+        if stopped and lr in stopped:
+            continue
         correct_sum = total_sum = 0
         complete = True
         for seed in protocol["sweep_seeds"]:
@@ -388,6 +435,7 @@ def run_tuned(
     timeout: float = 60.0,
     on_epoch: Callable[..., None] | None = None,
     stages: Sequence[str] = ("sweep", "test"),
+    backend: Any = "local",
 ) -> TunedRun:
     """Sweep each (task, loss)'s learning rate on a validation split, then test at the best.
 
@@ -397,6 +445,7 @@ def run_tuned(
         db: the results database holding both stages.
         tuning: the sweep and selection settings (defaults: :class:`TuningSettings`).
         stages: ``("sweep",)`` to run the sweep and select without testing.
+        backend: where the runs of both stages train (see :func:`.runner.run_grid`).
 
     Returns:
         A :class:`TunedRun`. A loss whose sweep has failed runs gets no test runs; it is
@@ -413,10 +462,16 @@ def run_tuned(
     log(f"[tune] sweep: {len(tasks)} task(s) × {len(losses)} loss(es) × "
         f"{len(rows) // max(1, len(tasks))} rate(s) × {len(tuning.seeds)} seed(s) on a "
         f"{tuning.val_fraction:g} validation split")
-    sweep = run_grid(rows, losses, tuning.seeds, db=store, workers=workers, threads=threads,
-                     stage="sweep", progress=progress, log=log, timeout=timeout, on_epoch=on_epoch)
+    options: dict[str, Any] = {"workers": workers, "threads": threads, "progress": progress,
+                               "log": log, "timeout": timeout, "on_epoch": on_epoch,
+                               "backend": backend}
+    if tuning.scheduler == "asha":
+        sweep = _merge([successive_halving(store, task, losses, tuning, **options) for task in tasks])
+    else:
+        sweep = run_grid(rows, losses, tuning.seeds, db=store, stage="sweep", **options)
     sweep = _grow_grids(store, tasks, losses, tuning, sweep, workers=workers, threads=threads,
-                        progress=progress, log=log, timeout=timeout, on_epoch=on_epoch)
+                        progress=progress, log=log, timeout=timeout, on_epoch=on_epoch,
+                        backend=backend)
     selections: dict[tuple[str, str], Selection] = {}
     tested: list[PlannedTask] = []
     failed = list(sweep.failed)
@@ -455,10 +510,126 @@ def run_tuned(
         for row in tested:
             results.append(run_grid([row], list(row.loss_settings), seeds, db=store, workers=workers,
                                     threads=threads, stage="test", progress=progress, log=log,
-                                    timeout=timeout, on_epoch=on_epoch))
+                                    timeout=timeout, on_epoch=on_epoch, backend=backend))
         test = _merge(results)
         failed += test.failed
     return TunedRun(sweep, test, selections, tested, failed)
+
+
+def _halving_key(test_config: Mapping[str, Any], protocol: Mapping[str, Any], loss: str) -> str:
+    return f"sweep_scheduler:{test_config['task']}:{config_hash({'config': test_config, 'protocol': protocol})}:{loss}"
+
+
+def read_halving(store: ResultsStore, test_config: Mapping[str, Any], protocol: Mapping[str, Any],
+                 loss: str) -> dict[str, Any] | None:
+    """The recorded successive-halving decisions of one (task, loss) sweep, or None."""
+    import json
+
+    rows = store.query("SELECT value FROM meta WHERE key = ?", (_halving_key(test_config, protocol, loss),))
+    return json.loads(rows[0]["value"]) if rows else None
+
+
+def _rung_score(store: ResultsStore, run_id: int | None, epoch: int) -> tuple[int, int] | None:
+    """(correct, total) validation predictions of a sweep run after ``epoch`` (a diverged run
+    before it: zero correct), or None when the run has not reached it."""
+    if run_id is None:
+        return None
+    run = _run(store, run_id)
+    total = int(run["config"]["samples"]["eval"]["count"])
+    epochs = store.epochs(run_id)
+    if len(epochs) >= epoch:
+        return round(epochs[epoch - 1]["eval_accuracy"] * total), total
+    return (0, total) if run["status"] == "diverged" else None
+
+
+def successive_halving(store: ResultsStore, task: PlannedTask, losses: Sequence[str],
+                       tuning: TuningSettings, **options: Any) -> GridResult:
+    """Sweep one task's grid with successive halving (``tuning.scheduler == "asha"``).
+
+    Every rate trains to the first rung; per loss, the best ``ceil(n / eta)`` rates by the
+    selection criterion at that epoch go on to the next rung, the others stop there; the last
+    rung is the sweep budget. Each rung is one grid on the chosen backend (runs of all losses
+    in parallel); stopped runs stay paused at their rung. The decisions, the scores behind
+    them and the epochs saved are recorded in the database's ``meta`` table (re-running
+    recomputes the same decisions from the same scores and trains nothing twice).
+    """
+    import json
+
+    log = options.get("log", print)
+    rows = sweep_tasks(task, tuning)
+    rates = [row.settings.lr for row in rows]
+    protocol = tuning.protocol(task)
+    test_config = task.config()
+    rungs = protocol["scheduler"]["rungs"]
+    budget = rungs[-1]
+    seeds = tuning.seeds
+    alive = {loss: list(range(len(rows))) for loss in losses}
+    decisions: dict[str, list[dict[str, Any]]] = {loss: [] for loss in losses}
+    stopped: dict[str, dict[float, int]] = {loss: {} for loss in losses}
+    undecided: set[str] = set()
+    results: list[GridResult] = []
+    for rung in rungs:
+        only = {(index, loss) for loss in losses if loss not in undecided for index in alive[loss]}
+        if not only:
+            break
+        log(f"[tune] successive halving: {task.label}: rung at epoch {rung}: "
+            + "; ".join(f"{loss} {len(alive[loss])} rate(s)" for loss in losses if loss not in undecided))
+        results.append(run_grid(rows, losses, seeds, db=store, stage="sweep", only=only,
+                                until_epoch=None if rung == budget else rung, **options))
+        if rung == budget:
+            break
+        for loss in losses:
+            if loss in undecided:
+                continue
+            scores: dict[int, tuple[int, int]] = {}
+            for index in alive[loss]:
+                correct = total = 0
+                for seed in seeds:
+                    key = sweep_key(test_config, protocol, rates[index], loss, seed)
+                    found = store.find_run(key)
+                    score = _rung_score(store, None if found is None else found[0], rung)
+                    if score is None:
+                        break
+                    correct, total = correct + score[0], total + score[1]
+                else:
+                    scores[index] = (correct, total)
+                    continue
+                break
+            if len(scores) < len(alive[loss]):  # a failed run: decide when it is done (re-run)
+                undecided.add(loss)
+                log(f"[tune] successive halving: {task.label}/{loss}: a sweep run did not reach "
+                    f"epoch {rung}; no decision until it does (re-run to retry)")
+                continue
+            keep = max(1, math.ceil(len(alive[loss]) / tuning.halving_eta))
+            ranked = sorted(alive[loss], key=lambda index: (-scores[index][0], rates[index]))
+            promoted = sorted(ranked[:keep])
+            for index in ranked[keep:]:
+                stopped[loss][rates[index]] = rung
+            decisions[loss].append({
+                "epoch": rung,
+                "scores": {repr(rates[i]): {"correct": c, "total": t} for i, (c, t) in scores.items()},
+                "promoted": [rates[i] for i in promoted],
+                "stopped": [rates[i] for i in ranked[keep:]],
+            })
+            alive[loss] = promoted
+    for loss in losses:
+        if loss in undecided:
+            continue
+        full = len(rates) * budget * len(seeds)
+        trained = sum(stopped[loss].get(lr, budget) for lr in rates) * len(seeds)
+        record = {
+            **protocol["scheduler"], "decisions": decisions[loss],
+            "stopped": {repr(lr): epoch for lr, epoch in stopped[loss].items()},
+            "survivors": [rates[i] for i in alive[loss]],
+            "epochs_trained": trained, "epochs_without": full, "epochs_saved": full - trained,
+        }
+        with store.transaction() as cursor:
+            cursor.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                           (_halving_key(test_config, protocol, loss), json.dumps(record)))
+        log(f"[tune] successive halving: {task.label}/{loss}: stopped "
+            + (", ".join(f"lr {lr:g} at epoch {epoch}" for lr, epoch in stopped[loss].items()) or "none")
+            + f"; saved {full - trained} of {full} sweep epochs ({(full - trained) / full:.0%})")
+    return _merge(results)
 
 
 def _grow_grids(store: ResultsStore, tasks: Sequence[PlannedTask], losses: Sequence[str],
