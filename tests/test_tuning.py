@@ -350,7 +350,7 @@ def test_report_shows_both_protocols_chosen_rates_sensitivity_and_gradients(tmp_
                  for lr in (1e-3, 1e-2)]
         assert f"| {loss} | {rates[loss]:g} | {' | '.join(cells)} |" in text
     figures = {path.name.split("-digits")[0] for path in (tmp_path / "report" / "figures").glob("*.png")}
-    assert figures == {"curves", "sensitivity", "gradients"}
+    assert figures == {"curves", "reliability", "sensitivity", "gradients"}
     assert len(list((tmp_path / "report" / "figures").glob("sensitivity-*.png"))) == 1  # tuned only
     # The gradient table's first-epoch mean is the seed-mean of what the runner recorded.
     store = ResultsStore(db)

@@ -53,13 +53,20 @@ def check_metric(metric: str) -> str:
 
 @dataclass
 class MetricAccumulator:
-    """Sums over evaluation batches; :meth:`result` gives the metrics of the whole split."""
+    """Sums over evaluation batches; :meth:`result` gives the metrics of the whole split.
+
+    ``num_classes`` is the number of classes of the data; a model may output more scores
+    than that (a user's model with spare outputs), and the metrics then use its width.
+    """
 
     num_classes: int
     bins: int = ECE_BINS
 
     def __post_init__(self) -> None:
-        c = self.num_classes
+        self._allocate(self.num_classes)
+
+    def _allocate(self, c: int) -> None:
+        self.num_classes = c
         self.count = 0
         self.nll_sum = 0.0
         self.brier_sum = 0.0
@@ -72,6 +79,11 @@ class MetricAccumulator:
         """Add a batch: ``logits`` (N, C), ``target`` (N,) class indices."""
         logits = logits.detach().to(torch.float64).cpu()
         target = target.detach().to(torch.long).cpu()
+        if logits.shape[1] != self.num_classes:
+            if logits.shape[1] < self.num_classes or self.count:
+                raise ValueError(f"logits: expected {self.num_classes} class scores per sample, "
+                                 f"got {logits.shape[1]}")
+            self._allocate(int(logits.shape[1]))
         log_p = torch.log_softmax(logits, dim=1)
         p = log_p.exp()
         self.count += int(target.numel())
