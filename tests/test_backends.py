@@ -104,7 +104,7 @@ def _namespace_problem() -> str | None:
     return None
 
 
-def in_private_network(request: pytest.FixtureRequest, timeout: float = 600) -> bool:
+def in_private_network(request: pytest.FixtureRequest, timeout: float = 1500) -> bool:
     """True inside the namespace (run the test body); outside, re-run this very test inside
     one, report its outcome, and return False."""
     if os.environ.get(INSIDE) == "1":
@@ -255,7 +255,7 @@ def test_local_ray_equals_the_local_backend_and_checks_resources_first(tmp_path,
     # Without an address, `losslab compare --backend ray` starts Ray here and stops it after.
     ray_db = tmp_path / "ray.sqlite"
     done = subprocess.run(_cli(*GRID, "--epochs", "2", "--backend", "ray", "--db", str(ray_db)),
-                          env=_env(), capture_output=True, text=True, timeout=300)
+                          env=_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "on a local Ray instance (1 CPU(s) per run) × 1 thread(s)" in done.stdout + done.stderr
     local_db = tmp_path / "local.sqlite"
@@ -414,7 +414,7 @@ def test_two_node_cluster_every_run_once_and_a_killed_node_loses_nothing(tmp_pat
               f"{sum(len(epochs) for epochs in before.values())} of 24")
 
         # Re-running completes the grid (on the head alone): nothing lost, nothing twice.
-        rerun = subprocess.run(_cli(*arguments), env=env, capture_output=True, text=True, timeout=300)
+        rerun = subprocess.run(_cli(*arguments), env=env, capture_output=True, text=True, timeout=900)
         assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
         after = _results(db)
         runs = _runs(db)
