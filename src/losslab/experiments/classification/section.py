@@ -89,7 +89,7 @@ TABLES: tuple[TableSpec, ...] = (
                      "itself runs with `losslab compare --task cifar10-vgg --path "
                      "cifar-10-batches-py`."),
         stand_ins={
-            "quick": StandIn("fashion-mnist-cnn", {"max_train": 2000, "max_test": 2000, "epochs": 3,
+            "quick": StandIn("fashion-mnist-cnn", {"max_train": 1500, "max_test": 2000, "epochs": 3,
                                                    "batch_size": 32}, seeds=3),
             "standard": StandIn("fashion-mnist-cnn", {"max_train": 4000, "max_test": 10000,
                                                       "epochs": 3, "batch_size": 32},
@@ -108,7 +108,7 @@ TABLES: tuple[TableSpec, ...] = (
                      "pretrained weights)."),
         stand_ins={
             "quick": StandIn("digits-mlp", {"epochs": 12}, protocols=("fixed", "tuned"), seeds=5,
-                             target_width=1.5, max_seeds=20),
+                             target_width=1.5, max_seeds=10),
             "standard": StandIn("digits-mlp", {"epochs": 15}, protocols=("tuned",), seeds=6,
                                 target_width=1.0, max_seeds=40),
             "full": StandIn("mnist-cnn", {}, protocols=("tuned",), seeds=5, target_width=1.0,
@@ -127,7 +127,7 @@ TABLES: tuple[TableSpec, ...] = (
                      "embedding + spatial dropout + LSTM(100) model on the 1–5 ratings. `--task "
                      "newsgroups-lstm` is a 20-topic alternative."),
         stand_ins={
-            "quick": StandIn("clothing-products-minilm", {"max_train": 1500, "max_test": 1500,
+            "quick": StandIn("clothing-products-minilm", {"max_train": 1000, "max_test": 1000,
                                                           "epochs": 8},
                              seeds=5, target_width=1.5, max_seeds=20),
             "standard": StandIn("clothing-products-minilm", {"max_train": 6000, "max_test": 4000,
