@@ -1,0 +1,102 @@
+"""Writes confined to the folder the user named.
+
+Names that come from data (loss names, task labels, seeds read from a database) become path
+components only through :func:`safe_component`; every output path is built with
+:func:`inside`, which refuses anything that resolves outside its root; files are replaced with
+:func:`write_text` / :func:`write_bytes`, which never follow a symlink at the destination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_MAX_COMPONENT = 80
+
+
+class UnsafePathError(ValueError):
+    """A path that would leave the folder it must stay in, or a file where a folder is needed."""
+
+
+def safe_component(name: object) -> str:
+    """``name`` as one harmless path component: only ``[A-Za-z0-9_.-]``, never ``.`` or ``..``.
+
+    A name that had to change gets a short digest of the original appended, so two different
+    names never map to the same component.
+
+    Args:
+        name: the name to turn into a component (``str(name)`` is used).
+
+    Returns:
+        A non-empty component of at most about 90 characters.
+    """
+    text = str(name)
+    cleaned = _UNSAFE.sub("_", text).strip(".")[:_MAX_COMPONENT]
+    if cleaned == text and cleaned not in ("", ".", ".."):
+        return cleaned
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned or 'x'}-{digest}"
+
+
+def ensure_folder(path: str | os.PathLike[str], *, option: str) -> Path:
+    """Create folder ``path`` (and parents) or accept an existing one.
+
+    Raises:
+        UnsafePathError: ``path`` (or a parent) exists and is not a folder; the message names
+            ``option``.
+    """
+    folder = Path(path)
+    for candidate in (folder, *folder.parents):
+        if candidate.exists() and not candidate.is_dir():
+            raise UnsafePathError(
+                f"{option}: expected a folder, but {str(candidate)!r} is a file"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def inside(root: str | os.PathLike[str], *parts: str) -> Path:
+    """``root / parts...``, checked to resolve inside ``root``.
+
+    Args:
+        root: the folder everything must stay in.
+        *parts: path components (pass data-derived names through :func:`safe_component`).
+
+    Raises:
+        UnsafePathError: the joined path resolves (following existing symlinks) outside
+            ``root``, or a part is absolute.
+    """
+    base = Path(root).resolve()
+    for part in parts:
+        if Path(part).is_absolute():
+            raise UnsafePathError(f"path component {part!r} is absolute; expected a name inside {str(base)!r}")
+    target = base.joinpath(*parts)
+    resolved = target.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise UnsafePathError(f"path {str(target)!r} resolves outside {str(base)!r}")
+    return target
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Replace file ``path`` with ``data`` atomically; a symlink there is replaced, not followed."""
+    target = Path(path)
+    if target.is_dir() and not target.is_symlink():
+        raise UnsafePathError(f"expected a file path, but {str(target)!r} is a folder")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)  # replaces the link itself: its target is never written
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> Path:
+    """:func:`write_bytes` for text."""
+    return write_bytes(path, text.encode(encoding))
