@@ -12,8 +12,11 @@ from __future__ import annotations
 import html
 import re
 
-# Characters that Markdown (python-markdown with the tables extension) gives a meaning to.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+# Characters that Markdown (python-markdown with the tables extension) gives a meaning to. An
+# underscore between two letters or digits is left alone: it never opens or closes emphasis
+# (python-markdown and CommonMark agree), and names like cross_entropy stay readable.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*{}\[\]()#+\-.!|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+_LINE_BREAKS = re.compile(r"[\r\n\t\f\v]+")
 
 
 def md_text(value: object) -> str:
@@ -29,8 +32,27 @@ def md_text(value: object) -> str:
     """
     text = str(value)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = re.sub(r"[\r\n\t\f\v]+", " ", text)
+    text = _LINE_BREAKS.sub(" ", text)
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def md_code(value: object) -> str:
+    """``value`` as a Markdown code span that shows the literal text, on one line.
+
+    The span's fence is one backtick longer than the longest run of backticks in the text, so
+    the text cannot close it; inside a code span Markdown escapes ``<`` and ``&`` itself.
+
+    Args:
+        value: anything; ``str(value)`` is shown.
+
+    Returns:
+        The code span, e.g. ``md_code("a`b")`` is ``"``a`b``"``.
+    """
+    text = _LINE_BREAKS.sub(" ", str(value))
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def html_text(value: object) -> str:

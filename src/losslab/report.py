@@ -4,6 +4,19 @@ The HTML file is self-contained (figures embedded as data URIs) so it can be mai
 archived alone. Sections are built independently (loss shapes, regression, classification,
 ...) and ordered by their ``order`` key, so each experiment adds its own without touching the
 others.
+
+This is the one rendering path of every report, and it trusts nothing it prints:
+
+- a report's title, the section titles and the figure captions are plain text, escaped here
+  for each format; a section's Markdown body must pass every value it did not write (names
+  read from a database or a CSV, error messages, command-line values) through
+  :func:`losslab._escape.md_text` where it interpolates it;
+- the Markdown is converted with raw HTML disabled (python-markdown without its HTML block
+  and inline-HTML patterns, so ``<script>`` is printed as text) and links or images that are
+  neither relative, in-page, http(s) nor embedded PNGs lose their address;
+- ``report.html`` carries a Content-Security-Policy that forbids scripts, frames and every
+  remote resource (the page needs none);
+- files are written only inside the folder asked for, replacing (never following) a symlink.
 """
 
 from __future__ import annotations
@@ -15,6 +28,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from losslab._escape import md_text
+from losslab._paths import ensure_folder, inside, write_text
 
 
 @dataclass
@@ -54,19 +70,21 @@ class Report:
         return sorted(self.sections, key=lambda s: s.order)
 
     def to_markdown(self, base: Path) -> str:
-        parts = [f"# {self.title}", ""]
+        parts = [f"# {md_text(self.title)}", ""]
         if self.intro:
             parts += [self.intro.strip(), ""]
         if len(self.sections) > 1:
             parts += ["Contents:", ""]
-            parts += [f"- [{s.title}](#{_anchor(s.title)})" for s in self.ordered()]
+            parts += [f"- [{md_text(s.title)}](#{_anchor(s.title)})" for s in self.ordered()]
             parts.append("")
         for section in self.ordered():
-            parts += [f"## {section.title}", "", section.markdown.strip(), ""]
+            parts += [f"## {md_text(section.title)}", "", section.markdown.strip(), ""]
             for figure in section.figures:
-                rel = _relative(figure.png, base)
-                parts += [f"![{figure.caption}]({rel})", "", f"*{figure.caption}*", ""]
+                rel = _link_target(_relative(figure.png, base))
+                caption = md_text(figure.caption)
+                parts += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
         if self.metadata:
+            # JSON escapes line breaks, so no value can start a line that closes the fence
             parts += ["## Environment and configuration", "", "```json",
                       json.dumps(self.metadata, indent=2, default=str), "```", ""]
         return "\n".join(parts)
@@ -93,15 +111,18 @@ class Report:
         if self.metadata:
             body.append("<h2>Environment and configuration</h2>")
             body.append(f"<pre>{html.escape(json.dumps(self.metadata, indent=2, default=str))}</pre>")
-        return _HTML_PAGE.format(title=html.escape(self.title), body="\n".join(body))
+        return _HTML_PAGE.format(title=html.escape(self.title), csp=CONTENT_SECURITY_POLICY,
+                                 body="\n".join(body))
 
-    def write(self, out_dir: str | Path) -> tuple[Path, Path]:
-        """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        md_path, html_path = out / "report.md", out / "report.html"
-        md_path.write_text(self.to_markdown(out), encoding="utf-8")
-        html_path.write_text(self.to_html(out), encoding="utf-8")
+    def write(self, out_dir: str | Path, *, option: str = "out") -> tuple[Path, Path]:
+        """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths.
+
+        A symlink at either name is replaced, its target untouched; ``option`` names the
+        argument in the error raised when ``out_dir`` (or a parent) is a file."""
+        out = ensure_folder(out_dir, option=option)
+        md_path, html_path = inside(out, "report.md"), inside(out, "report.html")
+        write_text(md_path, self.to_markdown(out))
+        write_text(html_path, self.to_html(out))
         return md_path, html_path
 
 
@@ -112,21 +133,72 @@ def _relative(path: Path, base: Path) -> str:
         return Path(path).as_posix()
 
 
+def _link_target(path: str) -> str:
+    """A figure's path as a Markdown link target: percent-encoded, so that no character of it
+    (a space, a parenthesis, a bracket) can end the link early."""
+    from urllib.parse import quote
+
+    return quote(path, safe="/._-~")
+
+
 def _anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
+# Scripts, frames, plugins, forms and every remote resource are forbidden; the page needs only
+# its inline style sheet and the figures embedded as data: URIs.
+CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+# Addresses a link or an image may keep: in-page anchors, relative paths, http(s), and (images
+# only) embedded PNGs. Anything else (javascript:, vbscript:, data:text/html, file:, ...) is
+# removed from the element.
+_SAFE_LINK = re.compile(r"^(#|https?://|(?!//)[^:/?#]*(?:[/?#]|$))", re.IGNORECASE)
+_SAFE_IMAGE = re.compile(r"^data:image/png;base64,", re.IGNORECASE)
+
+
 def markdown_to_html(text: str) -> str:
-    """Markdown to HTML with tables (the ``markdown`` package), or escaped text without it."""
+    """Markdown to HTML with tables and fenced code (the ``markdown`` package), raw HTML
+    disabled: markup in ``text`` comes out as text, never as an element. Without the package
+    (the experiments extra brings it), the escaped text in a ``<pre>`` block."""
     try:
         import markdown
-    except ImportError:  # the experiments extra brings it; keep reports readable without
+    except ImportError:  # keep reports readable without it
         return f"<pre>{html.escape(text)}</pre>"
-    return markdown.markdown(text, extensions=["tables", "fenced_code"])
+    converter = markdown.Markdown(extensions=["tables", "fenced_code"])
+    # python-markdown passes raw HTML through by default; without these two, '<' in the text
+    # is serialised as '&lt;' while character references ('&lt;' from md_text) stay as they are.
+    converter.preprocessors.deregister("html_block")
+    converter.inlinePatterns.deregister("html")
+    converter.treeprocessors.register(_address_filter(converter), "losslab_safe_addresses", 0)
+    return converter.convert(text)
+
+
+def drop_unsafe_addresses(root: Any) -> None:
+    """Remove, in an element tree, link and image addresses that could run code or reach
+    outside the page (see ``_SAFE_LINK``); the element and its text stay."""
+    for element in root.iter():
+        if element.tag == "a" and not _SAFE_LINK.match(element.get("href", "#").strip()):
+            del element.attrib["href"]
+        elif element.tag == "img":
+            source = element.get("src", "").strip()
+            if not (_SAFE_LINK.match(source) or _SAFE_IMAGE.match(source)):
+                element.attrib.pop("src", None)
+
+
+def _address_filter(converter: Any) -> Any:
+    """:func:`drop_unsafe_addresses` as a python-markdown tree processor of ``converter``."""
+    from markdown.treeprocessors import Treeprocessor
+
+    class AddressFilter(Treeprocessor):
+        def run(self, root: Any) -> None:
+            drop_unsafe_addresses(root)
+
+    return AddressFilter(converter)
 
 
 _HTML_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
        line-height: 1.45; color: #222; }}

@@ -316,7 +316,8 @@ def run(args: argparse.Namespace) -> int:
     for task in result.tasks:
         print(f"\n{task.label}")
         comparisons = task.comparisons(metric=args.metric)
-        print(statistics_markdown(comparisons, task.incomplete()) if comparisons else "no finished runs")
+        print(statistics_markdown(comparisons, task.incomplete(), escape=str)
+              if comparisons else "no finished runs")
     if result.failed:
         print(f"\n{len(result.failed)} run(s) failed (finished epochs are kept):")
         for line in result.failed:

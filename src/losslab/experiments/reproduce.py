@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from losslab._escape import md_text
+from losslab._paths import ensure_folder, inside, safe_component, write_text
 from losslab.experiments.environment import environment_info
 from losslab.report import Report, Section
 
@@ -46,9 +48,10 @@ class ReproduceContext:
         return self.preset == "quick"
 
     def subdir(self, name: str) -> Path:
-        path = self.out_dir / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """Folder ``name`` (``/``-separated plain components) inside the output folder."""
+        parts = [safe_component(part) for part in name.split("/")]
+        inside(self.out_dir, *parts)  # refuses a symlinked folder that leads elsewhere
+        return ensure_folder(self.out_dir.joinpath(*parts), option="out")
 
 
 def summary_section(sections: list[Section], wall_time: float) -> Section:
@@ -62,14 +65,15 @@ def summary_section(sections: list[Section], wall_time: float) -> Section:
                   "undecided) and why:", "",
                   "| table | the paper's claim | verdict | why |", "|:---|:---|:---|:---|"]
         for claim in claims:
-            reason = claim["reason"].replace("|", "/")
-            parts.append(f"| {claim['table']} | {claim['claim']} | **{claim['verdict']}** | {reason} |")
+            reason = md_text(str(claim["reason"]).replace("|", "/"))
+            parts.append(f"| {claim['table']} | {claim['claim']} | **{md_text(claim['verdict'])}** "
+                         f"| {reason} |")
         parts.append("")
     for section in sections:
         for protocol in section.data.get("stand_in", {}).get("protocols", []):
             lines = section.data.get(protocol, {}).get("decision_lines")
             if lines:
-                parts += [f"**{section.title}** (`{section.data['task']}`, {protocol} protocol):",
+                parts += [f"**{md_text(section.title)}** (`{section.data['task']}`, {protocol} protocol):",
                           "", *lines, ""]
     return Section(key="summary", title="Summary: what this reproduction found",
                    markdown="\n".join(parts).strip(), order=1,
@@ -105,8 +109,7 @@ def reproduce(
     """
     if preset not in PRESETS:
         raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_folder(out_dir, option="out")
     context = ReproduceContext(preset=preset, out_dir=out, seed=seed, log=log, options=dict(options or {}))
     builders = [spec for spec in SECTION_BUILDERS if only is None or spec.split(":")[0].rsplit(".", 1)[-1] in only]
     if only is not None and not builders:
@@ -145,12 +148,9 @@ def reproduce(
         "environment": environment_info(),
     }
     _, html_path = report.write(out)
-    (out / "reproduce.json").write_text(
-        json.dumps(
-            {"metadata": report.metadata, "sections": {s.key: s.data for s in report.sections}},
-            indent=2, default=str,
-        ),
-        encoding="utf-8",
-    )
+    write_text(inside(out, "reproduce.json"), json.dumps(
+        {"metadata": report.metadata, "sections": {s.key: s.data for s in report.sections}},
+        indent=2, default=str,
+    ))
     log(f"[reproduce] report written to {html_path} in {timings['total']:.1f} s")
     return report, html_path

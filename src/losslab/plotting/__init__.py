@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from losslab._paths import ensure_folder, inside, safe_component, write_bytes
 from losslab.report import Figure
 
 # One colour per loss, the same in every figure of a report.
@@ -28,6 +29,17 @@ _FALLBACK = ("#8c564b", "#e377c2", "#bcbd22", "#2ca02c", "#9467bd", "#7f7f7f")
 
 def color_for(name: str, index: int = 0) -> str:
     return LOSS_COLORS.get(name, _FALLBACK[index % len(_FALLBACK)])
+
+
+def plot_text(value: object) -> str:
+    """``str(value)`` for a figure's title, axis label or legend entry, shown literally.
+
+    matplotlib reads text between two ``$`` as mathtext, so a loss or column name with a
+    ``$`` in it could be typeset as a formula or crash the plot (an unbalanced or invalid
+    expression); each ``$`` is escaped as ``\\$``, which matplotlib prints as a dollar sign.
+    Use it for every label built from data (names read from a database or a CSV).
+    """
+    return str(value).replace("$", r"\$")
 
 
 def pyplot() -> Any:
@@ -58,12 +70,19 @@ def pyplot() -> Any:
 
 
 def save_figure(fig: Any, out_dir: str | Path, stem: str, caption: str) -> Figure:
-    """Save ``fig`` as ``stem.png`` and ``stem.svg`` in ``out_dir`` and close it."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    png, svg = out / f"{stem}.png", out / f"{stem}.svg"
-    fig.savefig(png, bbox_inches="tight")
-    fig.savefig(svg, bbox_inches="tight")
+    """Save ``fig`` as ``stem.png`` and ``stem.svg`` in ``out_dir`` and close it.
+
+    ``stem`` becomes one path component (:func:`losslab._paths.safe_component`); the files
+    are written inside ``out_dir``, replacing (never following) a symlink there."""
+    import io
+
+    out = ensure_folder(out_dir, option="out")
+    name = safe_component(stem)
+    png, svg = inside(out, f"{name}.png"), inside(out, f"{name}.svg")
+    for path, kind in ((png, "png"), (svg, "svg")):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=kind, bbox_inches="tight")
+        write_bytes(path, buffer.getvalue())
     import matplotlib.pyplot as plt
 
     plt.close(fig)

@@ -48,9 +48,10 @@ class ComparisonResult:
     metric: str = "accuracy"  # the score the verdicts read
 
     def markdown(self) -> str:
+        from losslab._escape import md_text
         from losslab.experiments.classification.report import task_markdown
 
-        return "\n\n".join(f"### {task.label}\n\n{task_markdown(task, self.metric)}"
+        return "\n\n".join(f"### {md_text(task.label)}\n\n{task_markdown(task, self.metric)}"
                              for task in self.tasks)
 
     def to_pandas(self, kind: str = "runs") -> Any:

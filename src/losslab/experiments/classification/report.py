@@ -5,16 +5,23 @@ per task and protocol (accuracy table with paired comparisons against cross-entr
 curves, gradient statistics, the runs still unfinished; for the tuned protocol also the
 learning rate chosen per loss and the validation-accuracy-against-rate sensitivity figure),
 written as Markdown and self-contained HTML.
+
+Every name and setting read from the database (loss names, task labels, statuses, data set
+names and options, config values) is escaped where it enters the Markdown
+(:func:`losslab._escape.md_text`, :func:`~losslab._escape.md_code`) and in figure labels
+(:func:`losslab.plotting.plot_text`): the database may come from anyone.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from losslab._escape import md_code, md_text
 from losslab.experiments.classification.runner import ANNOTATION_KEYS
 from losslab.experiments.classification.stats import LossComparison, compare_losses
 from losslab.experiments.classification.store import ResultsStore, config_hash
@@ -220,15 +227,15 @@ def decision_lines(comparisons: list[LossComparison], *, metric: str = "accuracy
     lines = []
     for rank, row in enumerate(ranked, start=1):
         if row.paired is None or row.paired.n < 2:
-            lines.append(f"{rank}. **{row.loss}**: {_DECISION_WORDS['untested']}")
+            lines.append(f"{rank}. **{md_text(row.loss)}**: {_DECISION_WORDS['untested']}")
             continue
         lines.append(
-            f"{rank}. **{row.loss}**: {_points(row.paired.mean)} points "
+            f"{rank}. **{md_text(row.loss)}**: {_points(row.paired.mean)} points "
             f"({_level(row.adjusted_confidence)} CI {_interval(row.adjusted_low, row.adjusted_high)}"
             f", n={row.paired.n}) — {_DECISION_WORDS[row.decision]}")
     if baseline is not None:
         s = baseline.summary
-        lines.append(f"- baseline **{baseline.loss}**: {metric} {s.mean:.4f} ± "
+        lines.append(f"- baseline **{md_text(baseline.loss)}**: {md_text(metric)} {s.mean:.4f} ± "
                      f"{_format(s.sd, '.4f')} (n={s.n})")
     return lines
 
@@ -243,16 +250,19 @@ def precision_line(comparisons: list[LossComparison]) -> str:
     detectable = max(c.precision.detectable for c in rows)
     needed = max((c.precision.seeds_for_one_point or 0) for c in rows)
     return (f"Precision: widest paired 95% half-width {100 * worst.precision.half_width:.2f} points "
-            f"({worst.loss}, n={worst.paired.n}); smallest difference this table detects with 80% "
+            f"({md_text(worst.loss)}, n={worst.paired.n}); smallest difference this table detects with 80% "
             f"power (paired t, α=0.05, observed spread): {100 * detectable:.2f} points; seeds needed "
             f"to detect a 1-point difference: {_seeds(needed)}.")
 
 
 def statistics_markdown(comparisons: list[LossComparison],
-                        incomplete: dict[str, tuple[int, int]] | None = None) -> str:
+                        incomplete: dict[str, tuple[int, int]] | None = None, *,
+                        escape: Callable[[object], str] = md_text) -> str:
     """The accuracy table of one task: mean ± sd per loss, the paired difference from the
     baseline with the interval the verdict reads, the verdict, and the table's precision.
-    ``incomplete`` (``{loss: (finished, total)}``) marks rows whose runs are not all done."""
+    ``incomplete`` (``{loss: (finished, total)}``) marks rows whose runs are not all done.
+    ``escape`` renders the loss names and verdicts (Markdown escaping; ``str`` for a
+    terminal, which interprets nothing)."""
     incomplete = incomplete or {}
     lines = [
         "| loss | n | test accuracy (mean ± sd) | Δ vs CE (points) | CI of the verdict (points) | "
@@ -263,18 +273,18 @@ def statistics_markdown(comparisons: list[LossComparison],
         s = row.summary
         accuracy = f"{s.mean:.4f} ± {_format(s.sd, '.4f')}"
         p = row.paired
-        name = row.loss
+        name = escape(row.loss)
         if row.loss in incomplete:
             done, total = incomplete[row.loss]
             name += f" (incomplete: {done} of {total} runs finished)"
         if p is None or row.precision is None:
             delta = "" if p is None else _points(p.mean)
-            lines.append(f"| {name} | {s.n} | {accuracy} | {delta} | | {row.verdict} | | |")
+            lines.append(f"| {name} | {s.n} | {accuracy} | {delta} | | {escape(row.verdict)} | | |")
             continue
         lines.append(
             f"| {name} | {s.n} | {accuracy} | {_points(p.mean)} | "
             f"{_level(row.adjusted_confidence)} {_interval(row.adjusted_low, row.adjusted_high)} | "
-            f"{row.verdict} | {100 * row.precision.detectable:.2f} | "
+            f"{escape(row.verdict)} | {100 * row.precision.detectable:.2f} | "
             f"{_seeds(row.precision.seeds_for_one_point)} |")
     return "\n".join(lines)
 
@@ -296,7 +306,7 @@ def other_views_markdown(comparisons: list[LossComparison]) -> str:
         poi = ("–" if improvement is None else
                f"{improvement.probability:.2f} [{improvement.low:.2f}, {improvement.high:.2f}]")
         lines.append(
-            f"| {row.loss} | {_interval(p.ci_low, p.ci_high)} | "
+            f"| {md_text(row.loss)} | {_interval(p.ci_low, p.ci_high)} | "
             f"{_interval(row.bootstrap_low, row.bootstrap_high)} | {poi} | "
             f"{_format(p.p_value, '.3g')} | {_format(row.p_holm, '.3g')} | "
             f"{_format(p.wilcoxon_p, '.3g')} |")
@@ -330,7 +340,7 @@ def metrics_markdown(task: TaskResults, baseline: str = BASELINE) -> str:
                 continue
             mark = "" if row.decision in ("baseline", "untested") else " " + _MARKS[row.decision]
             cells.append(f"{row.summary.mean:.4f}{mark}")
-        lines.append(f"| {loss} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_text(loss)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -339,7 +349,7 @@ def reliability_figure(task: TaskResults, out_dir: str | Path, stem: str) -> Fig
     final epoch, pooled over seeds (the diagonal is perfect calibration)."""
     import numpy as np
 
-    from losslab.plotting import color_for, pyplot, save_figure
+    from losslab.plotting import color_for, plot_text, pyplot, save_figure
 
     pooled: dict[str, list[np.ndarray]] = {}
     for run in task.finished:
@@ -361,13 +371,13 @@ def reliability_figure(task: TaskResults, out_dir: str | Path, stem: str) -> Fig
         count, correct, confidence = pooled[loss]
         filled = count > 0
         axis.plot(confidence[filled] / count[filled], correct[filled] / count[filled], marker="o",
-                  markersize=3, color=color_for(loss, index), label=loss)
+                  markersize=3, color=color_for(loss, index), label=plot_text(loss))
     axis.set_xlabel("confidence (top-class probability)")
     axis.set_ylabel("accuracy")
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1)
     axis.legend(fontsize=8, loc="upper left")
-    axis.set_title(task.label, fontsize=9)
+    axis.set_title(plot_text(task.label), fontsize=9)
     caption = (f"{task.label}: reliability diagram per loss (final epoch, 15 equal-width "
                "confidence bins pooled over seeds; below the diagonal = over-confident).")
     return save_figure(fig, out_dir, stem, caption)
@@ -399,7 +409,7 @@ def learning_curves(task: TaskResults, out_dir: str | Path, stem: str) -> Figure
     seeds, per loss): the analogue of the paper's Figures 5–8."""
     import numpy as np
 
-    from losslab.plotting import color_for, pyplot, save_figure
+    from losslab.plotting import color_for, plot_text, pyplot, save_figure
 
     by_loss: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
     for run in task.runs:
@@ -423,7 +433,7 @@ def learning_curves(task: TaskResults, out_dir: str | Path, stem: str) -> Figure
                 sd.append(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
             mean_a, sd_a = np.asarray(mean), np.asarray(sd)
             axis.plot(x, mean_a, color=color, marker="o", markersize=3,
-                      label=f"{loss} (n={len(by_loss[loss])})")
+                      label=plot_text(f"{loss} (n={len(by_loss[loss])})"))
             axis.fill_between(x, mean_a - sd_a, mean_a + sd_a, color=color, alpha=0.15, linewidth=0)
             axis.set_title(title)
     from matplotlib.ticker import MaxNLocator
@@ -432,7 +442,7 @@ def learning_curves(task: TaskResults, out_dir: str | Path, stem: str) -> Figure
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(task.label)
+    fig.suptitle(plot_text(task.label))
     caption = (f"{task.label}: learning curves per loss, mean over seeds with ± 1 sd band "
                "(test cross-entropy makes the losses comparable; the gradient panel is the mean "
                "absolute derivative of each sample's loss with respect to its logits).")
@@ -450,16 +460,18 @@ def _scheduler_text(task: TaskResults, protocol: dict[str, Any]) -> str:
     scheduler = protocol.get("scheduler")
     if not scheduler:
         return ""
-    text = (f"; poor rates stopped early by {scheduler['method']}, η={scheduler['eta']}, rungs at "
-            f"epoch(s) {', '.join(str(r) for r in scheduler['rungs'])}")
+    text = (f"; poor rates stopped early by {md_text(scheduler['method'])}, "
+            f"η={md_text(scheduler['eta'])}, rungs at "
+            f"epoch(s) {md_text(', '.join(str(r) for r in scheduler['rungs']))}")
     saved = []
     for run in task.runs:
         record = (run["config"].get("selection") or {}).get("scheduler")
         stopped = (run["config"].get("selection") or {}).get("stopped_early") or {}
         if record and run["loss"] not in [entry[0] for entry in saved]:
-            where = ", ".join(f"{float(lr):g} at epoch {epoch}" for lr, epoch in stopped.items())
-            saved.append((run["loss"], f"{run['loss']}: stopped {where or 'none'}, "
-                          f"{record['epochs_saved']} of {record['epochs_without']} sweep epochs saved"))
+            where = ", ".join(f"{float(lr):g} at epoch {md_text(epoch)}" for lr, epoch in stopped.items())
+            saved.append((run["loss"], f"{md_text(run['loss'])}: stopped {where or 'none'}, "
+                          f"{md_text(record['epochs_saved'])} of {md_text(record['epochs_without'])} "
+                          "sweep epochs saved"))
     return text + (" (" + "; ".join(line for _, line in saved) + ")" if saved else "")
 
 
@@ -471,33 +483,33 @@ def task_markdown(task: TaskResults, metric: str = "accuracy") -> str:
     if task.protocol == "tuned":
         protocol = task.config["protocol"]
         rate = (f"learning rate tuned per loss (**tuned protocol**: the best of "
-                f"{', '.join(f'{lr:g}' for lr in protocol['lr_grid'])} on a "
-                f"{protocol['validation']['fraction']:g} validation split of the training data, "
-                f"{protocol['sweep_epochs']} sweep epoch(s), sweep seed(s) {protocol['sweep_seeds']}"
-                f"{_scheduler_text(task, protocol)})")
+                f"{', '.join(_number(lr) for lr in protocol['lr_grid'])} on a "
+                f"{_number(protocol['validation']['fraction'])} validation split of the training "
+                f"data, {md_text(protocol['sweep_epochs'])} sweep epoch(s), sweep seed(s) "
+                f"{md_text(protocol['sweep_seeds'])}{_scheduler_text(task, protocol)})")
     else:
-        rate = f"lr {training.get('lr')} for every loss (**fixed protocol**)"
-    optimizer = training.get("optimizer", "adam")
-    if optimizer == "sgd":
-        optimizer += f" (momentum {training.get('momentum', 0.9)}"
+        rate = f"lr {md_text(training.get('lr'))} for every loss (**fixed protocol**)"
+    optimizer = md_text(training.get("optimizer", "adam"))
+    if training.get("optimizer") == "sgd":
+        optimizer += f" (momentum {md_text(training.get('momentum', 0.9))}"
         optimizer += ", Nesterov)" if training.get("nesterov") else ")"
     if training.get("optimizer_factory"):
-        optimizer = f"`{training['optimizer_factory']}`"
-    schedule = training.get("scheduler", "none")
+        optimizer = md_code(training["optimizer_factory"])
+    schedule = md_text(training.get("scheduler", "none"))
     if training.get("warmup_epochs"):
-        schedule += f" after {training['warmup_epochs']} warmup epoch(s)"
+        schedule += f" after {md_text(training['warmup_epochs'])} warmup epoch(s)"
     extras = [f"schedule {schedule}"]
     if training.get("weight_decay"):
-        extras.append(f"weight decay {training['weight_decay']:g}")
+        extras.append(f"weight decay {_number(training['weight_decay'])}")
     if training.get("grad_clip"):
-        extras.append(f"gradient norm clipped at {training['grad_clip']:g}")
+        extras.append(f"gradient norm clipped at {_number(training['grad_clip'])}")
     if training.get("train_step"):
-        extras.append(f"train step `{training['train_step']}`")
+        extras.append(f"train step {md_code(training['train_step'])}")
     sizes = _split_sizes(task)
     parts = [
-        f"Data: `{data.get('dataset')}` ({_format_options(data.get('options'))})"
-        + (f", {sizes}" if sizes else "") + f"; model: `{data.get('model')}`; {optimizer}, {rate}, "
-        f"batch {training.get('batch_size')}, {training.get('epochs')} epochs, "
+        f"Data: {md_code(data.get('dataset'))} ({_format_options(data.get('options'))})"
+        + (f", {sizes}" if sizes else "") + f"; model: {md_code(data.get('model'))}; {optimizer}, "
+        f"{rate}, batch {md_text(training.get('batch_size'))}, {md_text(training.get('epochs'))} epochs, "
         f"{', '.join(extras)}. Scores are taken after the last epoch on the test split; "
         "differences are paired by seed (same initial weights and data order).",
         "",
@@ -519,8 +531,8 @@ def task_markdown(task: TaskResults, metric: str = "accuracy") -> str:
     if unfinished:
         parts.append(
             f"{len(unfinished)} run(s) not finished (re-run the same command to resume): "
-            + ", ".join(f"{r['loss']}/seed {r['seed']} ({r['status']}, {len(r['epochs'])}/"
-                        f"{r['planned_epochs']} epochs)"
+            + ", ".join(f"{md_text(r['loss'])}/seed {md_text(r['seed'])} ({md_text(r['status'])}, "
+                        f"{len(r['epochs'])}/{md_text(r['planned_epochs'])} epochs)"
                         for r in unfinished[:12])
             + (" ..." if len(unfinished) > 12 else "")
         )
@@ -534,14 +546,25 @@ def _split_sizes(task: TaskResults) -> str:
     for run in task.runs:
         samples = run["config"].get("samples")
         if samples:
-            return f"train {samples['train']['count']}, test {samples['eval']['count']}"
+            return (f"train {md_text(samples['train']['count'])}, "
+                    f"test {md_text(samples['eval']['count'])}")
     return ""
 
 
 def _format_options(options: Any) -> str:
+    """The data options (column names, sizes, a test file), escaped for Markdown."""
     if not options:
         return "all samples"
-    return ", ".join(f"{k}={v}" for k, v in options.items())
+    if not isinstance(options, dict):
+        return md_text(options)
+    return ", ".join(md_text(f"{k}={v}") for k, v in options.items())
+
+
+def _number(value: Any) -> str:
+    """A number from a config in ``:g`` format; anything else escaped as text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, "g")
+    return md_text(value)
 
 
 def _until_decided_note(store: ResultsStore, task: TaskResults) -> str:
@@ -555,9 +578,10 @@ def _until_decided_note(store: ResultsStore, task: TaskResults) -> str:
         return ""
     record = json.loads(rows[0]["value"])
     rounds = " → ".join(str(len(r["seeds"])) for r in record["rounds"])
-    target = 100 * record["target"]["target_width"]
-    return (f"Seeds per round: {rounds}; stopped: {record['stopped']} (target half-width "
-            f"{target:g} point(s), at most {record['target']['max_seeds']} seeds; {RULE}).\n\n")
+    target = 100 * float(record["target"]["target_width"])
+    return (f"Seeds per round: {rounds}; stopped: {md_text(record['stopped'])} (target "
+            f"half-width {target:g} point(s), at most {md_text(record['target']['max_seeds'])} "
+            f"seeds; {RULE}).\n\n")
 
 
 def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order: int = 50,

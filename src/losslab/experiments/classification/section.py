@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from losslab._escape import md_text
 from losslab.report import Figure, Section
 
 # The paper's loss names (its tables' rows) and ours.
@@ -204,7 +205,7 @@ def _paper_markdown(spec: TableSpec, comparisons: list[Any]) -> tuple[str, dict[
                 interval = (f"{100 * row.adjusted_confidence:.3g}% [{100 * row.adjusted_low:+.2f}, "
                             f"{100 * row.adjusted_high:+.2f}]")
         lines.append(f"| {paper_name} | {paper_value:.4f} | {paper_delta} | {_ours(row)} | {delta} | "
-                     f"{interval} | {row.verdict} |")
+                     f"{interval} | {md_text(row.verdict)} |")
     return "\n".join(lines), data
 
 
@@ -414,12 +415,12 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
     settings = task.settings
     options = task.source.options
     parts += [*decision_part, "", f"**The paper's claim:** {claim['claim']} — "
-                              f"**{claim['verdict']}** ({claim['reason']}).", "",
+                              f"**{md_text(claim['verdict'])}** ({md_text(claim['reason'])}).", "",
                               f"**Stand-in:** `{stand_in.task}` — {spec.differences}", "",
                               f"Training: Adam, task learning rate {settings.lr} (the tuned "
                               "protocol's grid is centred on it), batch "
                               f"{settings.batch_size}, {settings.epochs} epochs; data "
-                              f"{', '.join(f'{k}={v}' for k, v in options.items()) or 'full splits'}; "
+                              f"{', '.join(md_text(f'{k}={v}') for k, v in options.items()) or 'full splits'}; "
                               f"majority-class accuracy of the test split {majority:.4f}.", ""]
     parts += body
     data["claim"] = claim
@@ -490,7 +491,7 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
                 key=f"classification-table{spec.number}",
                 title=f"Table {spec.number}: {spec.paper_setting}",
                 markdown=(f"Stand-in `{spec.stand_in(preset).task}` could not be loaded, so this "
-                          f"table was not re-run: {skipped[spec.number]}"),
+                          f"table was not re-run: {md_text(skipped[spec.number])}"),
                 order=51 + index, data={"claim": claim}))
             data["claims"].append(claim)
             continue
@@ -523,7 +524,7 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
     ]
     if failed:
         intro += ["", "Failed runs (finished epochs kept; re-run to resume):", ""]
-        intro += [f"- {line}" for line in failed]
+        intro += [f"- {md_text(line)}" for line in failed]
     data["wall_time_seconds"] = round(grid_time, 1)
     context.log(f"[classification] {grid_time:.1f} s")
     overview = Section(key="classification", title="Classification: the paper's Tables 2–5 on "

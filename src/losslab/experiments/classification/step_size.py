@@ -6,6 +6,9 @@ test runs recorded), and the sensitivity figure (validation accuracy against lea
 log x axis, one line per loss). For every comparison: the size of the gradient each loss
 sends into the logits, ``|dLoss/dlogit|`` per sample (its mean and spread over the training
 samples, per epoch, as the runner records them), as a figure and a short table.
+
+Loss names and protocol settings come from the database: they are escaped where they enter
+the Markdown (:func:`losslab._escape.md_text`) and the figures (:func:`losslab.plotting.plot_text`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from losslab._escape import md_text
 from losslab.experiments.classification.store import ResultsStore
 from losslab.report import Figure
 
@@ -54,14 +58,15 @@ def selection_markdown(task: Any, selections: dict[str, Any]) -> str:
                 cell = "–"
             cells.append(f"**{cell}**" if lr == selection.lr else cell)
         chosen = "not chosen yet" if selection.lr is None else _rate(selection.lr)
-        lines.append(f"| {loss} | {chosen} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_text(loss)} | {chosen} | " + " | ".join(cells) + " |")
         if selection.lr is not None and loss in recorded and recorded[loss] != selection.lr:
-            mismatched.append(f"{loss} (test runs used {recorded[loss]:g}, sweep rows give "
+            mismatched.append(f"{md_text(loss)} (test runs used {recorded[loss]:g}, sweep rows give "
                               f"{selection.lr:g})")
     text = [
-        f"Learning rate chosen per loss ({protocol['criterion']}); validation accuracy after "
-        f"{protocol['sweep_epochs']} sweep epoch(s) on a {protocol['validation']['fraction']:g} "
-        f"stratified validation split (seed {protocol['validation']['seed']}) of the training "
+        f"Learning rate chosen per loss ({md_text(protocol['criterion'])}); validation accuracy "
+        f"after {md_text(protocol['sweep_epochs'])} sweep epoch(s) on a "
+        f"{md_text(format(float(protocol['validation']['fraction']), 'g'))} stratified validation "
+        f"split (seed {md_text(protocol['validation']['seed'])}) of the training "
         "data. Bold: the chosen rate.",
         "",
         "\n".join(lines),
@@ -71,13 +76,13 @@ def selection_markdown(task: Any, selections: dict[str, Any]) -> str:
     if grown:
         limit = protocol.get("lr_extension", {}).get("max_decades_per_side", 0)
         text += ["", "Grid extended where the best rate sat at an edge (a decade at a time, at most "
-                 f"{limit} per side): " + "; ".join(
-                     f"{loss} +{', '.join(_rate(lr) for lr in rates)}" for loss, rates in grown.items())
+                 f"{md_text(limit)} per side): " + "; ".join(
+                     f"{md_text(loss)} +{', '.join(_rate(lr) for lr in rates)}" for loss, rates in grown.items())
                  + "."]
     edge = [loss for loss, selection in selections.items()
             if selection.lr is not None and selection.at_edge is not None]
     if edge:
-        text += ["", f"Still at the edge of the grid after extending it: {', '.join(edge)} — the "
+        text += ["", f"Still at the edge of the grid after extending it: {md_text(', '.join(edge))} — the "
                  "best rate may lie beyond it (move the grid with --lr-grid). A short sweep budget "
                  "also favours larger rates, which learn faster early."]
     if mismatched:
@@ -89,7 +94,7 @@ def selection_markdown(task: Any, selections: dict[str, Any]) -> str:
 def sensitivity_figure(task: Any, selections: dict[str, Any], out_dir: str | Path, stem: str
                        ) -> Figure | None:
     """Validation accuracy against learning rate (log x), one line per loss, chosen rate marked."""
-    from losslab.plotting import color_for, pyplot, save_figure
+    from losslab.plotting import color_for, plot_text, pyplot, save_figure
 
     if not any(selection.scores for selection in selections.values()):
         return None
@@ -101,7 +106,7 @@ def sensitivity_figure(task: Any, selections: dict[str, Any], out_dir: str | Pat
             continue
         color = color_for(loss, index)
         axis.plot(rates, [selection.accuracy(lr) for lr in rates], color=color, marker="o",
-                  markersize=4, label=loss)
+                  markersize=4, label=plot_text(loss))
         if selection.lr is not None:
             axis.plot([selection.lr], [selection.accuracy(selection.lr)], color=color, marker="*",
                       markersize=13, markeredgecolor="black", linestyle="none")
@@ -111,7 +116,7 @@ def sensitivity_figure(task: Any, selections: dict[str, Any], out_dir: str | Pat
     axis.set_xscale("log")
     axis.set_xlabel("learning rate (Adam)")
     axis.set_ylabel("validation accuracy")
-    axis.set_title(f"{task.label}: learning-rate sensitivity")
+    axis.set_title(plot_text(f"{task.label}: learning-rate sensitivity"))
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
     caption = (f"{task.label}: validation accuracy after the sweep against the learning rate (log "
@@ -148,7 +153,7 @@ def gradient_markdown(summary: dict[str, dict[str, Any]]) -> str:
     for loss, row in summary.items():
         first, last = row["grad_mean"][0], row["grad_mean"][-1]
         ratio = last / first if first > 0 else math.nan
-        lines.append(f"| {loss} | {_rate(row['lr']) if row['lr'] is not None else '–'} | {first:.4g} | "
+        lines.append(f"| {md_text(loss)} | {_rate(row['lr']) if row['lr'] is not None else '–'} | {first:.4g} | "
                      f"{row['grad_sd'][0]:.4g} | {last:.4g} | {row['grad_sd'][-1]:.4g} | {ratio:.3g} |")
     return "\n".join(lines)
 
@@ -157,7 +162,7 @@ def gradient_figure(task: Any, summary: dict[str, dict[str, Any]], out_dir: str 
                     ) -> Figure | None:
     from matplotlib.ticker import MaxNLocator
 
-    from losslab.plotting import color_for, pyplot, save_figure
+    from losslab.plotting import color_for, plot_text, pyplot, save_figure
 
     if not summary:
         return None
@@ -166,7 +171,7 @@ def gradient_figure(task: Any, summary: dict[str, dict[str, Any]], out_dir: str 
     for index, (loss, row) in enumerate(summary.items()):
         color = color_for(loss, index)
         epochs = list(range(1, len(row["grad_mean"]) + 1))
-        label = f"{loss} (lr {_rate(row['lr'])})" if row["lr"] is not None else loss
+        label = plot_text(f"{loss} (lr {_rate(row['lr'])})" if row["lr"] is not None else loss)
         axes[0].plot(epochs, row["grad_mean"], color=color, marker="o", markersize=3, label=label)
         axes[1].plot(epochs, row["grad_sd"], color=color, marker="o", markersize=3, label=label)
     for axis, title in zip(axes, ("mean of |dLoss/dlogit| over training samples",
@@ -177,7 +182,7 @@ def gradient_figure(task: Any, summary: dict[str, dict[str, Any]], out_dir: str 
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{task.label}: gradient size per loss")
+    fig.suptitle(plot_text(f"{task.label}: gradient size per loss"))
     caption = (f"{task.label}: per-sample |dLoss/dlogit| (mean over classes) during each training "
                "epoch, its mean (left) and spread (right) over the training samples, averaged over "
                "seeds (log scale).")

@@ -528,7 +528,7 @@ def summary_table(result: RegressionResult) -> tuple[list[str], list[list[str]]]
 
 def figure4(result: RegressionResult, out_dir: str | Path, stem: str = "figure4") -> Any:
     """Figure 4: the data with each method's fit, and each method's error over seeds (or residuals)."""
-    from losslab.plotting import color_for, pyplot, save_figure
+    from losslab.plotting import color_for, plot_text, pyplot, save_figure
 
     plt = pyplot()
     data = result.example
@@ -555,16 +555,18 @@ def figure4(result: RegressionResult, out_dir: str | Path, stem: str = "figure4"
             style, color = line_style[method]
             left.plot(grid, coef[0] * grid + intercept, style, color=color, lw=2 if style == "-" else 1.4,
                       label=method_label(method))
-        left.set_xlabel(data.feature_names[0])
-        left.set_ylabel(data.target_name)
-        left.set_title(f"{result.scenario}: fitted lines" + (f" (seed {result.config['seeds'][0]})" if result.synthetic else ""))
+        left.set_xlabel(plot_text(data.feature_names[0]))
+        left.set_ylabel(plot_text(data.target_name))
+        left.set_title(plot_text(f"{result.scenario}: fitted lines")
+                       + (f" (seed {result.config['seeds'][0]})" if result.synthetic else ""))
     else:
         features = list(data.feature_names)
         positions = np.arange(len(result.methods))
         for j, feature in enumerate(["intercept", *features]):
             values = [result.example_fits[m][1] if feature == "intercept" else result.example_fits[m][0][j - 1]
                       for m in result.methods]
-            left.scatter(values, positions + (j - len(features) / 2) * 0.12, s=22, label=feature)
+            left.scatter(values, positions + (j - len(features) / 2) * 0.12, s=22,
+                         label=plot_text(feature))
         clean = clean_fit(data)
         if clean is not None:
             for j, value in enumerate([clean[1], *clean[0]]):
@@ -572,7 +574,7 @@ def figure4(result: RegressionResult, out_dir: str | Path, stem: str = "figure4"
         left.set_yticks(positions, [method_label(m) for m in result.methods])
         left.invert_yaxis()
         left.set_xlabel("coefficient" + (" (dashed: OLS on the clean rows)" if clean is not None else ""))
-        left.set_title(f"{result.scenario}: fitted coefficients")
+        left.set_title(plot_text(f"{result.scenario}: fitted coefficients"))
     # one legend for both panels, outside the axes, so it hides no data
     handles, labels = left.get_legend_handles_labels()
     if data.n_features > 1:
@@ -632,14 +634,16 @@ def write_outputs(result: RegressionResult, out_dir: str | Path, *, figure: bool
     """Write ``{stem}.md``, ``{stem}.csv`` (summary), ``{stem}_per_seed.csv``, ``{stem}.json`` and Figure 4."""
     import pandas as pd
 
+    from losslab._escape import md_text
+    from losslab._paths import ensure_folder, inside, safe_component, write_text
     from losslab.experiments.environment import environment_info
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_folder(out_dir, option="out")
     headers, rows = summary_table(result)
     lines = [
-        f"# Robust regression: {result.scenario}", "",
-        f"Data: {result.config['description']} ({result.example.n_rows} rows).", "",
+        f"# Robust regression: {md_text(result.scenario)}", "",
+        # the description names the user's file and columns: escaped
+        f"Data: {md_text(result.config['description'])} ({result.example.n_rows} rows).", "",
         f"Seeds: {len(result.config['seeds'])} (first {result.config['seeds'][0]}). "
         f"Wall time: {result.wall_time:.1f} s.", "",
         markdown_table(headers, rows), "",
@@ -656,18 +660,19 @@ def write_outputs(result: RegressionResult, out_dir: str | Path, *, figure: bool
         lines.append(f"- {method_label(method)} fitted with {settings} (the other losses at their defaults).")
     for method, messages in result.warnings.items():
         lines.append(f"- {method_label(method)} warned: {'; '.join(messages)}")
-    paths = {"markdown": out / f"{stem}.md", "csv": out / f"{stem}.csv",
-             "per_seed_csv": out / f"{stem}_per_seed.csv", "json": out / f"{stem}.json"}
-    paths["markdown"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    name = safe_component(stem)
+    paths = {"markdown": inside(out, f"{name}.md"), "csv": inside(out, f"{name}.csv"),
+             "per_seed_csv": inside(out, f"{name}_per_seed.csv"), "json": inside(out, f"{name}.json")}
+    write_text(paths["markdown"], "\n".join(lines) + "\n")
     flat = [{k: (" ".join(f"{v:.6g}" for v in value) if isinstance(value, list) else value)
              for k, value in row.items()} for row in result.summary]
-    pd.DataFrame(flat).to_csv(paths["csv"], index=False)
-    pd.DataFrame(result.records).to_csv(paths["per_seed_csv"], index=False)
+    write_text(paths["csv"], pd.DataFrame(flat).to_csv(index=False))
+    write_text(paths["per_seed_csv"], pd.DataFrame(result.records).to_csv(index=False))
     payload = {"config": result.config, "wall_time_seconds": round(result.wall_time, 3),
                "summary": result.summary, "per_seed": result.records, "warnings": result.warnings,
                "cross_validation": result.cross_validation,
                "environment": environment_info()}
-    paths["json"].write_text(json.dumps(payload, indent=2, default=_json_default), encoding="utf-8")
+    write_text(paths["json"], json.dumps(payload, indent=2, default=_json_default))
     if figure:
         fig = figure4(result, out, stem=f"{stem}_figure4")
         paths["figure_png"], paths["figure_svg"] = fig.png, fig.svg
