@@ -42,8 +42,9 @@ def safe_component(name: object) -> str:
     return f"{cleaned or 'x'}-{digest}"
 
 
-def ensure_folder(path: str | os.PathLike[str], *, option: str) -> Path:
-    """Create folder ``path`` (and parents) or accept an existing one.
+def check_folder(path: str | os.PathLike[str], *, option: str) -> Path:
+    """``path`` as a folder that exists or can be created, without creating anything (to
+    refuse a bad output option before any work starts).
 
     Raises:
         UnsafePathError: ``path`` (or a parent) exists and is not a folder; the message names
@@ -55,6 +56,30 @@ def ensure_folder(path: str | os.PathLike[str], *, option: str) -> Path:
             raise UnsafePathError(
                 f"{option}: expected a folder, but {str(candidate)!r} is a file"
             )
+    return folder
+
+
+def check_file(path: str | os.PathLike[str], *, option: str) -> Path:
+    """``path`` as a file that exists or can be created (its folder may not exist yet).
+
+    Raises:
+        UnsafePathError: ``path`` is a folder, or a parent exists and is not a folder.
+    """
+    file = Path(path)
+    if file.is_dir():
+        raise UnsafePathError(f"{option}: expected a file, but {str(file)!r} is a folder")
+    check_folder(file.parent, option=option)
+    return file
+
+
+def ensure_folder(path: str | os.PathLike[str], *, option: str) -> Path:
+    """Create folder ``path`` (and parents) or accept an existing one.
+
+    Raises:
+        UnsafePathError: ``path`` (or a parent) exists and is not a folder; the message names
+            ``option``.
+    """
+    folder = check_folder(path, option=option)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -72,6 +72,35 @@ def _fit_widths(widths: list[int], max_width: int, wrap: Sequence[int], floor: i
     return widths
 
 
+def check_paths(*, folders: Sequence[tuple[str, object]] = (),
+                files: Sequence[tuple[str, object]] = ()) -> None:
+    """Refuse, before any work, an output option whose path has the wrong kind: a file where
+    a folder is needed (``folders``: ``(option, path)`` pairs, None skipped) or a folder where
+    a file is needed (``files``)."""
+    from losslab._paths import UnsafePathError, check_file, check_folder
+
+    try:
+        for option, path in folders:
+            if path is not None:
+                check_folder(str(path), option=option)
+        for option, path in files:
+            if path is not None:
+                check_file(str(path), option=option)
+    except UnsafePathError as error:
+        raise CommandError(str(error)) from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a count of threads, workers or seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def key_value(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` for argparse: the value parsed as JSON when it is (numbers, true/false,
     lists as tuples), else kept as a string."""

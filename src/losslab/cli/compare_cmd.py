@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from losslab.cli import CommandError
-from losslab.cli._common import comma_list, key_value
+from losslab.cli._common import check_paths, comma_list, key_value, positive_int
 
 
 def _float_list(text: str) -> list[float]:
@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="numeric CSV columns to use (default: all other numeric columns)")
     parser.add_argument("--text-model", choices=("lstm", "minilm"), default="lstm",
                         help="model for --text-column (default: lstm)")
+    parser.add_argument("--encoding", help="text encoding of the --data and --test-data files, "
+                        "e.g. latin-1 or cp1252 (default: utf-8)")
     split = parser.add_mutually_exclusive_group()
     split.add_argument("--test-data", metavar="FILE.csv",
                        help="your test split, a CSV with the same columns (with --data)")
@@ -126,8 +128,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="a custom Ray resource each run needs (repeatable), e.g. "
                        "big_memory=1 for nodes started with --resources '{\"big_memory\": 4}'")
     parser.add_argument("--db", default="results.sqlite", help="results database (default: results.sqlite)")
-    parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default: 1)")
-    parser.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="parallel training processes (default: 1)")
+    parser.add_argument("--threads", type=positive_int,
+                        help="torch threads per worker, a positive integer (default: cores / workers)")
     parser.add_argument("--out", help="also write report.md and report.html of the whole database here")
     parser.add_argument("--tensorboard", metavar="DIR",
                         help="also write every test run's curves as TensorBoard event files here")
@@ -169,16 +173,23 @@ def as_option_error(error: Exception) -> CommandError:
             break
     text = text.replace("backend='ray'", "--backend ray")
     return CommandError(text)
+# Python argument names at the start of a data or settings error -> the options as typed.
+_DATA_OPTIONS: dict[str, str] = {"test_path": "--test-data", "data": "--data"}
+
+
 def _training_errors(build):  # type: ignore[no-untyped-def]
     """Build the planned task, naming the command-line option in a settings error."""
     try:
         return build()
     except ValueError as error:
         text = str(error)
-        for name in ("optimizer", "scheduler", "momentum", "nesterov", "warmup_epochs", "grad_clip",
-                     "test_fraction", "epochs", "lr", "batch_size", "weight_decay"):
-            if text.startswith(name + ":"):
-                raise CommandError("--" + name.replace("_", "-") + text[len(name):]) from error
+        names = {name: "--" + name.replace("_", "-") for name in (
+            "optimizer", "scheduler", "momentum", "nesterov", "warmup_epochs", "grad_clip",
+            "test_fraction", "epochs", "lr", "batch_size", "weight_decay", "max_train",
+            "max_test", "encoding")}
+        for name, option in {**names, **_DATA_OPTIONS}.items():
+            if text.startswith((name + ":", name + " must ")):
+                raise CommandError(option + text[len(name):]) from error
         raise
 
 
@@ -223,8 +234,26 @@ def run(args: argparse.Namespace) -> int:
     from losslab.experiments.classification.runner import check_losses
 
     check_losses(args.losses)  # before loading any data
-    if args.seeds < 1:
-        raise CommandError(f"--seeds: expected a positive number of seeds, got {args.seeds}")
+    from losslab.experiments.classification.runner import MAX_SEEDS
+
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise CommandError(f"--seeds: expected a number of seeds from 1 to {MAX_SEEDS:,}, got {args.seeds}")
+    # Output paths of the wrong kind are refused now, before any data is loaded or run trained.
+    check_paths(folders=[("--out", args.out), ("--tensorboard", args.tensorboard)],
+                files=[("--db", args.db)])
+    if args.mlflow is not None:
+        from losslab.experiments.classification.tracking import check_mlflow_uri
+
+        try:
+            check_mlflow_uri(args.mlflow)
+        except ValueError as error:
+            raise CommandError("--" + str(error)) from None
+        if "://" not in args.mlflow and not args.mlflow.startswith("file:"):
+            check_paths(folders=[("--mlflow", args.mlflow)])
+    if not args.timeout >= 0:  # also refuses nan
+        raise CommandError(f"--timeout: expected a number of seconds >= 0, got {args.timeout}")
+    if args.encoding is not None and args.data is None:
+        raise CommandError("--encoding goes with --data FILE.csv, not --task")
     from losslab.experiments.classification.api import _tuning_settings
 
     try:
@@ -280,6 +309,7 @@ def run(args: argparse.Namespace) -> int:
             training=training, max_train=args.max_train, max_test=args.max_test,
             test_data=args.test_data, test_fraction=args.test_fraction,
             split_seed=args.split_seed if args.test_fraction is not None else None,
+            encoding=args.encoding,
         ))
         if args.model_option:
             planned.source.model_options.update(dict(args.model_option))

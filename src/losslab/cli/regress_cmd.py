@@ -8,6 +8,8 @@ import time
 from losslab.cli import CommandError
 from losslab.cli._common import comma_list, key_value
 
+# The batched fits hold every seed's data at once: more seeds than this cannot fit in memory.
+_MAX_SEEDS = 100_000
 _SCENARIO_CHOICES = ("table1", "notebook", "hbk", "starsCYG", "stackloss", "diabetes")
 
 
@@ -26,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", default=None, metavar="FILE", help="a CSV file to fit instead of a scenario")
     parser.add_argument("--x", nargs="+", default=None, metavar="COL", help="feature column(s) of --data")
     parser.add_argument("--y", default=None, metavar="COL", help="target column of --data")
+    parser.add_argument("--encoding", help="text encoding of --data, e.g. latin-1 (default: utf-8)")
     parser.add_argument("--seeds", type=int, default=20,
                         help="seeds for synthetic scenarios (each draws its own data; default: 20)")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
@@ -52,11 +55,14 @@ def run(args: argparse.Namespace) -> int:
     from losslab.experiments.regression.experiment import DEFAULT_LOSSES
 
     started = time.perf_counter()
+    from losslab.cli._common import check_paths
+
+    check_paths(folders=[("--out", args.out)])
     if args.threads < 1:
         raise CommandError(f"--threads: expected a positive integer, got {args.threads}")
     torch.set_num_threads(args.threads)
-    if args.seeds < 1:
-        raise CommandError(f"--seeds: expected a positive integer, got {args.seeds}")
+    if not 1 <= args.seeds <= _MAX_SEEDS:
+        raise CommandError(f"--seeds: expected an integer from 1 to {_MAX_SEEDS:,}, got {args.seeds}")
     if args.cv_folds < 0 or args.cv_folds == 1:
         raise CommandError(f"--cv-folds: expected 0 (off) or an integer >= 2, got {args.cv_folds}")
     if args.data is None and (args.x or args.y):
@@ -94,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         args.scenario, seeds=args.seeds, seed=args.seed, losses=losses,
         baselines=() if args.no_baselines else BASELINES,
         data_path=args.data, x_cols=args.x, y_col=args.y, loss_kwargs=loss_kwargs,
-        cv_folds=args.cv_folds,
+        cv_folds=args.cv_folds, encoding=args.encoding,
     )
     stem = "regression"
     paths = write_outputs(result, args.out, stem=stem)
@@ -120,25 +126,24 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_diabetes(args: argparse.Namespace, losses: list[str], started: float) -> int:
     import json
-    from pathlib import Path
 
+    from losslab._paths import ensure_folder, inside, write_text
     from losslab.cli._common import text_table
     from losslab.experiments.environment import environment_info
     from losslab.experiments.regression.experiment import markdown_table
     from losslab.experiments.regression.nonlinear import diabetes_table, run_diabetes_check
 
     result = run_diabetes_check(losses, seeds=args.seeds, seed=args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_folder(args.out, option="--out")
     headers, rows = diabetes_table(result)
-    (out / "diabetes.md").write_text(
-        f"# MLP on corrupted diabetes targets\n\n{markdown_table(headers, rows)}\n", encoding="utf-8")
+    write_text(inside(out, "diabetes.md"),
+               f"# MLP on corrupted diabetes targets\n\n{markdown_table(headers, rows)}\n")
     import pandas as pd
 
-    pd.DataFrame(result.records).to_csv(out / "diabetes_per_seed.csv", index=False)
-    (out / "diabetes.json").write_text(json.dumps(
+    write_text(inside(out, "diabetes_per_seed.csv"), pd.DataFrame(result.records).to_csv(index=False))
+    write_text(inside(out, "diabetes.json"), json.dumps(
         {"config": result.config, "summary": result.summary, "per_seed": result.records,
-         "environment": environment_info()}, indent=2, default=str), encoding="utf-8")
+         "environment": environment_info()}, indent=2, default=str))
     print(text_table(headers, rows))
     print(f"wrote {out / 'diabetes.md'}, diabetes_per_seed.csv, diabetes.json")
     print(f"wall time: {time.perf_counter() - started:.1f} s")

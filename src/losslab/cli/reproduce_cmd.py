@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise CommandError(f"--workers: expected a positive number of processes, got {args.workers}")
+    from losslab.cli._common import check_paths
+
+    check_paths(folders=[("--out", args.out)])
     from losslab.cli.compare_cmd import as_option_error
     from losslab.experiments.classification.runner import check_device, check_device_available
 

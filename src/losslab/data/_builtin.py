@@ -300,7 +300,6 @@ def _load_csv(
     test_path: str | Path | None = None, test_fraction: float = 0.2, split_seed: int = 0,
     name: str | None = None, **read_csv_options: Any,
 ) -> ClassificationData:
-    import pandas as pd
 
     file = _need_path("csv", path, "a CSV file")
     if label_column is None:
@@ -308,13 +307,13 @@ def _load_csv(
     _, split_seed = _split_options({"test_fraction": test_fraction, "split_seed": split_seed})
     if isinstance(feature_columns, str):
         feature_columns = [c.strip() for c in feature_columns.split(",") if c.strip()]
-    frame = pd.read_csv(file, **read_csv_options)
+    frame = _formats.read_csv(file, option="data", **read_csv_options)
     test_frame = None
     if test_path is not None:
         test_file = Path(test_path).expanduser()
         if not test_file.is_file():
             raise FileNotFoundError(f"test_path {str(test_file)!r} does not exist")
-        test_frame = pd.read_csv(test_file, **read_csv_options)
+        test_frame = _formats.read_csv(test_file, option="test_path", **read_csv_options)
         missing = [c for c in frame.columns if c not in test_frame.columns]
         if missing:
             raise ValueError(f"test_path {str(test_file)!r} lacks columns {', '.join(map(str, missing))}")

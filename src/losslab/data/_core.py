@@ -7,6 +7,7 @@ they run, so ``import losslab.data`` stays cheap.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,6 +232,10 @@ def subsample(
     for split, limit, offset in (("train", max_train, 0), ("test", max_test, 1)):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         if limit is not None and limit < len(y):
+            present = len(np.unique(y))
+            if split == "train" and limit < present:
+                raise ValueError(f"max_train: {limit} training rows cannot hold all {present} "
+                                 f"classes of {data.name!r}; give at least {present}")
             keep = stratified_indices(y, limit, seed + offset)
             x, y = _take(x, keep), y[keep]
         parts[f"x_{split}"], parts[f"y_{split}"] = x, y
@@ -261,3 +266,24 @@ def check_labels(y: np.ndarray, classes: Sequence[str], what: str) -> np.ndarray
             f"{what} has a single class ({shown!r}); classification needs at least two"
         )
     return y
+
+
+def check_training_classes(y_train: np.ndarray, y_test: np.ndarray, classes: Sequence[str],
+                            *, given_test: bool, source: str) -> None:
+    """Every class must have training rows: an error when our split left one out, a warning
+    (with the count of test rows) when a given test file holds classes training never saw."""
+    train_counts = np.bincount(y_train, minlength=len(classes))
+    test_counts = np.bincount(y_test, minlength=len(classes))
+    unseen = [i for i in range(len(classes)) if train_counts[i] == 0]
+    if not unseen:
+        return
+    shown = ", ".join(f"{classes[i]!r} ({int(test_counts[i])} test row(s))" for i in unseen)
+    if given_test:
+        warnings.warn(
+            f"test_path: {int(test_counts[unseen].sum())} test row(s) belong to class(es) never "
+            f"seen in training ({shown}); the model cannot learn them", DataWarning, stacklevel=4)
+        return
+    raise ValueError(
+        f"test_fraction: the stratified split of {source} leaves class(es) {shown} out of the "
+        "training rows (too few rows of them); give those classes more rows, drop them, or "
+        "lower test_fraction")

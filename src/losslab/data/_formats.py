@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from losslab.data._core import ClassificationData, DataWarning, check_labels, stratified_split
+from losslab.data._core import (
+    ClassificationData,
+    DataWarning,
+    check_labels,
+    check_training_classes,
+    stratified_split,
+)
 
 # ---------------------------------------------------------------------------------------------
 # idx files (http://yann.lecun.com/exdb/mnist/ format description)
@@ -384,6 +390,75 @@ def _warn_mostly_numeric(frames: dict[str, Any], columns: Sequence[Any], source:
             break
 
 
+def read_csv(file: Path, *, option: str = "data", **read_csv_options: Any) -> Any:
+    """``pandas.read_csv`` of a user's file, with the errors pandas hides or words badly.
+
+    The header is read first with the csv module: pandas silently renames a repeated column
+    (``y``, ``y`` -> ``y``, ``y.1``), which would turn a copy of the label into a feature.
+    A file that does not decode names itself and the ``encoding`` option.
+
+    Raises:
+        ValueError: repeated column names, or bytes that are not valid in the encoding (the
+            message names ``option``, the file and ``encoding``).
+    """
+    import csv
+
+    import pandas as pd
+
+    encoding = read_csv_options.get("encoding") or "utf-8"
+    separator = read_csv_options.get("sep", read_csv_options.get("delimiter")) or ","
+    try:
+        with open(file, encoding=encoding, newline="") as handle:
+            if len(separator) == 1:  # a regex separator: pandas' own parser reads the header
+                header = next(csv.reader(handle, delimiter=separator), [])
+            else:
+                header = [str(c) for c in pd.read_csv(handle, nrows=0, **read_csv_options).columns]
+        frame = pd.read_csv(file, **read_csv_options)
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{option}: {str(file)!r} is not valid {encoding} text (byte 0x{error.object[error.start]:02x} "
+            f"at offset {error.start}); give its encoding with --encoding (encoding= in Python), "
+            "e.g. --encoding latin-1 or --encoding cp1252") from None
+    except LookupError:
+        raise ValueError(f"encoding: unknown text encoding {encoding!r} (e.g. utf-8, latin-1, "
+                         "cp1252)") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+        raise ValueError(f"{option}: {str(file)!r} cannot be read as CSV: {error}") from None
+    seen: dict[str, list[int]] = {}
+    for position, name in enumerate(header, start=1):
+        seen.setdefault(name.strip(), []).append(position)
+    repeated = {name: places for name, places in seen.items() if len(places) > 1}
+    if repeated:
+        shown = "; ".join(f"{name!r} (columns {', '.join(map(str, places))})"
+                          for name, places in repeated.items())
+        raise ValueError(f"{option}: {str(file)!r} repeats column name(s) {shown}; every column "
+                         "needs its own name (rename or drop the copies)")
+    return frame
+
+
+def _data_row(part: Any, mask: np.ndarray) -> str:
+    """The 1-based data row of the first ``True`` of ``mask`` (the frame's index as read)."""
+    label = part.index[int(np.flatnonzero(mask)[0])]
+    return str(label + 1) if isinstance(label, (int, np.integer)) else repr(label)
+
+
+def _check_finite(part: Any, column: str, split: str) -> None:
+    """Refuse infinite feature values and values too large for float32 (they become inf)."""
+    values = part[column].to_numpy(dtype=np.float64)
+    infinite = np.isinf(values)
+    if infinite.any():
+        raise ValueError(
+            f"feature column {column!r} has {int(infinite.sum())} infinite value(s) in the {split} "
+            f"rows (the first in data row {_data_row(part, infinite)}, header not counted); "
+            "replace or drop them first")
+    huge = np.abs(values) > np.finfo(np.float32).max
+    if huge.any():
+        raise ValueError(
+            f"feature column {column!r} has {int(huge.sum())} value(s) beyond float32's range "
+            f"(±{np.finfo(np.float32).max:.3g}) in the {split} rows (the first in data row "
+            f"{_data_row(part, huge)}), which would train as infinite; rescale the column first")
+
+
 def frame_to_data(
     frame: Any,
     *,
@@ -484,8 +559,9 @@ def frame_to_data(
                 if part[column].isna().any():
                     raise ValueError(
                         f"feature column {column!r} has {int(part[column].isna().sum())} missing "
-                        f"values in the {split} rows; fill or drop them first"
+                        f"(NaN) values in the {split} rows; fill or drop them first"
                     )
+                _check_finite(part, column, split)
 
     def convert(part: Any) -> tuple[Any, np.ndarray]:
         y = part[label_column].map(class_id).to_numpy(dtype=np.int64)
@@ -506,6 +582,7 @@ def frame_to_data(
         x_test, y_test = pick(x_all, test_idx), y_all[test_idx]
         split_note = {"split": "stratified", "test_fraction": test_fraction,
                       "split_seed": split_seed}
+    check_training_classes(y_train, y_test, classes, given_test="test" in frames, source=source)
     return ClassificationData(
         name=name,
         kind=kind,

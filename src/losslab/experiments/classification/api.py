@@ -111,12 +111,15 @@ def csv_task(
     test_data: str | Path | None = None,
     test_fraction: float | None = None,
     split_seed: int | None = None,
+    encoding: str | None = None,
 ) -> PlannedTask:
     """A grid row for a user's CSV: numeric columns -> MLP on standardised features (scaler
     fitted on the training split only); a text column -> LSTM or frozen-MiniLM head.
 
     The test split is ``test_data`` (a second CSV with the same columns) or a stratified
-    ``test_fraction`` of the rows (default 0.2, seeded by ``split_seed``, default 0)."""
+    ``test_fraction`` of the rows (default 0.2, seeded by ``split_seed``, default 0).
+    ``encoding`` is the text encoding of both files (default: utf-8; another one is recorded
+    in the runs' data options)."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"data: no CSV file at {file}")
@@ -148,6 +151,16 @@ def csv_task(
         options["test_fraction"] = test_fraction
     if split_seed is not None:
         options["split_seed"] = split_seed
+    if encoding is not None:
+        import codecs
+
+        try:
+            canonical = codecs.lookup(encoding).name
+        except LookupError:
+            raise ValueError(f"encoding: unknown text encoding {encoding!r} (e.g. utf-8, latin-1, "
+                             "cp1252)") from None
+        if canonical != "utf-8":  # utf-8 is the default: the runs' config (and hash) stay as they were
+            options["encoding"] = encoding
     defaults = {"epochs": 20 if model != "lstm" else 5, "lr": 1e-3, "batch_size": 32}
     settings = TrainingSettings(**{**defaults, **{k: v for k, v in (training or {}).items() if v is not None}})
     source = DatasetSource("csv", model, model_options, options=options, path=str(file),
@@ -283,6 +296,7 @@ def compare(
         metric: the score the verdicts (and ``until_decided``'s precision) read: one of
             :data:`.metrics.METRICS` (accuracy, macro_f1, balanced_accuracy, nll, ece, brier).
     """
+    _check_outputs(tensorboard=tensorboard, mlflow=mlflow, db=db)
     tuning = _tuning_settings(protocol, lr_grid=lr_grid, lr_decades=lr_decades, lr_points=lr_points,
                               val_fraction=val_fraction, split_seed=split_seed,
                               sweep_epochs=sweep_epochs, sweep_seeds=sweep_seeds,
@@ -326,6 +340,27 @@ def compare(
     export_comparison(result, tensorboard=tensorboard, mlflow=mlflow, log=log)
     result.metric = metric
     return result
+
+
+def _check_outputs(*, tensorboard: str | Path | None, mlflow: str | None, db: str | Path) -> None:
+    """Refuse, before any training, outputs that cannot be written: ``tensorboard`` must be a
+    folder (or not exist yet), ``db`` a file, ``mlflow`` a URI MLflow can search."""
+    from losslab._paths import check_file, check_folder
+
+    check_file(db, option="db")
+    if tensorboard is not None:
+        check_folder(tensorboard, option="tensorboard")
+    if mlflow is not None:
+        from losslab.experiments.classification.tracking import check_mlflow_uri
+
+        check_mlflow_uri(mlflow)
+        if "://" not in mlflow and not mlflow.startswith("file:"):
+            check_folder(mlflow, option="mlflow")
+
+
+def _check_count(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
 
 
 def make_backend(backend: str, *, ray_address: str | None = None, cpus_per_run: float = 1.0,
@@ -396,6 +431,8 @@ def run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: i
         check_device_available,
     )
 
+    _check_count("workers", workers)
+    _check_count("threads", threads)  # torch refuses 0 threads only inside each run
     backend = as_backend(backend)
     tasks = [_with_resolved_device(task, backend) for task in tasks]
     if not isinstance(backend, RayBackend):  # before the database is even opened

@@ -73,10 +73,12 @@ def curves_frame(db: str | Path | ResultsStore, *, stage: str | None = "test") -
 
 
 def write_csv(db: str | Path | ResultsStore, out_dir: str | Path) -> tuple[Path, Path]:
-    """``runs.csv`` and ``curves.csv`` of every stage's runs in ``out_dir``; returns both paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    runs_path, curves_path = out / "runs.csv", out / "curves.csv"
-    runs_frame(db, stage=None).to_csv(runs_path, index=False)
-    curves_frame(db, stage=None).to_csv(curves_path, index=False)
+    """``runs.csv`` and ``curves.csv`` of every stage's runs in ``out_dir``; returns both paths
+    (written inside ``out_dir``, a symlink at either name replaced, never followed)."""
+    from losslab._paths import ensure_folder, inside, write_text
+
+    out = ensure_folder(out_dir, option="csv")
+    runs_path, curves_path = inside(out, "runs.csv"), inside(out, "curves.csv")
+    write_text(runs_path, runs_frame(db, stage=None).to_csv(index=False))
+    write_text(curves_path, curves_frame(db, stage=None).to_csv(index=False))
     return runs_path, curves_path

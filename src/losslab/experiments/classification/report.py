@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from losslab._escape import md_code, md_text
+from losslab._paths import check_folder
 from losslab.experiments.classification.runner import ANNOTATION_KEYS
 from losslab.experiments.classification.stats import LossComparison, compare_losses
 from losslab.experiments.classification.store import ResultsStore, config_hash
@@ -619,6 +620,7 @@ def write_report(db: str | Path, out_dir: str | Path, *, metric: str = "accuracy
     from losslab.experiments.environment import environment_info
 
     check_metric(metric)
+    check_folder(out_dir, option="out_dir")  # before any figure is drawn
     store = _open_existing(db)
     sections = build_sections(store, out_dir, metric=metric)
     report = Report(
@@ -637,4 +639,4 @@ def write_report(db: str | Path, out_dir: str | Path, *, metric: str = "accuracy
     for section in sections:
         report.add(section)
     report.metadata = {"database": str(Path(db).resolve()), "report_environment": environment_info()}
-    return report.write(out_dir)
+    return report.write(out_dir, option="out_dir")

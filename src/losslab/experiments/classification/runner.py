@@ -541,15 +541,21 @@ def check_losses(losses: Sequence[str]) -> list[str]:
     return names
 
 
+# The most seeds one call plans, and the largest seed (SQLite stores 64-bit integers).
+MAX_SEEDS = 100_000
+_MAX_SEED_VALUE = 2**63 - 1
+
+
 def check_seeds(seeds: Sequence[int] | int) -> list[int]:
     """A list of distinct non-negative seeds (an int n means seeds 0..n-1)."""
     if isinstance(seeds, int) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise ValueError(f"seeds: expected a positive number of seeds, got {seeds}")
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ValueError(f"seeds: expected a number of seeds from 1 to {MAX_SEEDS:,}, got {seeds}")
         return list(range(seeds))
     values = list(seeds)
-    if not values or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in values):
-        raise ValueError(f"seeds: expected non-negative integers, got {values!r}")
+    if not values or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= _MAX_SEED_VALUE
+                         for s in values):
+        raise ValueError(f"seeds: expected non-negative integers below 2**63, got {values!r}")
     if len(set(values)) != len(values):
         raise ValueError(f"seeds: expected distinct seeds, got {values!r}")
     return values

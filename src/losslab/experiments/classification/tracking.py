@@ -5,7 +5,9 @@ any backend, resume after a crash, and are idempotent:
 
 - :func:`export_tensorboard` writes one event folder per run (``TASK/LOSS/seed-N[-sweep-lr-X]``)
   through ``torch.utils.tensorboard.SummaryWriter``, one scalar per metric and epoch. A run
-  exported again is rewritten, never duplicated.
+  exported again is rewritten, never duplicated. The folder names are built only from
+  sanitised names (:func:`losslab._paths.safe_component`) and integers, and checked to lie
+  inside the log folder: a database from someone else cannot point the exporter elsewhere.
 - :func:`export_mlflow` logs one MLflow run per (task, loss, seed, stage), nested under one
   parent run per comparison (task and configuration), with the run's settings as params and
   every epoch's metrics with their step. Runs already exported with all their epochs are
@@ -16,12 +18,15 @@ Both need optional packages: ``pip install 'losslab[tracking]'`` (tensorboard, m
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
+from losslab._paths import UnsafePathError, ensure_folder, inside, safe_component
 from losslab.experiments.classification.store import ResultsStore, config_hash
 
 # Scalars exported per epoch (the reliability bins are not scalars).
@@ -39,6 +44,23 @@ def _run_name(run: dict[str, Any]) -> str:
     return name
 
 
+def _run_folder(root: Path, run: dict[str, Any]) -> Path:
+    """``root/TASK/LOSS/seed-N[...]`` of a run, from sanitised names and an integer seed.
+
+    Raises:
+        UnsafePathError: the seed is not an integer, or the folder would resolve outside
+            ``root`` (a symlink planted inside it).
+    """
+    seed = run["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UnsafePathError(f"run {run.get('run_id')}: seed {seed!r} is not an integer")
+    folder = inside(root, safe_component(run["task"]), safe_component(run["loss"]),
+                    safe_component(_run_name(run)))
+    if folder.resolve() == root.resolve():
+        raise UnsafePathError(f"run {run.get('run_id')}: its folder would be the log folder itself")
+    return folder
+
+
 def _scalars(epoch: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in epoch.items()
             if k not in _SKIPPED and isinstance(v, (int, float))}
@@ -53,15 +75,23 @@ def export_tensorboard(db: str | Path | ResultsStore, log_dir: str | Path, *,
     except ImportError as error:  # torch's writer needs the tensorboard package
         raise ImportError("--tensorboard needs the tensorboard package: pip install "
                           "'losslab[tracking]'") from error
+    root = ensure_folder(log_dir, option="tensorboard")
     store = db if isinstance(db, ResultsStore) else ResultsStore(db)
-    root = Path(log_dir)
     written = 0
     for run in _runs(store, run_ids):
         epochs = store.epochs(run["run_id"])
         if not epochs:
             continue
-        folder = root / run["task"] / run["loss"] / _run_name(run)
-        if folder.exists():
+        try:
+            folder = _run_folder(root, run)
+        except UnsafePathError as error:
+            from losslab.data._core import DataWarning  # the CLI prints it as one plain line
+
+            warnings.warn(f"tensorboard: {error}; run skipped", DataWarning, stacklevel=2)
+            continue
+        if folder.is_symlink():
+            folder.unlink()  # the link itself, never what it points to
+        elif folder.exists():
             shutil.rmtree(folder)  # a rerun rewrites the run: no duplicated points
         writer = SummaryWriter(log_dir=str(folder))
         try:
@@ -72,6 +102,29 @@ def export_tensorboard(db: str | Path | ResultsStore, log_dir: str | Path, *,
             writer.close()
         written += 1
     return written
+
+
+def check_mlflow_uri(tracking_uri: object) -> str:
+    """``tracking_uri`` if it can name an MLflow store: a non-empty string with no quote,
+    backslash or control character (MLflow's search filters cannot quote them).
+
+    Raises:
+        ValueError: naming ``mlflow`` and the value given.
+    """
+    if not isinstance(tracking_uri, str) or not tracking_uri.strip():
+        raise ValueError(f"mlflow: expected a tracking URI or a local folder, got {tracking_uri!r}")
+    if any(char in tracking_uri for char in "'\"\\") or any(ord(char) < 32 for char in tracking_uri):
+        raise ValueError("mlflow: expected a tracking URI or a folder without quotes, backslashes "
+                         f"or control characters, got {tracking_uri!r}")
+    return tracking_uri
+
+
+def _tag_value(text: str) -> str:
+    """``text`` as a tag value that an MLflow search filter can quote: unchanged unless it
+    holds a quote or a backslash (a database path can), else a digest of it."""
+    if not any(char in text for char in "'\"\\"):
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _params(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -97,6 +150,7 @@ def export_mlflow(db: str | Path | ResultsStore, tracking_uri: str, *,
         from mlflow import MlflowClient
     except ImportError as error:
         raise ImportError("--mlflow needs MLflow: pip install 'losslab[tracking]'") from error
+    check_mlflow_uri(tracking_uri)
     local = "://" not in tracking_uri or tracking_uri.startswith("file:")
     if local:
         # MLflow keeps the plain-folder store in maintenance mode behind this switch; a local
@@ -116,7 +170,7 @@ def export_mlflow(db: str | Path | ResultsStore, tracking_uri: str, *,
         epochs = store.epochs(run["run_id"])
         if not epochs:
             continue
-        key = f"{database}#{run['run_id']}"
+        key = _tag_value(f"{database}#{run['run_id']}")
         existing = client.search_runs([experiment_id], f"tags.`losslab.run` = '{key}'")
         if existing and existing[0].data.tags.get("losslab.epochs") == str(len(epochs)):
             continue
@@ -126,7 +180,7 @@ def export_mlflow(db: str | Path | ResultsStore, tracking_uri: str, *,
                   if k not in ("loss", "seed", "stage", "samples", "selection")}
         if run["stage"] == "test" and "protocol" in shared:
             shared["training"] = {k: v for k, v in shared["training"].items() if k != "lr"}
-        group = f"{database}#{run['task']}#{run['stage']}#{config_hash(shared)}"
+        group = _tag_value(f"{database}#{run['task']}#{run['stage']}#{config_hash(shared)}")
         if group not in parents:
             previous = client.search_runs([experiment_id], f"tags.`losslab.comparison` = '{group}'")
             if previous:
@@ -167,5 +221,12 @@ def export_comparison(result: Any, *, tensorboard: str | Path | None = None,
         log(f"[compare] TensorBoard: {count} run(s) written under {tensorboard} "
             f"(tensorboard --logdir {tensorboard})")
     if mlflow is not None:
-        count = export_mlflow(result.db, mlflow, run_ids=run_ids)
+        try:
+            count = export_mlflow(result.db, mlflow, run_ids=run_ids)
+        except ImportError:
+            raise
+        except Exception as error:  # MLflow's own errors (a bad URI, an unreachable server)
+            if type(error).__module__.split(".")[0] != "mlflow":
+                raise
+            raise ValueError(f"mlflow: {mlflow!r}: {error}") from error
         log(f"[compare] MLflow: {count} run(s) logged to {mlflow}")

@@ -241,14 +241,16 @@ def frame_to_data(
     )
 
 
-def csv_data(path: str | Path, x_cols: Sequence[str], y_col: str) -> RegressionData:
-    """A user's CSV file: ``x_cols`` predict ``y_col`` (checked like :func:`frame_to_data`)."""
-    import pandas as pd
+def csv_data(path: str | Path, x_cols: Sequence[str], y_col: str, *,
+             encoding: str | None = None) -> RegressionData:
+    """A user's CSV file: ``x_cols`` predict ``y_col`` (checked like :func:`frame_to_data`);
+    ``encoding``: the file's text encoding (default: utf-8)."""
+    from losslab.data._formats import read_csv
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data: no such file {str(path)!r}")
-    frame = pd.read_csv(path)
+    frame = read_csv(path, option="--data", **({"encoding": encoding} if encoding else {}))  # repeated columns and decoding errors named
     return frame_to_data(frame, x_cols, y_col, source=path.name, name=path.stem)
 
 

@@ -304,6 +304,7 @@ def run_regression(
     fit_settings: FitSettings | None = None,
     log: Any = None,
     cv_folds: int = 0,
+    encoding: str | None = None,
 ) -> RegressionResult:
     """Fit each loss and baseline on a scenario and score them.
 
@@ -317,6 +318,7 @@ def run_regression(
         baselines: names from :data:`BASELINES`, or None / empty for none.
         data: a ready :class:`RegressionData` (fitted once).
         data_path, x_cols, y_col: a CSV file and its columns.
+        encoding: the CSV file's text encoding (default: utf-8).
         scenario_options: overrides of the synthetic scenario's configuration.
         loss_kwargs: hyperparameters per loss, e.g. ``{"huber": {"delta": 2.0}}``.
         fit_settings: optimiser settings shared by all losses.
@@ -337,7 +339,7 @@ def run_regression(
     if data_path is not None:
         if not x_cols or not y_col:
             raise ValueError("data: a CSV file needs --x COL [COL ...] and --y COL")
-        data = csv_data(data_path, x_cols, y_col)
+        data = csv_data(data_path, x_cols, y_col, encoding=encoding)
     if data is not None:
         datasets, seed_list = [data], [seed]
         scenario = data.name
