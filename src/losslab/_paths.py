@@ -84,12 +84,15 @@ def ensure_folder(path: str | os.PathLike[str], *, option: str) -> Path:
     return folder
 
 
-def inside(root: str | os.PathLike[str], *parts: str) -> Path:
+def inside(root: str | os.PathLike[str], *parts: str, file: bool = False) -> Path:
     """``root / parts...``, checked to resolve inside ``root``.
 
     Args:
         root: the folder everything must stay in.
         *parts: path components (pass data-derived names through :func:`safe_component`).
+        file: the last part names a file that :func:`write_text` / :func:`write_bytes` will
+            replace; a symlink there is replaced rather than followed, so only the folder
+            holding it must resolve inside ``root``.
 
     Raises:
         UnsafePathError: the joined path resolves (following existing symlinks) outside
@@ -100,7 +103,9 @@ def inside(root: str | os.PathLike[str], *parts: str) -> Path:
         if Path(part).is_absolute():
             raise UnsafePathError(f"path component {part!r} is absolute; expected a name inside {str(base)!r}")
     target = base.joinpath(*parts)
-    resolved = target.resolve()
+    if file and parts and Path(parts[-1]).name in ("", ".", ".."):
+        raise UnsafePathError(f"path {str(target)!r}: expected a file name, got {parts[-1]!r}")
+    resolved = target.parent.resolve() / target.name if file and parts else target.resolve()
     if resolved != base and base not in resolved.parents:
         raise UnsafePathError(f"path {str(target)!r} resolves outside {str(base)!r}")
     return target

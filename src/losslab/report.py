@@ -120,7 +120,7 @@ class Report:
         A symlink at either name is replaced, its target untouched; ``option`` names the
         argument in the error raised when ``out_dir`` (or a parent) is a file."""
         out = ensure_folder(out_dir, option=option)
-        md_path, html_path = inside(out, "report.md"), inside(out, "report.html")
+        md_path, html_path = inside(out, "report.md", file=True), inside(out, "report.html", file=True)
         write_text(md_path, self.to_markdown(out))
         write_text(html_path, self.to_html(out))
         return md_path, html_path

@@ -136,12 +136,12 @@ def _run_diabetes(args: argparse.Namespace, losses: list[str], started: float) -
     result = run_diabetes_check(losses, seeds=args.seeds, seed=args.seed)
     out = ensure_folder(args.out, option="--out")
     headers, rows = diabetes_table(result)
-    write_text(inside(out, "diabetes.md"),
+    write_text(inside(out, "diabetes.md", file=True),
                f"# MLP on corrupted diabetes targets\n\n{markdown_table(headers, rows)}\n")
     import pandas as pd
 
-    write_text(inside(out, "diabetes_per_seed.csv"), pd.DataFrame(result.records).to_csv(index=False))
-    write_text(inside(out, "diabetes.json"), json.dumps(
+    write_text(inside(out, "diabetes_per_seed.csv", file=True), pd.DataFrame(result.records).to_csv(index=False))
+    write_text(inside(out, "diabetes.json", file=True), json.dumps(
         {"config": result.config, "summary": result.summary, "per_seed": result.records,
          "environment": environment_info()}, indent=2, default=str))
     print(text_table(headers, rows))

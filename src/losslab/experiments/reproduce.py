@@ -148,7 +148,7 @@ def reproduce(
         "environment": environment_info(),
     }
     _, html_path = report.write(out)
-    write_text(inside(out, "reproduce.json"), json.dumps(
+    write_text(inside(out, "reproduce.json", file=True), json.dumps(
         {"metadata": report.metadata, "sections": {s.key: s.data for s in report.sections}},
         indent=2, default=str,
     ))

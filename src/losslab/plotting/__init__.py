@@ -78,7 +78,7 @@ def save_figure(fig: Any, out_dir: str | Path, stem: str, caption: str) -> Figur
 
     out = ensure_folder(out_dir, option="out")
     name = safe_component(stem)
-    png, svg = inside(out, f"{name}.png"), inside(out, f"{name}.svg")
+    png, svg = inside(out, f"{name}.png", file=True), inside(out, f"{name}.svg", file=True)
     for path, kind in ((png, "png"), (svg, "svg")):
         buffer = io.BytesIO()
         fig.savefig(buffer, format=kind, bbox_inches="tight")

@@ -78,7 +78,7 @@ def write_csv(db: str | Path | ResultsStore, out_dir: str | Path) -> tuple[Path,
     from losslab._paths import ensure_folder, inside, write_text
 
     out = ensure_folder(out_dir, option="csv")
-    runs_path, curves_path = inside(out, "runs.csv"), inside(out, "curves.csv")
+    runs_path, curves_path = inside(out, "runs.csv", file=True), inside(out, "curves.csv", file=True)
     write_text(runs_path, runs_frame(db, stage=None).to_csv(index=False))
     write_text(curves_path, curves_frame(db, stage=None).to_csv(index=False))
     return runs_path, curves_path

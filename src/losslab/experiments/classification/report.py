@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from losslab._escape import md_code, md_text
-from losslab._paths import check_folder
+from losslab._paths import check_folder, inside
 from losslab.experiments.classification.runner import ANNOTATION_KEYS
 from losslab.experiments.classification.stats import LossComparison, compare_losses
 from losslab.experiments.classification.store import ResultsStore, config_hash
@@ -591,13 +591,14 @@ def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order:
     from losslab.experiments.classification.step_size import step_size_parts
 
     out = Path(out_dir)
+    figures_dir = inside(out, "figures")  # refuses a 'figures' symlink that leads elsewhere
     store = db if isinstance(db, ResultsStore) else _open_existing(db)
     sections = []
     for index, task in enumerate(load_results(store)):
         stem = f"{_slug(task.label)}-{index}"
-        figure = learning_curves(task, out / "figures", f"curves-{stem}")
-        reliability = reliability_figure(task, out / "figures", f"reliability-{stem}")
-        markdown, figures, data = step_size_parts(store, task, out / "figures", stem)
+        figure = learning_curves(task, figures_dir, f"curves-{stem}")
+        reliability = reliability_figure(task, figures_dir, f"reliability-{stem}")
+        markdown, figures, data = step_size_parts(store, task, figures_dir, stem)
         rounds = _until_decided_note(store, task)
         sections.append(Section(
             key=f"classification-{index}-{_slug(task.label)}",

@@ -663,8 +663,8 @@ def write_outputs(result: RegressionResult, out_dir: str | Path, *, figure: bool
     for method, messages in result.warnings.items():
         lines.append(f"- {method_label(method)} warned: {'; '.join(messages)}")
     name = safe_component(stem)
-    paths = {"markdown": inside(out, f"{name}.md"), "csv": inside(out, f"{name}.csv"),
-             "per_seed_csv": inside(out, f"{name}_per_seed.csv"), "json": inside(out, f"{name}.json")}
+    paths = {"markdown": inside(out, f"{name}.md", file=True), "csv": inside(out, f"{name}.csv", file=True),
+             "per_seed_csv": inside(out, f"{name}_per_seed.csv", file=True), "json": inside(out, f"{name}.json", file=True)}
     write_text(paths["markdown"], "\n".join(lines) + "\n")
     flat = [{k: (" ".join(f"{v:.6g}" for v in value) if isinstance(value, list) else value)
              for k, value in row.items()} for row in result.summary]
