@@ -168,3 +168,35 @@ def test_mlflow_quotes_in_a_uri_are_refused_and_in_a_database_path_work(tmp_path
     assert "MLflow: 1 run(s) logged" in first.stdout
     second = cli_run(*_compare(data, quoted_db, "--mlflow", str(tracking)))
     assert "MLflow: 0 run(s) logged" in second.stdout  # found again by its tag: not duplicated
+
+
+def test_replaced_files_get_the_permissions_of_a_plain_write(tmp_path):
+    from losslab._paths import write_text
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    replaced = write_text(tmp_path / "replaced.txt", "x")
+    assert (replaced.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)
+
+
+def test_the_image_cache_is_written_inside_its_folder_through_no_symlink(tmp_path):
+    pytest.importorskip("PIL", reason="reading image folders needs Pillow")
+    from PIL import Image
+
+    from losslab.data._formats import read_image_folders
+
+    for split in ("train", "val"):
+        for label in ("a", "b"):
+            folder = tmp_path / "images" / split / label
+            folder.mkdir(parents=True)
+            Image.new("RGB", (8, 8), (10 if label == "a" else 200, 0, 0)).save(folder / "0.png")
+    cache = tmp_path / "cache"
+    first = read_image_folders(tmp_path / "images", image_size=4, cache_dir=cache)
+    cached = Path(first.meta["cache"])
+    assert cached.parent == cache and cached.is_file()
+    cached.unlink()
+    cached.symlink_to(tmp_path / "elsewhere.npz")  # a dangling link planted at the cache's name
+    again = read_image_folders(tmp_path / "images", image_size=4, cache_dir=cache)
+    assert not cached.is_symlink() and cached.is_file()
+    assert not (tmp_path / "elsewhere.npz").exists()  # the link was replaced, not written through
+    np.testing.assert_array_equal(first.x_train, again.x_train)

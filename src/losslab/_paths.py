@@ -15,6 +15,10 @@ import tempfile
 from pathlib import Path
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+# The process's umask, read once: replaced files get the permissions a plain open() would give
+# them (mkstemp creates its files readable by the owner only).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 _MAX_COMPONENT = 80
 
 
@@ -118,6 +122,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         raise UnsafePathError(f"expected a file path, but {str(target)!r} is a folder")
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, target)  # replaces the link itself: its target is never written

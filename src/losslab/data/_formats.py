@@ -274,11 +274,13 @@ def read_image_folders(
     else:
         x_train = np.stack([_load_image(f, image_size) for f, _ in train_files])
         x_test = np.stack([_load_image(f, image_size) for f, _ in test_files])
-        if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            temporary = cache_file.with_suffix(".tmp.npz")
-            np.savez(temporary, x_train=x_train, x_test=x_test)
-            temporary.replace(cache_file)
+        if cache_file is not None:  # atomic, inside the cache folder, never through a symlink
+            from losslab._paths import ensure_folder, inside, write_bytes
+
+            buffer = io.BytesIO()
+            np.savez(buffer, x_train=x_train, x_test=x_test)
+            folder = ensure_folder(cache_file.parent, option="cache_dir")
+            write_bytes(inside(folder, cache_file.name, file=True), buffer.getvalue())
     return ClassificationData(
         name=name,
         kind="image",

@@ -102,8 +102,13 @@ def encode_sentences(
             show_progress_bar=show_progress,
         ).astype(np.float32)
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache_file.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(temporary, embeddings)
-        temporary.replace(cache_file)  # atomic: parallel workers never read half a file
+        import io
+
+        from losslab._paths import ensure_folder, inside, write_bytes
+
+        buffer = io.BytesIO()
+        np.save(buffer, embeddings)
+        folder = ensure_folder(cache_file.parent, option="cache_dir")
+        # atomic (parallel workers never read half a file) and never through a symlink
+        write_bytes(inside(folder, cache_file.name, file=True), buffer.getvalue())
     return embeddings
