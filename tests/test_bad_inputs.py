@@ -64,16 +64,20 @@ def test_a_split_leaving_a_class_out_of_training_is_an_error(tmp_path, cli_run):
     _assert_clean_error(result, "--max-train: 2 training rows cannot hold all 3 classes")
 
 
-def test_a_test_class_never_seen_in_training_is_a_warning_with_the_count(tmp_path):
+def test_a_test_class_never_seen_in_training_is_a_warning_with_the_count(tmp_path, cli_run):
     train = _csv(tmp_path / "train.csv", _two_classes())
     test = _csv(tmp_path / "test.csv", "f1,f2,y\n1,2,0\n2,3,1\n3,4,7\n4,5,7\n5,6,7\n")
-    with pytest.warns(DataWarning, match=r"test_path: 3 test row\(s\) belong to class\(es\) never "
+    with pytest.warns(DataWarning, match=r"3 row\(s\) of the test data belong to class\(es\) never "
                                          r"seen in training \('7' \(3 test row\(s\)\)\)"):
         data = load_dataset("csv", path=train, label_column="y", test_path=str(test))
     assert data.classes == ["0", "1", "7"] and int((data.y_test == 2).sum()) == 3
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataWarning)  # every class seen: no warning
         load_dataset("csv", path=train, label_column="y", test_path=str(train))
+    result = cli_run(*_compare(train, tmp_path / "r.sqlite", "--test-data", str(test)))
+    assert result.returncode == 0, result.stderr
+    assert ("losslab compare: warning: 3 row(s) of the test data belong to class(es) never seen "
+            "in training ('7' (3 test row(s)))") in result.stderr
 
 
 @pytest.mark.parametrize(("cell", "message"), [

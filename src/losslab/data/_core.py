@@ -280,8 +280,8 @@ def check_training_classes(y_train: np.ndarray, y_test: np.ndarray, classes: Seq
     shown = ", ".join(f"{classes[i]!r} ({int(test_counts[i])} test row(s))" for i in unseen)
     if given_test:
         warnings.warn(
-            f"test_path: {int(test_counts[unseen].sum())} test row(s) belong to class(es) never "
-            f"seen in training ({shown}); the model cannot learn them", DataWarning, stacklevel=4)
+            f"{int(test_counts[unseen].sum())} row(s) of the test data belong to class(es) never "
+            f"seen in training ({shown}); the model cannot learn them", DataWarning, stacklevel=3)
         return
     raise ValueError(
         f"test_fraction: the stratified split of {source} leaves class(es) {shown} out of the "
