@@ -12,10 +12,16 @@ from __future__ import annotations
 import html
 import re
 
-# Characters that Markdown (python-markdown with the tables extension) gives a meaning to. An
-# underscore between two letters or digits is left alone: it never opens or closes emphasis
-# (python-markdown and CommonMark agree), and names like cross_entropy stay readable.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*{}\[\]()#+\-.!|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+# Characters that Markdown (python-markdown with the tables extension, and GitHub's) gives a
+# meaning to anywhere in a line: escapes, code, emphasis, links and images (both need '['),
+# table cells. An underscore between two letters or digits is left alone: it never opens or
+# closes emphasis (python-markdown and CommonMark agree), so names like cross_entropy stay
+# readable. Parentheses, '!', '.', '-', '+' and '#' mean nothing without these, except at the
+# start of a line (see _LINE_START); '~' means nothing to python-markdown, which would print
+# an escaped one with its backslash.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*{}\[\]|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+# What would start a heading, a list or a quote if the value began a line.
+_LINE_START = re.compile(r"^(\s*)([#+\-]|\d+[.)])")
 _LINE_BREAKS = re.compile(r"[\r\n\t\f\v]+")
 
 
@@ -32,8 +38,14 @@ def md_text(value: object) -> str:
     """
     text = str(value)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _LINE_BREAKS.sub(" ", text)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", text))
+    return _LINE_START.sub(_escape_line_start, text)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    marker = match.group(2)
+    # '1.' / '1)' open an ordered list: escape the character after the number
+    return match.group(1) + (marker[:-1] + "\\" + marker[-1] if marker[0].isdigit() else "\\" + marker)
 
 
 def md_code(value: object) -> str:
