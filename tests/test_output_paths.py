@@ -148,6 +148,10 @@ def test_tensorboard_folders_come_from_sanitised_names_and_stay_inside(tmp_path,
     assert written == 0
     assert [p.name for p in elsewhere.rglob("*")] == ["m", "keep.txt"]
     os.unlink(root / "d")
+    (root / "d").write_text("a file where a task folder goes")
+    with pytest.warns(UserWarning, match=r"expected a folder, but .* is a file"):
+        assert export_tensorboard(db, root) == 0
+    os.unlink(root / "d")
     assert export_tensorboard(db, root) == 4
     again = export_tensorboard(db, root)  # rewritten, never duplicated, the root kept
     assert again == 4 and root.is_dir()

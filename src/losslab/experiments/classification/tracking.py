@@ -84,15 +84,16 @@ def export_tensorboard(db: str | Path | ResultsStore, log_dir: str | Path, *,
             continue
         try:
             folder = _run_folder(root, run)
+            if folder.is_symlink() or folder.is_file():
+                folder.unlink()  # the link itself (inside the log folder), never its target
+            elif folder.exists():
+                shutil.rmtree(folder)  # a rerun rewrites the run: no duplicated points
+            ensure_folder(folder, option="tensorboard")
         except UnsafePathError as error:
             from losslab.data._core import DataWarning  # the CLI prints it as one plain line
 
             warnings.warn(f"tensorboard: {error}; run skipped", DataWarning, stacklevel=2)
             continue
-        if folder.is_symlink():
-            folder.unlink()  # the link itself, never what it points to
-        elif folder.exists():
-            shutil.rmtree(folder)  # a rerun rewrites the run: no duplicated points
         writer = SummaryWriter(log_dir=str(folder))
         try:
             for epoch in epochs:
