@@ -91,7 +91,7 @@ def test_symlinks_at_report_and_table_names_are_replaced_not_followed(tmp_path, 
     assert victim.read_text() == "keep"
     for name in (out / "report.md", out / "report.html", tables / "runs.csv", tables / "curves.csv"):
         assert not name.is_symlink() and name.stat().st_size > 0
-    assert "# Loss comparison: results\\.sqlite" in (out / "report.md").read_text()
+    assert "# Loss comparison: results.sqlite" in (out / "report.md").read_text()
     assert (tables / "runs.csv").read_text().startswith("run_id,")
 
 
