@@ -19,16 +19,19 @@ from typing import Any
 
 @dataclass
 class Figure:
-    """A figure on disk (PNG, optionally an SVG twin) and its caption."""
+    """A figure on disk (PNG, optionally an SVG twin and a JSON twin of its numbers) and its
+    caption."""
 
     png: Path
     caption: str
     svg: Path | None = None
+    data: Path | None = None
 
 
 @dataclass
 class Section:
-    """One part of a report: Markdown body and figures, shown after the body."""
+    """One part of a report: ``lead`` figures first (what a reader scans), then the Markdown
+    body, then the other figures."""
 
     key: str
     title: str
@@ -36,6 +39,7 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
     order: int = 100
     data: dict[str, Any] = field(default_factory=dict)
+    lead: list[Figure] = field(default_factory=list)
 
 
 @dataclass
@@ -62,10 +66,10 @@ class Report:
             parts += [f"- [{s.title}](#{_anchor(s.title)})" for s in self.ordered()]
             parts.append("")
         for section in self.ordered():
-            parts += [f"## {section.title}", "", section.markdown.strip(), ""]
-            for figure in section.figures:
-                rel = _relative(figure.png, base)
-                parts += [f"![{figure.caption}]({rel})", "", f"*{figure.caption}*", ""]
+            parts += [f"## {section.title}", ""]
+            parts += _markdown_figures(section.lead, base)
+            parts += [section.markdown.strip(), ""]
+            parts += _markdown_figures(section.figures, base)
         if self.metadata:
             parts += ["## Environment and configuration", "", "```json",
                       json.dumps(self.metadata, indent=2, default=str), "```", ""]
@@ -82,14 +86,9 @@ class Report:
             body.append(f"<nav><p>Contents:</p><ul>{items}</ul></nav>")
         for section in self.ordered():
             body.append(f'<h2 id="{_anchor(section.title)}">{html.escape(section.title)}</h2>')
+            body += [_html_figure(figure) for figure in section.lead]
             body.append(markdown_to_html(section.markdown))
-            for figure in section.figures:
-                data = base64.b64encode(Path(figure.png).read_bytes()).decode("ascii")
-                body.append(
-                    f'<figure><img alt="{html.escape(figure.caption)}" '
-                    f'src="data:image/png;base64,{data}"/><figcaption>{html.escape(figure.caption)}'
-                    "</figcaption></figure>"
-                )
+            body += [_html_figure(figure) for figure in section.figures]
         if self.metadata:
             body.append("<h2>Environment and configuration</h2>")
             body.append(f"<pre>{html.escape(json.dumps(self.metadata, indent=2, default=str))}</pre>")
@@ -103,6 +102,20 @@ class Report:
         md_path.write_text(self.to_markdown(out), encoding="utf-8")
         html_path.write_text(self.to_html(out), encoding="utf-8")
         return md_path, html_path
+
+
+def _markdown_figures(figures: list[Figure], base: Path) -> list[str]:
+    parts: list[str] = []
+    for figure in figures:
+        parts += [f"![{figure.caption}]({_relative(figure.png, base)})", "", f"*{figure.caption}*", ""]
+    return parts
+
+
+def _html_figure(figure: Figure) -> str:
+    data = base64.b64encode(Path(figure.png).read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(figure.caption)}" '
+            f'src="data:image/png;base64,{data}"/><figcaption>{html.escape(figure.caption)}'
+            "</figcaption></figure>")
 
 
 def _relative(path: Path, base: Path) -> str:

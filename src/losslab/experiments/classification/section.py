@@ -305,6 +305,7 @@ def _final_scores(group: Any, seeds: list[int] | None) -> dict[str, dict[int, fl
 def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int,
                    skipped: str | None = None) -> tuple[Section, dict[str, Any], dict[str, Any]]:
     """(section, data, claim) of one table."""
+    from losslab.experiments.classification.forest import forest_group, table_forest
     from losslab.experiments.classification.report import (
         decision_lines,
         learning_curves,
@@ -315,6 +316,7 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
     )
     from losslab.experiments.classification.stats import compare_losses
     from losslab.experiments.classification.step_size import step_size_parts
+    from losslab.plotting.forest import read_forest_data
 
     spec = run.spec if run is not None else None
     title = f"Table {spec.number}: {spec.paper_setting}"
@@ -334,6 +336,7 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
     claim: dict[str, Any] | None = None
     body: list[str] = []
     decision_part: list[str] = []
+    forest_groups: list[Any] = []  # (protocol, group) per protocol that learned
     for protocol in stand_in.protocols:
         group = run.groups.get(protocol)
         protocol_data: dict[str, Any] = {}
@@ -357,6 +360,13 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
         protocol_data["wall_time_seconds"] = round(run.wall.get(protocol, 0.0), 1)
         if protocol == primary:
             claim = table_claim(spec, comparisons, learned=learned)
+        if learned:
+            rows_order = [loss for loss, _ in PAPER_ROWS]  # the paper table's order
+            forest_groups.append((protocol, forest_group(
+                f"Table {spec.number}, {protocol} protocol ({stand_in.task})",
+                sorted(comparisons, key=lambda c: rows_order.index(c.loss)
+                       if c.loss in rows_order else len(rows_order)),
+                claims=table_claim(spec, None)["paper_gains"], labels=dict(PAPER_ROWS))))
         protocol_data["decision_lines"] = (
             decision_lines(comparisons) if learned else
             [f"- every loss stayed at the majority-class accuracy ({majority:.4f}): the stand-in "
@@ -423,8 +433,12 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
                               f"majority-class accuracy of the test split {majority:.4f}.", ""]
     parts += body
     data["claim"] = claim
+    lead = table_forest(forest_groups, primary, out, f"table{spec.number}-forest",
+                        f"Table {spec.number} stand-in")
+    data["forest"] = None if lead is None else read_forest_data(lead.data)
     section = Section(key=f"classification-table{spec.number}", title=title,
-                      markdown="\n".join(parts).strip(), figures=figures, order=51 + index, data=data)
+                      markdown="\n".join(parts).strip(), figures=figures, order=51 + index, data=data,
+                      lead=[lead] if lead else [])
     return section, data, claim
 
 
@@ -437,8 +451,10 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
     runs train.
     """
     from losslab.data import data_dir
+    from losslab.experiments.classification.forest import summary_forest
     from losslab.experiments.classification.report import STATISTICS_NOTE
     from losslab.experiments.classification.store import ResultsStore
+    from losslab.plotting.forest import read_forest_data
 
     preset = context.preset if context.preset in PRESETS else "full"
     out = context.subdir("classification")
@@ -526,6 +542,9 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
         intro += [f"- {line}" for line in failed]
     data["wall_time_seconds"] = round(grid_time, 1)
     context.log(f"[classification] {grid_time:.1f} s")
+    summary = summary_forest(data["tables"], figures_dir)
+    data["forest"] = None if summary is None else read_forest_data(summary.data)
     overview = Section(key="classification", title="Classification: the paper's Tables 2–5 on "
-                       "stand-in data", markdown="\n".join(intro), order=50, data=data)
+                       "stand-in data", markdown="\n".join(intro), order=50, data=data,
+                       lead=[summary] if summary else [])
     return [overview, *sections]
