@@ -118,3 +118,28 @@ def test_the_pretrained_body_beats_random_initialisation(tmp_path):
     assert record["pretraining"]["train_images"] == 10000
     line = transfer_line(record, record["pretraining"])
     assert f"{record['difference_points']:+.2f} points" in line and "10000 fashion-mnist images" in line
+
+
+def test_table3_runs_the_transfer_stand_in_and_reports_the_check(tmp_path):
+    from losslab.experiments.classification.section import TABLES, StandIn, TableSpec, build_section
+    from losslab.experiments.reproduce import ReproduceContext
+
+    assert {TABLES[1].stand_in(preset).task for preset in ("quick", "standard", "full")} == {
+        "mnist-finetune"}
+    # The same tiny pretraining as above (cached), a tiny fine-tuning, two seeds.
+    tiny = TableSpec(3, TABLES[1].paper_setting, TABLES[1].paper, differences="tiny transfer",
+                     stand_ins={"quick": StandIn(
+                         "mnist-finetune", {"epochs": 1, "max_train": 300, "max_test": 200},
+                         model_options={"pretrained": {**asdict(TINY), "max_train": 10000}},
+                         seeds=2)})
+    context = ReproduceContext(preset="quick", out_dir=tmp_path, seed=0, log=lambda _: None,
+                               options={"classification_workers": 1})
+    overview, table = build_section(context, tables=(tiny,))
+    check = table.data["transfer_check"]
+    assert check["seeds"] == [0, 1] and check["pretraining"]["train_images"] == 10000
+    # The check's pretrained arm is the table's own cross-entropy runs (fixed protocol).
+    ours = table.data["fixed"]["ours"]["cross_entropy"]["summary"]["mean"]
+    assert ours == pytest.approx(sum(check["pretrained_accuracy"].values()) / 2, rel=1e-12)
+    assert "**Transfer check**" in table.markdown
+    assert f"{check['difference_points']:+.2f} points" in table.markdown
+    assert overview.data["tables"][3]["transfer_check"] is check

@@ -20,7 +20,6 @@ and on a shared 2-core machine one thread is also the fastest.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -152,6 +151,8 @@ def _one_thread() -> Iterator[None]:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock on ``path`` (two processes never pretrain the same body at once)."""
+    import fcntl  # POSIX; imported here so the module itself imports anywhere
+
     with open(path, "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
