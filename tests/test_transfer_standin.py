@@ -120,16 +120,19 @@ def test_the_pretrained_body_beats_random_initialisation(tmp_path):
     assert f"{record['difference_points']:+.2f} points" in line and "10000 fashion-mnist images" in line
 
 
-def test_table3_runs_the_transfer_stand_in_and_reports_the_check(tmp_path):
+def test_table3_runs_the_transfer_stand_in_and_reports_the_check(tmp_path, monkeypatch):
+    from losslab.experiments.classification import api
     from losslab.experiments.classification.section import TABLES, StandIn, TableSpec, build_section
     from losslab.experiments.reproduce import ReproduceContext
+
+    monkeypatch.setattr(api, "PAPER_LOSSES", ("cross_entropy", "m"))  # two losses: a faster test
 
     assert {TABLES[1].stand_in(preset).task for preset in ("quick", "standard", "full")} == {
         "mnist-finetune"}
     # The same tiny pretraining as above (cached), a tiny fine-tuning, two seeds.
     tiny = TableSpec(3, TABLES[1].paper_setting, TABLES[1].paper, differences="tiny transfer",
                      stand_ins={"quick": StandIn(
-                         "mnist-finetune", {"epochs": 1, "max_train": 300, "max_test": 200},
+                         "mnist-finetune", {"epochs": 1, "max_train": 200, "max_test": 100},
                          model_options={"pretrained": {**asdict(TINY), "max_train": 10000}},
                          seeds=2)})
     context = ReproduceContext(preset="quick", out_dir=tmp_path, seed=0, log=lambda _: None,
