@@ -85,6 +85,15 @@ def draw_forest(groups: Sequence[ForestGroup], out_dir: str | Path, stem: str, c
                          xlabel=f"difference from cross-entropy, {metric} (points)")
 
 
+def forest_record(figure: Figure | None) -> dict[str, object] | None:
+    """The numbers a forest figure drew (read back from its JSON twin), for a section's data."""
+    if figure is None or figure.data is None:
+        return None
+    from losslab.plotting.forest import read_forest_data
+
+    return read_forest_data(figure.data)
+
+
 def task_forest(task: TaskResults, out_dir: str | Path, stem: str, *,
                 metric: str = "accuracy") -> Figure | None:
     """The forest plot that opens a task's section in ``losslab report`` / ``compare --out``:

@@ -563,7 +563,7 @@ def _until_decided_note(store: ResultsStore, task: TaskResults) -> str:
 def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order: int = 50,
                    metric: str = "accuracy") -> list[Section]:
     """One report section per task configuration in the database."""
-    from losslab.experiments.classification.forest import task_forest
+    from losslab.experiments.classification.forest import forest_record, task_forest
     from losslab.experiments.classification.step_size import step_size_parts
 
     out = Path(out_dir)
@@ -583,19 +583,10 @@ def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order:
             figures=([figure] if figure else []) + ([reliability] if reliability else []) + figures,
             order=order + index, lead=[forest] if forest else [],
             data={"config": task.config, "protocol": task.protocol,
-                  "metric": metric, "forest": _forest_record(forest),
+                  "metric": metric, "forest": forest_record(forest),
                   "comparisons": [c.to_dict() for c in task.comparisons(metric=metric)], **data},
         ))
     return sections
-
-
-def _forest_record(figure: Figure | None) -> dict[str, Any] | None:
-    """The numbers a forest figure drew (its JSON twin), for the section's data."""
-    if figure is None or figure.data is None:
-        return None
-    from losslab.plotting.forest import read_forest_data
-
-    return read_forest_data(figure.data)
 
 
 def write_report(db: str | Path, out_dir: str | Path, *, metric: str = "accuracy"

@@ -314,7 +314,7 @@ def _final_scores(group: Any, seeds: list[int] | None) -> dict[str, dict[int, fl
 def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int,
                    skipped: str | None = None) -> tuple[Section, dict[str, Any], dict[str, Any]]:
     """(section, data, claim) of one table."""
-    from losslab.experiments.classification.forest import forest_group, table_forest
+    from losslab.experiments.classification.forest import forest_group, forest_record, table_forest
     from losslab.experiments.classification.report import (
         decision_lines,
         learning_curves,
@@ -325,7 +325,6 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
     )
     from losslab.experiments.classification.stats import compare_losses
     from losslab.experiments.classification.step_size import step_size_parts
-    from losslab.plotting.forest import read_forest_data
 
     spec = run.spec if run is not None else None
     title = f"Table {spec.number}: {spec.paper_setting}"
@@ -445,7 +444,7 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
     data["claim"] = claim
     lead = table_forest(forest_groups, primary, out, f"table{spec.number}-forest",
                         f"Table {spec.number} stand-in")
-    data["forest"] = None if lead is None else read_forest_data(lead.data)
+    data["forest"] = forest_record(lead)
     section = Section(key=f"classification-table{spec.number}", title=title,
                       markdown="\n".join(parts).strip(), figures=figures, order=51 + index, data=data,
                       lead=[lead] if lead else [])
@@ -472,10 +471,9 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
     """
     from losslab.data import data_dir
     from losslab.experiments.classification import transfer
-    from losslab.experiments.classification.forest import summary_forest
+    from losslab.experiments.classification.forest import forest_record, summary_forest
     from losslab.experiments.classification.report import STATISTICS_NOTE
     from losslab.experiments.classification.store import ResultsStore
-    from losslab.plotting.forest import read_forest_data
 
     preset = context.preset if context.preset in PRESETS else "full"
     out = context.subdir("classification")
@@ -568,7 +566,7 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
     data["wall_time_seconds"] = round(grid_time, 1)
     context.log(f"[classification] {grid_time:.1f} s")
     summary = summary_forest(data["tables"], figures_dir)
-    data["forest"] = None if summary is None else read_forest_data(summary.data)
+    data["forest"] = forest_record(summary)
     overview = Section(key="classification", title="Classification: the paper's Tables 2–5 on "
                        "stand-in data", markdown="\n".join(intro), order=50, data=data,
                        lead=[summary] if summary else [])
