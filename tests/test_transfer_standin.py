@@ -16,6 +16,7 @@ import torch
 from losslab.experiments.classification import planned_task
 from losslab.experiments.classification.tasks import get_task
 from losslab.experiments.classification.transfer import (
+    PRETRAINING_VERSION,
     PretrainedCNN,
     PretrainSettings,
     architecture,
@@ -103,9 +104,12 @@ def test_the_pretrained_body_beats_random_initialisation(tmp_path):
                                                         "max_test": 500},
                            model_options={"pretrained": pretraining})
     # The pretraining is part of the runs' identity; the twin is the same model without it.
-    assert planned.config("cross_entropy")["data"]["model_options"]["pretrained"]["max_train"] == 10000
+    config = planned.config("cross_entropy")["data"]
+    assert config["model_options"]["pretrained"]["max_train"] == 10000
+    assert config["pretraining_version"] == PRETRAINING_VERSION
     twin = random_init_twin(planned)
     assert "pretrained" not in twin.source.model_options and twin.settings == planned.settings
+    assert "pretraining_version" not in twin.config("cross_entropy")["data"]
     record = transfer_check(planned, seeds=[0, 1, 2], db=tmp_path / "t.sqlite", workers=1,
                             threads=1, log=lambda _: None)
     assert record["seeds"] == [0, 1, 2]

@@ -363,6 +363,12 @@ class DatasetSource:
                                   "options": _jsonable(self.options)}
         if self.validation is not None:
             config["validation"] = self.validation.config()
+        if "pretrained" in self.model_options:
+            # A changed pretraining procedure gives another body: runs on the old one are not
+            # reused (the option's settings are already in model_options).
+            from losslab.experiments.classification.transfer import PRETRAINING_VERSION
+
+            config["pretraining_version"] = PRETRAINING_VERSION
         if self.path is not None:
             # The path is where the data is, not what it is: identify a file by its content.
             file = Path(self.path)
