@@ -452,7 +452,8 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
 
 
 def _transfer_part(run: _TableRun, data: dict[str, Any]) -> list[str]:
-    """The line that shows what the pretrained body is worth ([] for other stand-ins)."""
+    """The line that shows what the pretrained body is worth, with the check recorded in the
+    table's ``data`` ([] and nothing recorded for other stand-ins)."""
     if run.transfer is None:
         return []
     from losslab.experiments.classification.transfer import transfer_line
