@@ -364,9 +364,10 @@ def test_reproduce_section_runs_both_protocols_where_asked(tmp_path):
     from losslab.experiments.classification.section import TABLES, StandIn, TableSpec, build_section
     from losslab.experiments.reproduce import ReproduceContext
 
-    assert TABLES[1].stand_in("quick").protocols == ("fixed", "tuned")  # the digits of Table 3
+    assert TABLES[0].stand_in("quick").protocols == ("fixed",)  # Table 2's demo: one shared rate
     assert all(spec.stand_in(preset).protocols == ("tuned",)
                for spec in TABLES for preset in ("standard", "full"))
+    assert TABLES[1].stand_in("quick").protocols == ("tuned",)  # the transfer stand-in
     tiny = TableSpec(
         3, TABLES[1].paper_setting, TABLES[1].paper, differences="tiny digits for the test",
         stand_ins={"quick": StandIn("digits-mlp", {"epochs": 2, "max_train": 200, "max_test": 80},

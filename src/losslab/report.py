@@ -35,16 +35,19 @@ from losslab._paths import ensure_folder, inside, write_text
 
 @dataclass
 class Figure:
-    """A figure on disk (PNG, optionally an SVG twin) and its caption."""
+    """A figure on disk (PNG, optionally an SVG twin and a JSON twin of its numbers) and its
+    caption."""
 
     png: Path
     caption: str
     svg: Path | None = None
+    data: Path | None = None
 
 
 @dataclass
 class Section:
-    """One part of a report: Markdown body and figures, shown after the body."""
+    """One part of a report: ``lead`` figures first (what a reader scans), then the Markdown
+    body, then the other figures."""
 
     key: str
     title: str
@@ -52,6 +55,7 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
     order: int = 100
     data: dict[str, Any] = field(default_factory=dict)
+    lead: list[Figure] = field(default_factory=list)
 
 
 @dataclass
@@ -78,11 +82,10 @@ class Report:
             parts += [f"- [{md_text(s.title)}](#{_anchor(s.title)})" for s in self.ordered()]
             parts.append("")
         for section in self.ordered():
-            parts += [f"## {md_text(section.title)}", "", section.markdown.strip(), ""]
-            for figure in section.figures:
-                rel = _link_target(_relative(figure.png, base))
-                caption = md_text(figure.caption)
-                parts += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
+            parts += [f"## {md_text(section.title)}", ""]
+            parts += _markdown_figures(section.lead, base)
+            parts += [section.markdown.strip(), ""]
+            parts += _markdown_figures(section.figures, base)
         if self.metadata:
             # JSON escapes line breaks, so no value can start a line that closes the fence
             parts += ["## Environment and configuration", "", "```json",
@@ -100,14 +103,9 @@ class Report:
             body.append(f"<nav><p>Contents:</p><ul>{items}</ul></nav>")
         for section in self.ordered():
             body.append(f'<h2 id="{_anchor(section.title)}">{html.escape(section.title)}</h2>')
+            body += [_html_figure(figure) for figure in section.lead]
             body.append(markdown_to_html(section.markdown))
-            for figure in section.figures:
-                data = base64.b64encode(Path(figure.png).read_bytes()).decode("ascii")
-                body.append(
-                    f'<figure><img alt="{html.escape(figure.caption)}" '
-                    f'src="data:image/png;base64,{data}"/><figcaption>{html.escape(figure.caption)}'
-                    "</figcaption></figure>"
-                )
+            body += [_html_figure(figure) for figure in section.figures]
         if self.metadata:
             body.append("<h2>Environment and configuration</h2>")
             body.append(f"<pre>{html.escape(json.dumps(self.metadata, indent=2, default=str))}</pre>")
@@ -124,6 +122,22 @@ class Report:
         write_text(md_path, self.to_markdown(out))
         write_text(html_path, self.to_html(out))
         return md_path, html_path
+
+
+def _markdown_figures(figures: list[Figure], base: Path) -> list[str]:
+    parts: list[str] = []
+    for figure in figures:
+        rel = _link_target(_relative(figure.png, base))
+        caption = md_text(figure.caption)
+        parts += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
+    return parts
+
+
+def _html_figure(figure: Figure) -> str:
+    data = base64.b64encode(Path(figure.png).read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(figure.caption)}" '
+            f'src="data:image/png;base64,{data}"/><figcaption>{html.escape(figure.caption)}'
+            "</figcaption></figure>")
 
 
 def _relative(path: Path, base: Path) -> str:

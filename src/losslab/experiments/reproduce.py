@@ -55,8 +55,9 @@ class ReproduceContext:
 
 
 def summary_section(sections: list[Section], wall_time: float) -> Section:
-    """The report's opening: each of the paper's claims with our verdict and its reason, then
-    one ranked line per loss for every classification task (read from the other sections)."""
+    """The report's opening: the forest plot of every classification table, each of the paper's
+    claims with our verdict and its reason, then one ranked line per loss for every
+    classification task (read from the other sections)."""
     claims = sorted((claim for section in sections for claim in section.data.get("claims", [])),
                     key=lambda claim: claim["table"])
     parts = [f"Wall time of this reproduction: {wall_time:.0f} s.", ""]
@@ -75,9 +76,14 @@ def summary_section(sections: list[Section], wall_time: float) -> Section:
             if lines:
                 parts += [f"**{md_text(section.title)}** (`{section.data['task']}`, {protocol} protocol):",
                           "", *lines, ""]
+    # The forest plot of every table opens the summary (the classification section drew it).
+    forest = [(figure, section.data.get("forest")) for section in sections
+              if section.key == "classification" for figure in section.lead]
     return Section(key="summary", title="Summary: what this reproduction found",
                    markdown="\n".join(parts).strip(), order=1,
-                   data={"claims": claims, "wall_time_seconds": round(wall_time, 1)})
+                   data={"claims": claims, "wall_time_seconds": round(wall_time, 1),
+                         "forest": forest[0][1] if forest else None},
+                   lead=[figure for figure, _ in forest])
 
 
 def _load_builder(spec: str) -> Callable[[ReproduceContext], Section]:

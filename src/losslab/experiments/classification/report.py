@@ -588,6 +588,7 @@ def _until_decided_note(store: ResultsStore, task: TaskResults) -> str:
 def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order: int = 50,
                    metric: str = "accuracy") -> list[Section]:
     """One report section per task configuration in the database."""
+    from losslab.experiments.classification.forest import forest_record, task_forest
     from losslab.experiments.classification.step_size import step_size_parts
 
     out = Path(out_dir)
@@ -596,6 +597,7 @@ def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order:
     sections = []
     for index, task in enumerate(load_results(store)):
         stem = f"{_slug(task.label)}-{index}"
+        forest = task_forest(task, figures_dir, f"forest-{stem}", metric=metric)
         figure = learning_curves(task, figures_dir, f"curves-{stem}")
         reliability = reliability_figure(task, figures_dir, f"reliability-{stem}")
         markdown, figures, data = step_size_parts(store, task, figures_dir, stem)
@@ -605,9 +607,9 @@ def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order:
             title=f"Task {task.label}",
             markdown=(rounds + task_markdown(task, metric) + ("\n\n" + markdown if markdown else "")),
             figures=([figure] if figure else []) + ([reliability] if reliability else []) + figures,
-            order=order + index,
+            order=order + index, lead=[forest] if forest else [],
             data={"config": task.config, "protocol": task.protocol,
-                  "metric": metric,
+                  "metric": metric, "forest": forest_record(forest),
                   "comparisons": [c.to_dict() for c in task.comparisons(metric=metric)], **data},
         ))
     return sections
@@ -627,9 +629,10 @@ def write_report(db: str | Path, out_dir: str | Path, *, metric: str = "accuracy
     report = Report(
         title=f"Loss comparison: {Path(db).name}",
         intro=(
-            "Each task was trained once per (loss, seed). Each task opens with its decision: one "
-            "ranked line per loss with its paired difference from cross-entropy over the same "
-            "seeds and the interval the verdict reads. " + STATISTICS_NOTE + " Under the "
+            "Each task was trained once per (loss, seed). Each task opens with a forest plot of "
+            "the differences from cross-entropy, then its decision: one ranked line per loss "
+            "with its paired difference from cross-entropy over the same seeds and the "
+            "interval the verdict reads. " + STATISTICS_NOTE + " Under the "
             "fixed protocol every loss uses the task's learning rate; under the tuned protocol "
             "each loss uses the rate that scored best on a validation split carved from the "
             "training data (the test split is never used to choose it)."
