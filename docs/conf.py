@@ -24,7 +24,7 @@ import losslab  # noqa: E402
 
 project = "losslab"
 author = "losslab developers"
-copyright = "2026, losslab developers"  # noqa: A001 - Sphinx's name
+copyright = "2026, losslab developers"
 version = release = getattr(losslab, "__version__", "0.1.0")
 
 extensions = [

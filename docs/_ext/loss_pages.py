@@ -1,4 +1,4 @@
-"""Sphinx extension: one page per loss family, generated from the registry at build time.
+"""Sphinx extension: the pages generated at build time (loss families, API lists, results).
 
 Each registered loss gets a section with its formula (the ``.. math::`` block of its
 functional's docstring, so the formula is written once, in the code), its shape figure
@@ -145,13 +145,6 @@ def generate(srcdir: Path) -> list[Path]:
     return written
 
 
-def _on_builder_inited(app) -> None:
-    generate(Path(app.srcdir))
-
-
-def setup(app):
-    app.connect("builder-inited", _on_builder_inited)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
 # --- API reference pages ------------------------------------------------------------------
@@ -189,18 +182,6 @@ def generate_api(srcdir: Path) -> None:
         (out / f"{page}.rst").write_text("\n".join(lines), encoding="utf-8")
 
 
-def _on_builder_inited_api(app) -> None:
-    generate_api(Path(app.srcdir))
-
-
-_setup_pages = setup
-
-
-def setup(app):  # noqa: F811 - extends the loss-page setup above
-    app.connect("builder-inited", _on_builder_inited_api)
-    return _setup_pages(app)
-
-
 # --- the published reports ----------------------------------------------------------------
 
 PUBLISHED = ("standard",)
@@ -220,9 +201,14 @@ def copy_published(srcdir: Path) -> None:
             shutil.copyfile(report, target / name / "report.html")
 
 
-_setup_with_api = setup
+
+def _generate_all(app) -> None:
+    srcdir = Path(app.srcdir)
+    generate(srcdir)
+    generate_api(srcdir)
+    copy_published(srcdir)
 
 
-def setup(app):  # noqa: F811 - extends the setup above
-    app.connect("builder-inited", lambda app: copy_published(Path(app.srcdir)))
-    return _setup_with_api(app)
+def setup(app):
+    app.connect("builder-inited", _generate_all)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
