@@ -252,7 +252,7 @@ IDX = torch.randint(0, 3, (2, 4))
         (lambda: LF.dice_loss(Z.sigmoid() * 2, IDX, from_logits=False), ValueError, r"input: expected probabilities \(from_logits=False\) in \[0, 1\]"),
         (lambda: LF.dice_loss(Z, IDX, weight=torch.ones(2)), ValueError, r"weight: expected one weight per class kept, shape \(3,\)"),
         (lambda: LF.dice_loss(Z, IDX, weight=torch.ones(3), include_background=False), ValueError, r"weight: expected one weight per class kept, shape \(2,\)"),
-        (lambda: LF.dice_loss(Z, IDX, weight=torch.tensor([1.0, -1.0, 1.0])), ValueError, r"weight: expected values >= 0, got -1.0"),
+        (lambda: LF.dice_loss(Z, IDX, weight=torch.tensor([1.0, -1.0, 1.0])), ValueError, r"weight: expected finite class weights >= 0, got -1.0"),
         (lambda: LF.dice_loss(Z, IDX, weight=torch.ones(3, dtype=torch.long)), TypeError, r"weight: expected a floating-point tensor"),
         (lambda: LF.dice_loss(Z, torch.rand(2, 3, 4), mode="binary", weight=torch.ones(1)), ValueError, r"weight: per-class weights need a class dim"),
     ],

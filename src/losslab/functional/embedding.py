@@ -27,7 +27,9 @@ from torch import Tensor
 from losslab import distributed
 from losslab._validation import (
     as_class_indices,
+    check_bool,
     check_floating,
+    check_number,
     check_positive,
     check_reduction,
     check_same_shape,
@@ -95,19 +97,11 @@ def _labels(name: str, value: object, batch: int) -> Tensor:
 
 
 def _number(name: str, value: object, *, low: float = -math.inf, high: float = math.inf,
-            low_open: bool = False) -> float:
-    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok_type and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name}: expected a number in {bracket}{low:g}, {high:g}], got {value!r}")
-    return float(value)
+            low_open: bool = False, finite: bool = True) -> float:
+    return check_number(name, value, low=low, high=high, low_open=low_open, finite=finite)
 
 
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected True or False, got {value!r}")
-    return value
+_flag = check_bool
 
 
 def _similarity_metric(similarity: object) -> str:
@@ -334,7 +328,7 @@ def triplet_margin_loss(
     """
     check_reduction(reduction)
     margin = _number("margin", margin, low=0.0)
-    p = _number("p", p, low=0.0, low_open=True)
+    p = _number("p", p, low=0.0, low_open=True, finite=False)     # p = inf: the max norm
     eps = _number("eps", eps, low=0.0)
     swap = _flag("swap", swap)
     anchor = check_floating("anchor", anchor)
