@@ -54,7 +54,7 @@ def test_sigmoid_focal_hessian_is_finite_at_extreme_logits(dtype, gamma):
         # elementwise loss: the Hessian is diagonal
         torch.testing.assert_close(hessian - torch.diag(hessian.diagonal()), torch.zeros_like(hessian))
         reference = torch.autograd.functional.hessian(
-            lambda x: _textbook_focal(x, y.double(), 0.25, gamma), z.double()
+            lambda x, y=y: _textbook_focal(x, y.double(), 0.25, gamma), z.double()
         )
         finite = torch.isfinite(reference)
         torch.testing.assert_close(hessian.double()[finite], reference[finite], rtol=1e-5, atol=1e-30)
