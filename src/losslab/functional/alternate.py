@@ -61,7 +61,6 @@ from losslab._validation import (
     compute_dtype,
     effective_eps,
     reduce,
-    weighted_mean,
 )
 from losslab.functional import _fused
 
@@ -280,15 +279,11 @@ def multiclass_loss(
             others = others * weight.view((1, -1) + (1,) * (input.dim() - 2))
         loss = loss + torch.where(is_target, 0.0, others).sum(1)
     loss = torch.where(keep, loss, 0.0)
-    if reduction == "none":
-        return loss.squeeze(0) if unbatched else loss
-    if reduction == "sum":
-        return loss.sum()
-    if weight is None:
-        denominator = keep.sum().to(loss.dtype)
-    else:
-        denominator = torch.where(keep, weight[index.squeeze(1)], 0.0).sum()
-    return weighted_mean(loss.sum(), denominator)
+    denominator = None
+    if reduction == "mean":
+        denominator = keep.sum().to(loss.dtype) if weight is None else torch.where(keep, weight[index.squeeze(1)], 0.0).sum()
+    out = reduce(loss, reduction, weight_sum=denominator)
+    return out.squeeze(0) if unbatched and reduction == "none" else out
 
 
 def binary_loss(
@@ -370,6 +365,13 @@ def m_loss(
     Its derivative in ``p`` is larger in magnitude than cross-entropy's on all of (0, 1)
     ("stricter"). With class-index targets and ``full=False`` it equals ``expm1(CE)``.
 
+    With soft (probability) targets the true-class term is ``y (1/p - 1) = y/p - y``; the
+    authors' notebooks compute ``y^2/p - y`` there. The two agree for one-hot targets (and
+    so for class indices) and differ for label smoothing or distillation targets. The
+    authors' notebooks do not clip ``p`` (they divide with ``tf.math.divide_no_nan``);
+    losslab clamps it into ``[eps, 1 - eps]`` (see :func:`losslab._validation.effective_eps`
+    for the value applied per dtype).
+
     Args:
         input: logits (or probabilities with ``from_logits=False``), shape ``(N, C, d1..dk)``
             or ``(C,)``.
@@ -382,7 +384,8 @@ def m_loss(
         reduction: ``"mean"`` (over samples; with class indices divided by the summed target
             weights: NaN, as ``F.cross_entropy``, when every target is ignored or the batch is
             empty), ``"sum"`` or ``"none"``.
-        eps: probabilities are clamped into ``[eps, 1 - eps]``.
+        eps: probabilities are clamped into ``[eps, 1 - eps]`` (applied in log space;
+            raised to ``torch.finfo(dtype).eps`` for float16 / bfloat16 inputs).
         impl: ``"auto"`` (default) uses the fused kernels of :mod:`losslab.functional._fused`
             (same values and gradients, one input-sized tensor kept for backward) when
             ``from_logits`` and neither target nor weight requires grad; ``"fused"`` insists
@@ -457,7 +460,9 @@ def binary_m_loss(
         \quad p = \sigma(z)
 
     From logits this is ``y exp(-z)`` (and ``+ (1 - y) exp(z)`` for full M, the exponential
-    loss), clamped through ``eps``.
+    loss), clamped through ``eps``. With soft targets the positive term is ``y/p - y``; the
+    authors' notebooks compute ``y^2/p - y`` (equal for hard labels) and do not clip ``p``
+    (``tf.math.divide_no_nan``).
 
     Args:
         input: logits (or probabilities with ``from_logits=False``), any shape.

@@ -1,8 +1,8 @@
-"""Classification losses over logits: documented entries over torch, and the primer's catalogue.
+"""Classification losses over logits: documented entries over torch, hinge, focal and poly losses.
 
 ``cross_entropy``, ``binary_cross_entropy_with_logits`` and ``kl_div`` call torch after
 losslab's argument checks, so that every comparison can name them through the registry. The
-primer's catalogue (seed 001) follows: binary hinge and squared hinge, the multiclass SVM
+standard classification losses follow: binary hinge and squared hinge, the multiclass SVM
 hinge (Weston–Watkins as ``F.multi_margin_loss``, and Crammer–Singer), sigmoid and softmax
 focal losses, and PolyLoss.
 
@@ -41,7 +41,6 @@ from losslab._validation import (
     empty_reduction,
     reduce,
     validation_enabled,
-    weighted_mean,
 )
 from losslab.functional import _fused
 from losslab.functional._softmax import log_softmax, softmax
@@ -214,11 +213,12 @@ def _class_view(vector: Tensor, ndim: int) -> Tensor:
     return vector.view((1, -1) + (1,) * (ndim - 2))
 
 
-def _index_mean(loss: Tensor, keep: Tensor, sample_weight: Tensor | None) -> Tensor:
-    """``"mean"`` for class-index targets: divide by the summed weight of the kept targets."""
+def _kept_weight(keep: Tensor, sample_weight: Tensor | None, dtype: torch.dtype) -> Tensor:
+    """The ``"mean"`` denominator for class-index targets: the summed weight of the kept
+    targets (their count without weights), as ``F.cross_entropy`` divides."""
     if sample_weight is None:
-        return weighted_mean(loss.sum(), keep.sum().to(loss.dtype))
-    return weighted_mean(loss.sum(), torch.where(keep, sample_weight, 0.0).sum())
+        return keep.sum().to(dtype)
+    return torch.where(keep, sample_weight, 0.0).sum()
 
 
 def _fast_within(tensor: Tensor, low: float, high: float) -> bool:
@@ -424,11 +424,8 @@ def multiclass_hinge_loss(
     if weight is not None:
         loss = loss * weight[index.squeeze(1)]
     loss = torch.where(keep, loss, 0.0)
-    if reduction == "none":
-        return loss.squeeze(0) if unbatched else loss
-    if reduction == "sum":
-        return loss.sum()
-    return weighted_mean(loss.sum(), keep.sum().to(loss.dtype))
+    out = reduce(loss, reduction, weight_sum=_kept_weight(keep, None, loss.dtype) if reduction == "mean" else None)
+    return out.squeeze(0) if unbatched and reduction == "none" else out
 
 
 def _weston_watkins(
@@ -450,11 +447,8 @@ def _weston_watkins(
         input, target.masked_fill(ignored, 0), p=p, margin=margin, weight=weight, reduction="none"
     )
     loss = loss.masked_fill(ignored, 0.0)
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return weighted_mean(loss.sum(), ignored.logical_not().sum().to(loss.dtype))
+    kept = _kept_weight(ignored.logical_not(), None, loss.dtype) if reduction == "mean" else None
+    return reduce(loss, reduction, weight_sum=kept)
 
 
 # --- focal losses --------------------------------------------------------------------------
@@ -710,11 +704,8 @@ def _softmax_focal_index(
     if sample_weight is not None:
         loss = loss * sample_weight
     loss = torch.where(keep, loss, 0.0)
-    if reduction == "none":
-        return loss.squeeze(0) if unbatched else loss
-    if reduction == "sum":
-        return loss.sum()
-    return _index_mean(loss, keep, sample_weight)
+    out = reduce(loss, reduction, weight_sum=_kept_weight(keep, sample_weight, loss.dtype) if reduction == "mean" else None)
+    return out.squeeze(0) if unbatched and reduction == "none" else out
 
 
 # --- PolyLoss ------------------------------------------------------------------------------
@@ -751,7 +742,7 @@ def poly_loss(
     recommended starting point); a list ``[eps_1, ..., eps_N]`` is Poly-N. ``epsilon=0`` is
     exactly ``F.cross_entropy``. ``y`` is the target distribution after label smoothing
     (``(1 - s) onehot + s / C``, as torch smooths), so ``p_t`` is the paper's "prediction
-    probability of the target class" under the smoothed labels. The primer writes the
+    probability of the target class" under the smoothed labels. Some tutorials write the
     series as ``eps_j (1 - p_t)^j / j``; that is the same family with ``eps_j`` rescaled by
     ``1/j``; losslab follows the paper's Poly-N form (no ``1/j``).
 
@@ -827,10 +818,6 @@ def poly_loss(
     loss = ce + poly
     if keep is not None:
         loss = torch.where(keep, loss, 0.0)
-    if reduction == "none":
-        return loss.squeeze(0) if unbatched else loss
-    if reduction == "sum":
-        return loss.sum()
-    if keep is None:
-        return loss.mean()
-    return _index_mean(loss, keep, sample_weight)
+    kept = None if keep is None or reduction != "mean" else _kept_weight(keep, sample_weight, loss.dtype)
+    out = reduce(loss, reduction, weight_sum=kept)
+    return out.squeeze(0) if unbatched and reduction == "none" else out

@@ -46,7 +46,10 @@ class ContrastiveLoss(FunctionalLoss):
     """
 
     function = staticmethod(EF.contrastive_loss)
-    option_checks: ClassVar[OptionChecks] = {"margin": lambda name, value: check_number(name, value, low=0.0, low_open=True)}
+    option_checks: ClassVar[OptionChecks] = {
+        "margin": lambda name, value: check_number(name, value, low=0.0, low_open=True),
+        "similar_label": EF.check_similar_label,
+    }
 
     def __init__(
         self,
