@@ -27,7 +27,9 @@ from torch import Tensor
 from losslab import distributed
 from losslab._validation import (
     as_class_indices,
+    check_bool,
     check_floating,
+    check_number,
     check_positive,
     check_reduction,
     check_same_shape,
@@ -95,19 +97,11 @@ def _labels(name: str, value: object, batch: int) -> Tensor:
 
 
 def _number(name: str, value: object, *, low: float = -math.inf, high: float = math.inf,
-            low_open: bool = False) -> float:
-    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok_type and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name}: expected a number in {bracket}{low:g}, {high:g}], got {value!r}")
-    return float(value)
+            low_open: bool = False, finite: bool = True) -> float:
+    return check_number(name, value, low=low, high=high, low_open=low_open, finite=finite)
 
 
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected True or False, got {value!r}")
-    return value
+_flag = check_bool
 
 
 def _similarity_metric(similarity: object) -> str:
@@ -227,6 +221,14 @@ class _ScaledGram(torch.autograd.Function):
 # --- pairs and triplets --------------------------------------------------------------------
 
 
+def check_similar_label(name: str, value: object) -> int:
+    """The label of a similar pair in the contrastive loss: the int 0 (Hadsell et al.'s
+    convention) or 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1):
+        raise ValueError(f"{name}: expected 0 (Hadsell et al.'s convention) or 1, got {value!r}")
+    return value
+
+
 def contrastive_loss(
     input1: Tensor,
     input2: Tensor,
@@ -245,7 +247,7 @@ def contrastive_loss(
         L = (1 - Y) 0.5 D^2 + Y 0.5 max(0, margin - D)^2          (squared=True, default)
         L = (1 - Y) D       + Y max(0, margin - D)                 (squared=False)
 
-    in the paper's (and the seed's) convention ``Y = 0`` for a SIMILAR pair. Many libraries
+    in Hadsell et al.'s convention ``Y = 0`` for a SIMILAR pair. Many libraries
     (sentence-transformers, most tutorials) label similar pairs 1 instead: pass
     ``similar_label=1`` for that convention; the formula is the same with ``Y`` read as
     "dissimilar". ``squared=False`` is the unsquared hinge form of pytorch-metric-learning's
@@ -271,8 +273,7 @@ def contrastive_loss(
     check_reduction(reduction)
     margin = _number("margin", margin, low=0.0, low_open=True)
     metric = check_metric("distance", distance, ("euclidean", "cosine"))
-    if similar_label not in (0, 1) or isinstance(similar_label, bool):
-        raise ValueError(f"similar_label: expected 0 (the paper's convention) or 1, got {similar_label!r}")
+    similar_label = check_similar_label("similar_label", similar_label)
     squared = _flag("squared", squared)
     input1 = check_floating("input1", input1)
     input2 = check_floating("input2", input2)
@@ -334,7 +335,7 @@ def triplet_margin_loss(
     """
     check_reduction(reduction)
     margin = _number("margin", margin, low=0.0)
-    p = _number("p", p, low=0.0, low_open=True)
+    p = _number("p", p, low=0.0, low_open=True, finite=False)     # p = inf: the max norm
     eps = _number("eps", eps, low=0.0)
     swap = _flag("swap", swap)
     anchor = check_floating("anchor", anchor)
