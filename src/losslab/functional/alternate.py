@@ -429,7 +429,7 @@ def l_loss(
     More lenient than cross-entropy (smaller ``|d loss / dp|``) for p above about 0.117.
     The authors' notebooks omit the ``- 1``; it changes no gradient and makes L(p=1, y=1) = 0.
 
-    Args, Returns and References: as :func:`m_loss`.
+    <sections of m_loss>
     """
     full = check_bool("full", full)
     return multiclass_loss(
@@ -508,7 +508,7 @@ def binary_l_loss(
         \ell = w \left[ w_+ y \left(\frac{1}{\sqrt{p (2 - p)}} - 1\right)
                + [\text{full}]\,(1 - y)\left(\frac{1}{\sqrt{1 - p^2}} - 1\right) \right]
 
-    Args, Returns and References: as :func:`binary_m_loss`.
+    <sections of binary_m_loss>
     """
     full = check_bool("full", full)
     return binary_loss(
@@ -519,15 +519,16 @@ def binary_l_loss(
     )
 
 
-def _extra_doc(formula: str) -> str:
+def _extra_doc(title: str, latex: str, source: str) -> str:
     return (
-        f"{formula}\n\n    NOT convex in p: one of the four extra losses of the paper's first\n"
-        "    version (arXiv:2303.09935v1), offered for experiments. Multiclass form: arguments as\n"
-        "    :func:`m_loss` (without ``full``).\n"
+        f"{title}\n\n    .. math::\n        {latex}\n\n"
+        "    NOT convex in p: one of the four extra losses of the paper's first version\n"
+        "    (arXiv:2303.09935v1), offered for experiments.\n\n"
+        f"    <sections of {source}>\n"
     )
 
 
-def _make_multiclass_extra(name: str, kernel: Kernel, formula: str) -> Callable[..., Tensor]:
+def _make_multiclass_extra(name: str, kernel: Kernel, title: str, latex: str) -> Callable[..., Tensor]:
     def loss(
         input: Tensor,
         target: Tensor,
@@ -544,11 +545,11 @@ def _make_multiclass_extra(name: str, kernel: Kernel, formula: str) -> Callable[
         )
 
     loss.__name__ = loss.__qualname__ = name
-    loss.__doc__ = _extra_doc(formula)
+    loss.__doc__ = _extra_doc(title, latex + r", \quad p = \operatorname{softmax}(z)", "m_loss")
     return loss
 
 
-def _make_binary_extra(name: str, kernel: Kernel, formula: str) -> Callable[..., Tensor]:
+def _make_binary_extra(name: str, kernel: Kernel, title: str, latex: str) -> Callable[..., Tensor]:
     def loss(
         input: Tensor,
         target: Tensor,
@@ -565,7 +566,7 @@ def _make_binary_extra(name: str, kernel: Kernel, formula: str) -> Callable[...,
         )
 
     loss.__name__ = loss.__qualname__ = name
-    loss.__doc__ = _extra_doc(formula).replace(":func:`m_loss` (without ``full``)", ":func:`binary_m_loss` (without ``full``)").replace("Multiclass form", "Binary / multilabel form")
+    loss.__doc__ = _extra_doc(title, latex + r", \quad p = \sigma(z)", "binary_m_loss")
     return loss
 
 
@@ -585,10 +586,16 @@ def parametric_m_loss(
     reduction: str = "mean",
     eps: float = 1e-7,
 ) -> Tensor:
-    r"""Parametric M loss ``y (1/p^alpha - 1)``, softmax over dim 1; ``alpha=1`` is M.
+    r"""Parametric M loss, softmax over dim 1; ``alpha=1`` is M.
+
+    .. math::
+        \ell_n = \sum_c w_c\, y_c \left(\frac{1}{p_c^{\alpha}} - 1\right),
+        \quad p = \operatorname{softmax}(z)
 
     Convex in p for alpha > 0 but offered with the paper's first-version extras; the larger
-    alpha, the stricter. Other arguments as :func:`m_loss` (without ``full``).
+    alpha, the stricter.
+
+    <sections of m_loss, alpha>
     """
     alpha = check_parametric_alpha("alpha", alpha)
     return multiclass_loss(
@@ -609,9 +616,12 @@ def binary_parametric_m_loss(
     reduction: str = "mean",
     eps: float = 1e-7,
 ) -> Tensor:
-    r"""Binary / multilabel parametric M loss ``y (1/p^alpha - 1)``, ``p = sigmoid(z)``.
+    r"""Binary / multilabel parametric M loss; ``alpha=1`` is binary M.
 
-    Other arguments as :func:`binary_m_loss` (without ``full``).
+    .. math::
+        \ell = w\, w_+ y \left(\frac{1}{p^{\alpha}} - 1\right), \quad p = \sigma(z)
+
+    <sections of binary_m_loss, alpha>
     """
     alpha = check_parametric_alpha("alpha", alpha)
     return binary_loss(
@@ -621,9 +631,61 @@ def binary_parametric_m_loss(
     )
 
 
-parabolic_loss = _make_multiclass_extra("parabolic_loss", _parabolic_true, "Parabolic loss ``y (1 - p^2)``.")
-circle_loss = _make_multiclass_extra("circle_loss", _circle_true, "Circle loss ``y sqrt(1 - p^2)``.")
-cosine_loss = _make_multiclass_extra("cosine_loss", _cosine_true, "Cosine loss ``y cos(pi p / 2)``.")
-binary_parabolic_loss = _make_binary_extra("binary_parabolic_loss", _parabolic_true, "Parabolic loss ``y (1 - p^2)``.")
-binary_circle_loss = _make_binary_extra("binary_circle_loss", _circle_true, "Circle loss ``y sqrt(1 - p^2)``.")
-binary_cosine_loss = _make_binary_extra("binary_cosine_loss", _cosine_true, "Cosine loss ``y cos(pi p / 2)``.")
+parabolic_loss = _make_multiclass_extra(
+    "parabolic_loss", _parabolic_true, "Parabolic loss.", r"\ell_n = \sum_c w_c\, y_c (1 - p_c^2)")
+circle_loss = _make_multiclass_extra(
+    "circle_loss", _circle_true, "Circle loss.", r"\ell_n = \sum_c w_c\, y_c \sqrt{1 - p_c^2}")
+cosine_loss = _make_multiclass_extra(
+    "cosine_loss", _cosine_true, "Cosine loss.", r"\ell_n = \sum_c w_c\, y_c \cos(\pi p_c / 2)")
+binary_parabolic_loss = _make_binary_extra(
+    "binary_parabolic_loss", _parabolic_true, "Binary / multilabel parabolic loss.",
+    r"\ell = w\, w_+ y (1 - p^2)")
+binary_circle_loss = _make_binary_extra(
+    "binary_circle_loss", _circle_true, "Binary / multilabel circle loss.",
+    r"\ell = w\, w_+ y \sqrt{1 - p^2}")
+binary_cosine_loss = _make_binary_extra(
+    "binary_cosine_loss", _cosine_true, "Binary / multilabel cosine loss.",
+    r"\ell = w\, w_+ y \cos(\pi p / 2)")
+
+
+# --- shared docstring sections ------------------------------------------------------------
+# L and the variants take the options of M (or binary M), the variants less ``full`` and
+# ``impl``. Their Args, Returns and References are written once, in m_loss and binary_m_loss,
+# and copied into each docstring here, so that every docstring reads complete on its own in
+# help() and in the API reference.
+
+_ALPHA_ARG = "        alpha: the exponent, ``> 0`` (default 2); ``alpha=1`` gives M.\n"
+
+
+def _shared_sections(source: Callable[..., Tensor], *, drop: tuple[str, ...] = (),
+                     add: str = "") -> str:
+    """``source``'s docstring from ``Args:`` on, without the arguments named in ``drop``."""
+    doc = source.__doc__ or ""
+    kept, skipping = [], False
+    for line in doc[doc.index("    Args:"):].rstrip().splitlines(keepends=True):
+        if line.startswith("        ") and not line.startswith("         "):
+            skipping = line.strip().split(":", 1)[0] in drop
+        elif not line.startswith("         "):
+            skipping = False
+        if not skipping:
+            kept.append(line)
+    text = "".join(kept).strip()
+    return text.replace("Args:\n", "Args:\n" + add, 1) if add else text
+
+
+def _fill_shared_sections() -> None:
+    for function, source in ((l_loss, m_loss), (binary_l_loss, binary_m_loss)):
+        sections = _shared_sections(source).replace("(full M)", "(full L)")
+        function.__doc__ = function.__doc__.replace(f"<sections of {source.__name__}>", sections)
+    for function in (parabolic_loss, circle_loss, cosine_loss, binary_parabolic_loss,
+                     binary_circle_loss, binary_cosine_loss):
+        source = binary_m_loss if function.__name__.startswith("binary_") else m_loss
+        function.__doc__ = function.__doc__.replace(
+            f"<sections of {source.__name__}>", _shared_sections(source, drop=("full", "impl")))
+    for function, source in ((parametric_m_loss, m_loss), (binary_parametric_m_loss, binary_m_loss)):
+        function.__doc__ = function.__doc__.replace(
+            f"<sections of {source.__name__}, alpha>",
+            _shared_sections(source, drop=("full", "impl"), add=_ALPHA_ARG))
+
+
+_fill_shared_sections()

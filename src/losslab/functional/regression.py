@@ -151,13 +151,55 @@ def _log_cosh(input: Tensor, target: Tensor, reduction: str, impl: str) -> Tenso
 
 
 def mse_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
-    """Squared error ``e^2``: ``F.mse_loss`` with shape checks."""
+    r"""Squared error: ``F.mse_loss`` with shape checks.
+
+    .. math::
+        \ell = e^2, \qquad e = \text{input} - \text{target}
+
+    Args:
+        input: predictions, any shape.
+        target: targets of the same shape (no broadcasting).
+        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or the input's shape with ``reduction="none"``. float16 / bfloat16 inputs
+        are computed in float32 and returned in the input's dtype.
+
+    Shape:
+        - Input: ``(*)``, any number of dimensions.
+        - Target: ``(*)``, the input's shape.
+        - Output: scalar, or ``(*)`` with ``reduction="none"``.
+
+    References:
+        Gauss, least squares; ``torch.nn.functional.mse_loss``.
+    """
     input, target = _check_pair(input, target, reduction)
     return _in_compute_dtype(lambda x, t: F.mse_loss(x, t, reduction=reduction), input, target)
 
 
 def l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
-    """Absolute error ``|e|`` (MAE): ``F.l1_loss`` with shape checks."""
+    r"""Absolute error (MAE): ``F.l1_loss`` with shape checks.
+
+    .. math::
+        \ell = |e|, \qquad e = \text{input} - \text{target}
+
+    Args:
+        input: predictions, any shape.
+        target: targets of the same shape (no broadcasting).
+        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or the input's shape with ``reduction="none"``. float16 / bfloat16 inputs
+        are computed in float32 and returned in the input's dtype.
+
+    Shape:
+        - Input: ``(*)``, any number of dimensions.
+        - Target: ``(*)``, the input's shape.
+        - Output: scalar, or ``(*)`` with ``reduction="none"``.
+
+    References:
+        Laplace, least absolute deviations; ``torch.nn.functional.l1_loss``.
+    """
     input, target = _check_pair(input, target, reduction)
     return _in_compute_dtype(lambda x, t: F.l1_loss(x, t, reduction=reduction), input, target)
 
@@ -168,9 +210,31 @@ mae_loss = l1_loss
 def huber_loss(
     input: Tensor, target: Tensor, *, delta: float = 1.0, reduction: str = "mean"
 ) -> Tensor:
-    """Huber loss: ``0.5 e^2`` if ``|e| <= delta`` else ``delta (|e| - 0.5 delta)``.
+    r"""Huber loss: ``F.huber_loss`` with shape checks.
 
-    ``F.huber_loss`` with shape checks.
+    .. math::
+        \ell = \begin{cases} \tfrac{1}{2} e^2 & |e| \le \delta \\
+                \delta\,(|e| - \tfrac{1}{2}\delta) & \text{otherwise} \end{cases}, \qquad
+        e = \text{input} - \text{target}
+
+    Args:
+        input: predictions, any shape.
+        target: targets of the same shape (no broadcasting).
+        delta: the threshold ``> 0`` between the quadratic and the linear part.
+        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or the input's shape with ``reduction="none"``. float16 / bfloat16 inputs
+        are computed in float32 and returned in the input's dtype.
+
+    Shape:
+        - Input: ``(*)``, any number of dimensions.
+        - Target: ``(*)``, the input's shape.
+        - Output: scalar, or ``(*)`` with ``reduction="none"``.
+
+    References:
+        Huber, "Robust Estimation of a Location Parameter", Annals of Mathematical
+        Statistics, 1964.
     """
     input, target = _check_pair(input, target, reduction)
     check_positive("delta", delta)
@@ -180,9 +244,30 @@ def huber_loss(
 def smooth_l1_loss(
     input: Tensor, target: Tensor, *, beta: float = 1.0, reduction: str = "mean"
 ) -> Tensor:
-    """Smooth L1 loss: Huber / beta (``0.5 e^2 / beta`` near 0, ``|e| - 0.5 beta`` beyond).
+    r"""Smooth L1 loss, Huber divided by beta: ``F.smooth_l1_loss`` with shape checks.
 
-    ``F.smooth_l1_loss`` with shape checks; ``beta=0`` is the L1 loss.
+    .. math::
+        \ell = \begin{cases} \tfrac{1}{2} e^2 / \beta & |e| < \beta \\
+                |e| - \tfrac{1}{2}\beta & \text{otherwise} \end{cases}, \qquad
+        e = \text{input} - \text{target}
+
+    Args:
+        input: predictions, any shape.
+        target: targets of the same shape (no broadcasting).
+        beta: the threshold ``>= 0``; ``beta=0`` is the L1 loss.
+        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or the input's shape with ``reduction="none"``. float16 / bfloat16 inputs
+        are computed in float32 and returned in the input's dtype.
+
+    Shape:
+        - Input: ``(*)``, any number of dimensions.
+        - Target: ``(*)``, the input's shape.
+        - Output: scalar, or ``(*)`` with ``reduction="none"``.
+
+    References:
+        Girshick, "Fast R-CNN", ICCV 2015.
     """
     input, target = _check_pair(input, target, reduction)
     check_positive("beta", beta, allow_zero=True)
