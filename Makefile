@@ -1,6 +1,7 @@
 # losslab: two commands on a fresh machine.
 #   make demo   set up .venv, then a quick paper reproduction -> reports/quick/report.html
-#   make test   set up .venv with the test extra, then the test suite
+#   make test   set up .venv with the test extra, then the test suite (the docs build in it)
+#   make docs   the documentation site -> build/docs/index.html
 PYTHON ?= python3
 VENV ?= .venv
 # The pinned CPU wheel; an open range would pull a multi-GB CUDA build.
@@ -10,7 +11,7 @@ PYTEST_ARGS ?= -n 2
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test setup setup-test lint bench clean
+.PHONY: demo test test-fast setup setup-test lint bench docs clean
 
 $(VENV)/.stamp-torch:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,12 @@ test: setup-test
 
 lint: setup-test
 	$(VENV)/bin/ruff check .
+
+# The documentation site (Sphinx), strict: a warning or a broken reference fails the build.
+DOCS_OUT ?= build/docs
+docs: setup-test
+	$(PY) -m sphinx -W --keep-going -E -q -b html docs $(DOCS_OUT)
+	@echo "docs: $(DOCS_OUT)/index.html"
 
 bench: setup-test
 	$(VENV)/bin/losslab bench --json reports/bench.json

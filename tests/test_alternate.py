@@ -359,9 +359,9 @@ class TestBadInput:
             LF.binary_m_loss(torch.randn(4, 3), torch.rand(4, 3), pos_weight=torch.ones(4))
 
     def test_eps_and_alpha(self):
-        with pytest.raises(ValueError, match=r"eps: expected a number in \[0, 0.5\), got 0.7"):
+        with pytest.raises(ValueError, match=r"eps: expected a finite number in \[0, 0.5\), got 0.7"):
             LF.m_loss(torch.randn(2, 3), torch.tensor([0, 1]), eps=0.7)
-        with pytest.raises(ValueError, match="alpha: expected a number > 0, got -1"):
+        with pytest.raises(ValueError, match="alpha: expected a finite number > 0, got -1"):
             LF.parametric_m_loss(torch.randn(2, 3), torch.tensor([0, 1]), alpha=-1)
 
     def test_value_checks_can_be_disabled(self):

@@ -469,9 +469,9 @@ def test_bad_values_name_the_argument():
 
 
 def test_bad_arguments_name_the_argument():
-    with pytest.raises(ValueError, match=r"eps: expected a number in \[0, 0.5\), got 0.7"):
+    with pytest.raises(ValueError, match=r"eps: expected a finite number in \[0, 0.5\), got 0.7"):
         LK.CategoricalMLoss(eps=0.7)
-    with pytest.raises(TypeError, match=r"from_logits: expected True or False, got 'yes'"):
+    with pytest.raises(TypeError, match=r"from_logits: expected a bool \(True or False\), got 'yes'"):
         LK.BinaryLLoss(from_logits="yes")
     with pytest.raises(TypeError, match=r"ignore_class: expected an integer or None, got 1.5"):
         LK.SparseCategoricalMLoss(ignore_class=1.5)

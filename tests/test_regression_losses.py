@@ -74,5 +74,5 @@ def test_bad_input():
         LF.log_cosh_loss(torch.arange(3), torch.zeros(3))
     with pytest.raises(ValueError, match="reduction: expected one of"):
         LF.smae_loss(torch.randn(3), torch.randn(3), reduction="batchmean")
-    with pytest.raises(ValueError, match="delta: expected a number > 0, got 0"):
+    with pytest.raises(ValueError, match="delta: expected a finite number > 0, got 0"):
         LF.huber_loss(torch.randn(3), torch.randn(3), delta=0)

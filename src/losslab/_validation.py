@@ -9,8 +9,10 @@ globally with :func:`set_validation` and are skipped while ``torch.compile`` tra
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,12 +38,98 @@ def validation_enabled() -> bool:
     return not torch.compiler.is_compiling()
 
 
-def check_reduction(reduction: str, *, allowed: Sequence[str] = REDUCTIONS) -> str:
-    if not isinstance(reduction, str) or reduction not in allowed:
-        raise ValueError(
-            f"reduction: expected one of {', '.join(repr(r) for r in allowed)}, got {reduction!r}"
-        )
-    return reduction
+# --- arguments: numbers, flags, integers, choices ---------------------------------------------
+
+
+def _given(value: object) -> str:
+    """How a message shows a wrong value: its repr, with the type for what is not a number."""
+    if value is None or isinstance(value, (bool, np.bool_, int, float, np.number, str)):
+        return repr(value)
+    return f"{type(value).__name__} {value!r}"
+
+
+def _interval(low: float, high: float, low_open: bool, high_open: bool, finite: bool) -> str:
+    number = "a finite number" if finite else "a number"
+    if high == math.inf and low == -math.inf:
+        return number
+    if high == math.inf:
+        bound = f"{'>' if low_open else '>='} {low:g}"
+        return f"{number} {bound}" + ("" if finite else " (or inf)")
+    if low == -math.inf:
+        return f"{number} {'<' if high_open else '<='} {high:g}"
+    return f"{number} in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def check_number(
+    name: str,
+    value: object,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+    finite: bool = True,
+) -> float:
+    """A real number in the interval from ``low`` to ``high``, returned as a float.
+
+    ``low_open`` / ``high_open`` exclude the bound itself (``low=0, low_open=True``: positive).
+    ``finite=False`` also accepts an infinity inside the interval (a norm's order ``p=inf``).
+    ``None``, bools (flags, not numbers), strings and tensors raise ``TypeError``; NaN, an
+    infinity and a value outside the interval raise ``ValueError``. Both messages name the
+    argument, say what was expected and show what was given.
+    """
+    expected = _interval(low, high, low_open, high_open, finite)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected {expected}, got {_given(value)}")
+    number = float(value)
+    below = number <= low if low_open else number < low
+    above = number >= high if high_open else number > high
+    if math.isnan(number) or (finite and math.isinf(number)) or below or above:
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return number
+
+
+def check_positive(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """A finite number > 0 (``>= 0`` with ``allow_zero``): :func:`check_number`'s rules."""
+    return check_number(name, value, low=0.0, low_open=not allow_zero)
+
+
+def check_bool(name: str, value: object) -> bool:
+    """``True`` or ``False`` (numpy's bool too); anything else, ``"yes"`` or 1, is a
+    ``TypeError``: a flag given as a string or a number is a mistake, not a truth value."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool (True or False), got {_given(value)}")
+    return bool(value)
+
+
+def check_int(name: str, value: object, *, optional: bool = False, low: int | None = None) -> int | None:
+    """An integer (Python or numpy; not a bool, not a float such as ``-100.0``), at least
+    ``low`` if given; ``None`` is accepted when ``optional``."""
+    if value is None and optional:
+        return None
+    expected = "an integer" + ("" if low is None else f" >= {low}") + (" or None" if optional else "")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected {expected}, got {_given(value)}")
+    if low is not None and value < low:
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return int(value)
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """One of the strings in ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return value
+
+
+def check_reduction(reduction: object, *, allowed: Sequence[str] = REDUCTIONS) -> str:
+    """A reduction name: ``"mean"``, ``"sum"`` or ``"none"`` (or the loss's own ``allowed``)."""
+    return check_choice("reduction", reduction, allowed)
+
+
+def check_eps(eps: object) -> float:
+    """The probability clamp ``eps``: a number in [0, 0.5)."""
+    return check_number("eps", eps, low=0.0, high=0.5, high_open=True)
 
 
 def check_tensor(name: str, value: object) -> Tensor:
@@ -73,20 +161,6 @@ def check_min_dim(name: str, tensor: Tensor, ndim: int, layout: str) -> None:
         raise ValueError(
             f"{name}: expected at least {ndim} dimensions {layout}, got shape {tuple(tensor.shape)}"
         )
-
-
-def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    ok = value >= 0 if allow_zero else value > 0
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name}: expected a number {bound}, got {value!r}")
-    return float(value)
-
-
-def check_eps(eps: float) -> float:
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 <= eps < 0.5:
-        raise ValueError(f"eps: expected a number in [0, 0.5), got {eps!r}")
-    return float(eps)
 
 
 def check_values_in_range(
@@ -127,6 +201,7 @@ def check_class_indices(name: str, target: Tensor, num_classes: int, ignore_inde
     ``ignore_index=None``: the loss has no ignored value (the message then offers none).
     """
     target = as_class_indices(name, target)
+    check_int("ignore_index", ignore_index, optional=True)
     if not validation_enabled() or target.numel() == 0:
         return target
     # Fast path: one read, no boolean temporaries (an ignore_index inside [0, C) is in range too)
@@ -144,16 +219,55 @@ def check_class_indices(name: str, target: Tensor, num_classes: int, ignore_inde
     return target
 
 
-def check_class_weight(weight: Tensor | None, num_classes: int, ref: Tensor) -> Tensor | None:
+def check_weight_values(name: str, weight: Tensor, what: str = "weights") -> None:
+    """Raise unless every entry of ``weight`` is finite and >= 0 (a negative weight turns a
+    loss into a gain, NaN poisons every step). Skipped when value checks are disabled."""
+    if not validation_enabled() or weight.numel() == 0:
+        return
+    smallest, largest = torch.aminmax(weight.detach())
+    if bool(smallest >= 0) and bool(largest < math.inf):
+        return
+    values = weight.detach()
+    bad = ~((values >= 0) & torch.isfinite(values))
+    first = values[bad].flatten()[0].item()
+    raise ValueError(
+        f"{name}: expected finite {what} >= 0, got {first!r} "
+        f"({int(bad.sum())} of {values.numel()} entries outside)"
+    )
+
+
+def check_class_weight(weight: Tensor | None, num_classes: int, ref: Tensor, name: str = "weight") -> Tensor | None:
+    """Per-class weights ``(C,)``: floating, finite, >= 0; cast to ``ref``'s device and dtype."""
     if weight is None:
         return None
-    weight = check_floating("weight", weight)
+    weight = check_floating(name, weight)
     if weight.shape != (num_classes,):
         raise ValueError(
-            f"weight: expected a 1-D tensor with one entry per class, shape ({num_classes},), "
+            f"{name}: expected a 1-D tensor with one entry per class, shape ({num_classes},), "
             f"got {tuple(weight.shape)}"
         )
+    check_weight_values(name, weight, "class weights")
     return weight.to(device=ref.device, dtype=ref.dtype)
+
+
+def check_broadcast_weight(name: str, weight: Tensor | None, input: Tensor) -> Tensor | None:
+    """An elementwise weight (``weight``, ``pos_weight``) that broadcasts to the input's shape,
+    with finite values >= 0; cast to the input's device and dtype."""
+    if weight is None:
+        return None
+    weight = check_floating(name, weight)
+    try:
+        shape = torch.broadcast_shapes(weight.shape, input.shape)
+    except RuntimeError:
+        shape = None
+    if shape != input.shape:
+        raise ValueError(
+            f"{name}: expected a tensor that broadcasts to the input's shape {tuple(input.shape)} "
+            f"(e.g. one entry per label, shape ({input.shape[-1] if input.dim() else 1},)), "
+            f"got {tuple(weight.shape)}"
+        )
+    check_weight_values(name, weight)
+    return weight.to(device=input.device, dtype=input.dtype)
 
 
 def check_not_float_indices(input: Tensor, target: Tensor, index_shape: torch.Size) -> None:
@@ -175,6 +289,7 @@ def check_multiclass_target(input: Tensor, target: Tensor, ignore_index: int) ->
     integer tensor, probabilities need the input's shape.
     """
     target = check_tensor("target", target)
+    check_int("ignore_index", ignore_index)
     if input.dim() == 0:
         raise ValueError("input: expected logits of shape (C,) or (N, C, d1..dk), got a 0-d tensor")
     class_dim = 0 if input.dim() == 1 else 1
@@ -192,19 +307,24 @@ def check_multiclass_target(input: Tensor, target: Tensor, ignore_index: int) ->
     return check_class_indices("target", target, input.shape[class_dim], ignore_index)
 
 
-def reduce(loss: Tensor, reduction: str) -> Tensor:
-    """Apply a torch-style reduction to an unreduced loss.
+def reduce(loss: Tensor, reduction: str, *, weight_sum: Tensor | None = None) -> Tensor:
+    """Apply a torch-style reduction to an unreduced loss: the one reduction of every loss.
 
-    float16 / bfloat16 losses are accumulated in float32 and the result is returned in the
-    loss's dtype (as torch's own losses do), so a mean that fits the dtype is finite even when
-    the sum does not (four errors of 3e4 in float16: the sum passes 65504, the mean does not).
+    ``"mean"`` divides the sum by ``weight_sum`` when given (torch's mean for class-index
+    targets: the summed weight of the kept targets, NaN when it is 0, see
+    :func:`weighted_mean`), else by the number of elements. float16 / bfloat16 losses are
+    accumulated in float32 and the result is returned in the loss's dtype (as torch's own
+    losses do), so a mean that fits the dtype is finite even when the sum does not (four
+    errors of 3e4 in float16: the sum passes 65504, the mean does not).
     """
     if reduction == "none":
         return loss
     accumulate = compute_dtype(loss)
-    if reduction == "mean":
-        return loss.mean(dtype=accumulate).to(loss.dtype)
-    return loss.sum(dtype=accumulate).to(loss.dtype)
+    if reduction == "sum":
+        return loss.sum(dtype=accumulate).to(loss.dtype)
+    if weight_sum is not None:
+        return weighted_mean(loss.sum(dtype=accumulate), weight_sum.to(accumulate)).to(loss.dtype)
+    return loss.mean(dtype=accumulate).to(loss.dtype)
 
 
 def weighted_mean(loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
@@ -229,13 +349,22 @@ def empty_reduction(like: Tensor, reduction: str, shape: Sequence[int]) -> Tenso
     return zero if reduction == "sum" else zero + math.nan
 
 
-def compute_dtype(tensor: Tensor) -> torch.dtype:
-    """float16/bfloat16 are computed in float32 (as autocast does for torch's losses)."""
-    return torch.float32 if tensor.dtype in (torch.float16, torch.bfloat16) else tensor.dtype
+def compute_dtype(tensor: Tensor | torch.dtype) -> torch.dtype:
+    """The dtype a loss computes in for a tensor (or dtype): float16/bfloat16 are computed in
+    float32 (as autocast does for torch's losses), other dtypes in themselves."""
+    dtype = tensor if isinstance(tensor, torch.dtype) else tensor.dtype
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def effective_eps(eps: float, dtype: torch.dtype) -> float:
-    """The clamp used for a tensor of ``dtype``: never finer than the dtype can resolve near 1."""
+    """The probability clamp applied to an input of ``dtype``: ``eps`` itself for float32 and
+    float64, ``max(eps, torch.finfo(dtype).eps)`` for float16 and bfloat16 (9.77e-4 and
+    7.81e-3), whose gradient, cast back to the input's dtype, would otherwise overflow.
+
+    The clamp is applied in log space (``log p`` into ``[log eps, log1p(-eps)]``), so that
+    ``1 - eps`` need not be representable: float32 cannot hold ``1 - 1e-7`` (it rounds to
+    ``1 - 1.19e-7``), yet the clamp applied is ``[1e-7, 1 - 1e-7]``.
+    """
     if dtype in (torch.float16, torch.bfloat16):
         return max(eps, float(torch.finfo(dtype).eps))
     return eps

@@ -8,7 +8,7 @@ repeat), so that a slower or faster moment of a shared machine hits them all ali
   for the losses that have a fused path;
 * ``torch``: torch's built-in on the same tensors. For the paper's losses this is the loss they
   replace: ``F.binary_cross_entropy_with_logits`` for the binary (sigmoid) forms and for SMAE
-  and log-cosh (the issue's comparison; the regression target is mapped into [0, 1] with a
+  and log-cosh (the loss they are proposed to replace; the regression target is mapped into [0, 1] with a
   sigmoid for it), ``F.cross_entropy`` for the multiclass forms. For the thin wrappers
   (MSE, Huber, margin ranking ...) it is the torch function they wrap;
 * ``peer``: the peer library's implementation (pytorch-metric-learning, sentence-transformers,

@@ -53,20 +53,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab._validation import weighted_mean
+from losslab._validation import check_choice, weighted_mean
 from losslab.functional._softmax import log_softmax as _log_softmax
 from losslab.functional._softmax import softmax as _softmax
 
-__all__ = ["IMPLS", "binary_fused", "check_impl", "hinge_fused", "multiclass_fused", "regression_fused", "sigmoid_focal_fused",
+__all__ = ["IMPLS", "binary_fused", "check_impl", "hinge_fused", "log_cosh_of_error", "multiclass_fused", "regression_fused", "sigmoid_focal_fused",
            "sign_of_label"]
 
 IMPLS: tuple[str, ...] = ("auto", "fused", "reference")
 
 
-def check_impl(impl: str) -> str:
-    if not isinstance(impl, str) or impl not in IMPLS:
-        raise ValueError(f"impl: expected one of {', '.join(repr(i) for i in IMPLS)}, got {impl!r}")
-    return impl
+def check_impl(impl: object) -> str:
+    """``impl``: one of :data:`IMPLS`."""
+    return check_choice("impl", impl, IMPLS)
 
 
 def wants_fused(impl: str, *, supported: bool, reason: str, others: tuple[object, ...] = ()) -> bool:
@@ -815,12 +814,12 @@ def _indices_full_pass(base, z, index, keep, weight, eps, scale) -> tuple[Tensor
     keep = keep.unsqueeze(1)
     row_scale = torch.where(keep, scale, 0.0).to(compute)
     negative_row_scale = row_scale.neg()
-    # Log-sum-exp of each row, to recompute the softmax: z_top - log p_top.
-    log_normaliser = z_top.sub_(log_p_top)
-
+    # The softmax recomputed as exp((z - z_top) + log p_top): z - z_top is exact for logits
+    # close to the top one, where the log-sum-exp z_top - log p_top would round to the spacing
+    # of the logits (4e-3 at 65000 in float32) and exp would turn that into a relative error.
     for rows in chunks:
         g = grad[rows]
-        p = torch.sub(z[rows], log_normaliser[rows], out=workspace.get(0, g)).exp_()
+        p = torch.sub(z[rows], z_top[rows], out=workspace.get(0, g)).add_(log_p_top[rows]).exp_()
         if negated:                                      # g holds -k
             g.addcmul_(p, total_k[rows]).mul_(negative_row_scale[rows])
         else:
@@ -923,18 +922,37 @@ def _regression_chunk(kind: str, input: Tensor, target: Tensor, scale: float, gr
         torch.sub(tanh, correction, out=grad)
     else:
         torch.tanh(error, out=grad)                        # d/de log cosh(e) = tanh(e)
-        absolute = error.abs_()
-        # log cosh(e) = |e| + log1p(exp(-2|e|)) - log 2, no overflow
-        softplus = torch.mul(absolute, -2.0).exp_().log1p_()
+        value = log_cosh_of_error(error)
         if per_element is None:
-            total = (absolute.sum(dtype=accumulate) + softplus.sum(dtype=accumulate)
-                     - math.log(2.0) * absolute.numel())
+            total = value.sum(dtype=accumulate)
         else:
-            torch.add(absolute, softplus, out=per_element).sub_(math.log(2.0))
+            per_element.copy_(value)
             total = None
     if scale != 1.0:
         grad.mul_(scale)
     return total
+
+
+def log_cosh_of_error(error: Tensor) -> Tensor:
+    r"""``log cosh(e)`` elementwise, for the reference and the fused log-cosh loss alike.
+
+    .. math::
+        \log\cosh e = \begin{cases} \operatorname{log1p}(2 \sinh^2(e/2)) & |e| < 1 \\
+                    |e| + \operatorname{softplus}(-2|e|) - \log 2 & \text{otherwise} \end{cases}
+
+    The first form (``cosh e - 1 = 2 sinh^2(e/2)``) has no cancellation against ``log 2``: the
+    loss is exactly 0 at ``e = 0`` and never negative (the second form, rounded, falls one unit
+    below 0 near ``e = 0``); the second never overflows.
+    """
+    absolute = error.abs()
+    # the small-error branch sees |e| clamped to 1, so that sinh never overflows in the
+    # discarded entries (both branches of a where are differentiated)
+    small = torch.log1p(torch.sinh(absolute.clamp_max(1.0).mul(0.5)).square_().mul_(2.0))
+    large = F.softplus(absolute.mul(-2.0)).add_(absolute).sub_(_LOG2)
+    return torch.where(absolute < 1.0, small, large)
+
+
+_LOG2 = math.log(2.0)
 
 
 def _regression_forward(input, target, kind, reduction) -> tuple[Tensor, Tensor]:

@@ -18,12 +18,21 @@ for a sigmoid it is ``logsigmoid(-z)``. The identities that follow:
 * binary M from a logit is ``y exp(-z)``; binary full M is ``y exp(-z) + (1 - y) exp(z)``,
   the exponential (AdaBoost) loss on the margin.
 
-Probabilities are clamped into ``[eps, 1 - eps]`` (``eps=1e-7``, Keras' epsilon, as in the
-authors' notebooks; ``eps=0`` disables the clamp). Like Keras' clip, the clamp stops the
-gradient of an element once its probability leaves that range. float16 and bfloat16 inputs are
-computed in float32, with ``eps`` raised to the dtype's resolution so the gradient cast back to
-the input dtype stays finite; the loss is returned in float32, as autocast does for torch's
-losses.
+Probabilities are clamped into ``[eps, 1 - eps]`` (``eps=1e-7``, Keras' epsilon;
+``eps=0`` disables the clamp). The authors' notebooks never clip: they divide with
+``tf.math.divide_no_nan``, which gives 0 where a probability is exactly 0 or 1; losslab clamps
+instead, so that the loss and its gradient stay finite and monotone at saturated outputs. Like
+Keras' clip, the clamp stops the gradient of an element once its probability leaves that
+range. The clamp acts on ``log p`` and ``log(1 - p)``, so the bounds applied are the
+documented ones even where ``1 - eps`` is not representable (float32 rounds ``1 - 1e-7`` to
+``1 - 1.19e-7``). float16 and bfloat16 inputs are computed in float32, with ``eps`` raised to
+``torch.finfo(dtype).eps`` (:func:`losslab._validation.effective_eps`: 9.77e-4 and 7.81e-3)
+so the gradient cast back to the input dtype stays finite; the loss is returned in float32, as
+autocast does for torch's losses.
+
+Soft (probability) targets use the per-element formulas above, ``y (1/p - 1)`` for M; the
+authors' notebooks compute M as ``y / p - y`` with ``y`` squared in the first term
+(``y^2 / p - y``), which agrees for one-hot targets only.
 
 The four extras of the paper's first version (parametric M, parabolic, circle, cosine) live
 here too. They are NOT convex in ``p``; they are offered for experiments, not as defaults.
@@ -39,17 +48,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losslab._validation import (
+    check_bool,
+    check_broadcast_weight,
     check_class_weight,
     check_eps,
     check_floating,
     check_multiclass_target,
+    check_number,
     check_reduction,
     check_same_shape,
     check_values_in_range,
     compute_dtype,
     effective_eps,
     reduce,
-    weighted_mean,
 )
 from losslab.functional import _fused
 
@@ -142,16 +153,35 @@ def softmax_log_pair(logits: Tensor, dim: int) -> tuple[Tensor, Tensor]:
     is_top = torch.zeros_like(logits, dtype=torch.bool).scatter(dim, top, True)
     log_q = torch.log1p(-torch.exp(torch.where(is_top, -1.0, log_p)))
     # For the largest class p = sigmoid(margin), margin = z_top - logsumexp(z_others).
-    margin = logits.gather(dim, top) - torch.logsumexp(logits.masked_fill(is_top, -math.inf), dim, keepdim=True)
+    # Taken on logits shifted by the top logit (a detached constant: the softmax does not depend
+    # on it): z - z_top is exact for logits within a factor 2 of each other, whereas a
+    # log-sum-exp of logits of 1e4 rounds to float32's spacing there (1e-3), which exp(-margin)
+    # would turn into a relative error of that size.
+    shifted = logits - logits.detach().gather(dim, top)
+    margin = shifted.gather(dim, top) - torch.logsumexp(shifted.masked_fill(is_top, -math.inf), dim, keepdim=True)
     log_p = torch.where(is_top, F.logsigmoid(margin), log_p)
     log_q = torch.where(is_top, F.logsigmoid(-margin), log_q)
     return log_p, log_q
 
 
 def _probability_log_pair(probs: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """``log p`` and ``log(1 - p)`` of probabilities, clamped into ``[log eps, log1p(-eps)]``.
+
+    The clamp acts in log space: ``probs.clamp(eps, 1 - eps)`` would apply ``1 - 1.19e-7`` in
+    float32 for ``eps = 1e-7`` (the nearest float to ``1 - 1e-7``), not the documented value.
+    Clamped entries take the bound as a constant (no gradient, as Keras' clip), and the log of
+    the unclamped entries never sees 0 or 1 (its derivative would be infinite there).
+    """
     check_values_in_range("input", probs, 0.0, 1.0, "probabilities (from_logits=False)")
-    clamped = probs.clamp(eps, 1.0 - eps)
-    return torch.log(clamped), torch.log1p(-clamped)
+    if eps <= 0:
+        return torch.log(probs), torch.log1p(-probs)
+    low, high = _clamp_bounds(eps)
+    below = probs < eps
+    above = (1.0 - probs) < eps                  # 1 - p is exact for p >= 1/2
+    safe = torch.where(below | above, 0.5, probs)
+    log_p = torch.where(below, low, torch.where(above, high, torch.log(safe)))
+    log_q = torch.where(above, low, torch.where(below, high, torch.log1p(-safe)))
+    return log_p, log_q
 
 
 def _log_pair(
@@ -203,6 +233,7 @@ def multiclass_loss(
     :mod:`losslab.functional._fused` that compute the same loss; ``impl`` picks them or not.
     """
     check_reduction(reduction)
+    from_logits = check_bool("from_logits", from_logits)
     input, eps = _prepare_input(input, eps)
     target = check_multiclass_target(input, target, ignore_index)
     unbatched = input.dim() == 1
@@ -248,32 +279,11 @@ def multiclass_loss(
             others = others * weight.view((1, -1) + (1,) * (input.dim() - 2))
         loss = loss + torch.where(is_target, 0.0, others).sum(1)
     loss = torch.where(keep, loss, 0.0)
-    if reduction == "none":
-        return loss.squeeze(0) if unbatched else loss
-    if reduction == "sum":
-        return loss.sum()
-    if weight is None:
-        denominator = keep.sum().to(loss.dtype)
-    else:
-        denominator = torch.where(keep, weight[index.squeeze(1)], 0.0).sum()
-    return weighted_mean(loss.sum(), denominator)
-
-
-def _check_broadcast_weight(name: str, weight: Tensor | None, input: Tensor) -> Tensor | None:
-    if weight is None:
-        return None
-    weight = check_floating(name, weight)
-    try:
-        shape = torch.broadcast_shapes(weight.shape, input.shape)
-    except RuntimeError:
-        shape = None
-    if shape != input.shape:
-        raise ValueError(
-            f"{name}: expected a tensor that broadcasts to the input's shape {tuple(input.shape)} "
-            f"(e.g. one entry per label, shape ({input.shape[-1] if input.dim() else 1},)), "
-            f"got {tuple(weight.shape)}"
-        )
-    return weight.to(device=input.device, dtype=input.dtype)
+    denominator = None
+    if reduction == "mean":
+        denominator = keep.sum().to(loss.dtype) if weight is None else torch.where(keep, weight[index.squeeze(1)], 0.0).sum()
+    out = reduce(loss, reduction, weight_sum=denominator)
+    return out.squeeze(0) if unbatched and reduction == "none" else out
 
 
 def binary_loss(
@@ -297,12 +307,13 @@ def binary_loss(
     ``impl`` and ``fused_kind``: as in :func:`multiclass_loss`.
     """
     check_reduction(reduction)
+    from_logits = check_bool("from_logits", from_logits)
     input, eps = _prepare_input(input, eps)
     target = check_floating("target", target)
     check_same_shape("input", input, "target", target)
     check_values_in_range("target", target, 0.0, 1.0, "binary targets")
-    pos_weight = _check_broadcast_weight("pos_weight", pos_weight, input)
-    weight = _check_broadcast_weight("weight", weight, input)
+    pos_weight = check_broadcast_weight("pos_weight", pos_weight, input)
+    weight = check_broadcast_weight("weight", weight, input)
     target = target.to(input.dtype)
     # Without the clamp (eps=0) the fused L kernel overflows for logits below about -60 in
     # float32, where the log-space reference stays finite: "auto" keeps the reference there.
@@ -354,6 +365,13 @@ def m_loss(
     Its derivative in ``p`` is larger in magnitude than cross-entropy's on all of (0, 1)
     ("stricter"). With class-index targets and ``full=False`` it equals ``expm1(CE)``.
 
+    With soft (probability) targets the true-class term is ``y (1/p - 1) = y/p - y``; the
+    authors' notebooks compute ``y^2/p - y`` there. The two agree for one-hot targets (and
+    so for class indices) and differ for label smoothing or distillation targets. The
+    authors' notebooks do not clip ``p`` (they divide with ``tf.math.divide_no_nan``);
+    losslab clamps it into ``[eps, 1 - eps]`` (see :func:`losslab._validation.effective_eps`
+    for the value applied per dtype).
+
     Args:
         input: logits (or probabilities with ``from_logits=False``), shape ``(N, C, d1..dk)``
             or ``(C,)``.
@@ -366,7 +384,8 @@ def m_loss(
         reduction: ``"mean"`` (over samples; with class indices divided by the summed target
             weights: NaN, as ``F.cross_entropy``, when every target is ignored or the batch is
             empty), ``"sum"`` or ``"none"``.
-        eps: probabilities are clamped into ``[eps, 1 - eps]``.
+        eps: probabilities are clamped into ``[eps, 1 - eps]`` (applied in log space;
+            raised to ``torch.finfo(dtype).eps`` for float16 / bfloat16 inputs).
         impl: ``"auto"`` (default) uses the fused kernels of :mod:`losslab.functional._fused`
             (same values and gradients, one input-sized tensor kept for backward) when
             ``from_logits`` and neither target nor weight requires grad; ``"fused"`` insists
@@ -380,6 +399,7 @@ def m_loss(
         Classification and Robust Regression Can Improve the Accuracy of Artificial Neural
         Networks", arXiv:2303.09935.
     """
+    full = check_bool("full", full)
     return multiclass_loss(
         input, target, true_kernel=_m_true, false_kernel=_m_false if full else None,
         from_logits=from_logits, weight=weight, ignore_index=ignore_index,
@@ -409,8 +429,9 @@ def l_loss(
     More lenient than cross-entropy (smaller ``|d loss / dp|``) for p above about 0.117.
     The authors' notebooks omit the ``- 1``; it changes no gradient and makes L(p=1, y=1) = 0.
 
-    Args, Returns and References: as :func:`m_loss`.
+    <sections of m_loss>
     """
+    full = check_bool("full", full)
     return multiclass_loss(
         input, target, true_kernel=_l_true, false_kernel=_l_false if full else None,
         from_logits=from_logits, weight=weight, ignore_index=ignore_index,
@@ -439,7 +460,9 @@ def binary_m_loss(
         \quad p = \sigma(z)
 
     From logits this is ``y exp(-z)`` (and ``+ (1 - y) exp(z)`` for full M, the exponential
-    loss), clamped through ``eps``.
+    loss), clamped through ``eps``. With soft targets the positive term is ``y/p - y``; the
+    authors' notebooks compute ``y^2/p - y`` (equal for hard labels) and do not clip ``p``
+    (``tf.math.divide_no_nan``).
 
     Args:
         input: logits (or probabilities with ``from_logits=False``), any shape.
@@ -458,6 +481,7 @@ def binary_m_loss(
     References:
         Noel et al., arXiv:2303.09935.
     """
+    full = check_bool("full", full)
     return binary_loss(
         input, target, true_kernel=_m_true, false_kernel=_m_false if full else None,
         from_logits=from_logits, pos_weight=pos_weight, weight=weight,
@@ -484,8 +508,9 @@ def binary_l_loss(
         \ell = w \left[ w_+ y \left(\frac{1}{\sqrt{p (2 - p)}} - 1\right)
                + [\text{full}]\,(1 - y)\left(\frac{1}{\sqrt{1 - p^2}} - 1\right) \right]
 
-    Args, Returns and References: as :func:`binary_m_loss`.
+    <sections of binary_m_loss>
     """
+    full = check_bool("full", full)
     return binary_loss(
         input, target, true_kernel=_l_true, false_kernel=_l_false if full else None,
         from_logits=from_logits, pos_weight=pos_weight, weight=weight,
@@ -494,15 +519,16 @@ def binary_l_loss(
     )
 
 
-def _extra_doc(formula: str) -> str:
+def _extra_doc(title: str, latex: str, source: str) -> str:
     return (
-        f"{formula}\n\n    NOT convex in p: one of the four extra losses of the paper's first\n"
-        "    version (arXiv:2303.09935v1), offered for experiments. Multiclass form: arguments as\n"
-        "    :func:`m_loss` (without ``full``).\n"
+        f"{title}\n\n    .. math::\n        {latex}\n\n"
+        "    NOT convex in p: one of the four extra losses of the paper's first version\n"
+        "    (arXiv:2303.09935v1), offered for experiments.\n\n"
+        f"    <sections of {source}>\n"
     )
 
 
-def _make_multiclass_extra(name: str, kernel: Kernel, formula: str) -> Callable[..., Tensor]:
+def _make_multiclass_extra(name: str, kernel: Kernel, title: str, latex: str) -> Callable[..., Tensor]:
     def loss(
         input: Tensor,
         target: Tensor,
@@ -519,11 +545,11 @@ def _make_multiclass_extra(name: str, kernel: Kernel, formula: str) -> Callable[
         )
 
     loss.__name__ = loss.__qualname__ = name
-    loss.__doc__ = _extra_doc(formula)
+    loss.__doc__ = _extra_doc(title, latex + r", \quad p = \operatorname{softmax}(z)", "m_loss")
     return loss
 
 
-def _make_binary_extra(name: str, kernel: Kernel, formula: str) -> Callable[..., Tensor]:
+def _make_binary_extra(name: str, kernel: Kernel, title: str, latex: str) -> Callable[..., Tensor]:
     def loss(
         input: Tensor,
         target: Tensor,
@@ -540,8 +566,13 @@ def _make_binary_extra(name: str, kernel: Kernel, formula: str) -> Callable[...,
         )
 
     loss.__name__ = loss.__qualname__ = name
-    loss.__doc__ = _extra_doc(formula).replace(":func:`m_loss` (without ``full``)", ":func:`binary_m_loss` (without ``full``)").replace("Multiclass form", "Binary / multilabel form")
+    loss.__doc__ = _extra_doc(title, latex + r", \quad p = \sigma(z)", "binary_m_loss")
     return loss
+
+
+def check_parametric_alpha(name: str, alpha: object) -> float:
+    """The parametric M loss's exponent ``alpha``: a finite number > 0."""
+    return check_number(name, alpha, low=0.0, low_open=True)
 
 
 def parametric_m_loss(
@@ -555,15 +586,20 @@ def parametric_m_loss(
     reduction: str = "mean",
     eps: float = 1e-7,
 ) -> Tensor:
-    r"""Parametric M loss ``y (1/p^alpha - 1)``, softmax over dim 1; ``alpha=1`` is M.
+    r"""Parametric M loss, softmax over dim 1; ``alpha=1`` is M.
+
+    .. math::
+        \ell_n = \sum_c w_c\, y_c \left(\frac{1}{p_c^{\alpha}} - 1\right),
+        \quad p = \operatorname{softmax}(z)
 
     Convex in p for alpha > 0 but offered with the paper's first-version extras; the larger
-    alpha, the stricter. Other arguments as :func:`m_loss` (without ``full``).
+    alpha, the stricter.
+
+    <sections of m_loss, alpha>
     """
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
-        raise ValueError(f"alpha: expected a number > 0, got {alpha!r}")
+    alpha = check_parametric_alpha("alpha", alpha)
     return multiclass_loss(
-        input, target, true_kernel=_parametric_m_true(float(alpha)), false_kernel=None,
+        input, target, true_kernel=_parametric_m_true(alpha), false_kernel=None,
         from_logits=from_logits, weight=weight, ignore_index=ignore_index,
         reduction=reduction, eps=eps,
     )
@@ -580,22 +616,76 @@ def binary_parametric_m_loss(
     reduction: str = "mean",
     eps: float = 1e-7,
 ) -> Tensor:
-    r"""Binary / multilabel parametric M loss ``y (1/p^alpha - 1)``, ``p = sigmoid(z)``.
+    r"""Binary / multilabel parametric M loss; ``alpha=1`` is binary M.
 
-    Other arguments as :func:`binary_m_loss` (without ``full``).
+    .. math::
+        \ell = w\, w_+ y \left(\frac{1}{p^{\alpha}} - 1\right), \quad p = \sigma(z)
+
+    <sections of binary_m_loss, alpha>
     """
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
-        raise ValueError(f"alpha: expected a number > 0, got {alpha!r}")
+    alpha = check_parametric_alpha("alpha", alpha)
     return binary_loss(
-        input, target, true_kernel=_parametric_m_true(float(alpha)), false_kernel=None,
+        input, target, true_kernel=_parametric_m_true(alpha), false_kernel=None,
         from_logits=from_logits, pos_weight=pos_weight, weight=weight,
         reduction=reduction, eps=eps,
     )
 
 
-parabolic_loss = _make_multiclass_extra("parabolic_loss", _parabolic_true, "Parabolic loss ``y (1 - p^2)``.")
-circle_loss = _make_multiclass_extra("circle_loss", _circle_true, "Circle loss ``y sqrt(1 - p^2)``.")
-cosine_loss = _make_multiclass_extra("cosine_loss", _cosine_true, "Cosine loss ``y cos(pi p / 2)``.")
-binary_parabolic_loss = _make_binary_extra("binary_parabolic_loss", _parabolic_true, "Parabolic loss ``y (1 - p^2)``.")
-binary_circle_loss = _make_binary_extra("binary_circle_loss", _circle_true, "Circle loss ``y sqrt(1 - p^2)``.")
-binary_cosine_loss = _make_binary_extra("binary_cosine_loss", _cosine_true, "Cosine loss ``y cos(pi p / 2)``.")
+parabolic_loss = _make_multiclass_extra(
+    "parabolic_loss", _parabolic_true, "Parabolic loss.", r"\ell_n = \sum_c w_c\, y_c (1 - p_c^2)")
+circle_loss = _make_multiclass_extra(
+    "circle_loss", _circle_true, "Circle loss.", r"\ell_n = \sum_c w_c\, y_c \sqrt{1 - p_c^2}")
+cosine_loss = _make_multiclass_extra(
+    "cosine_loss", _cosine_true, "Cosine loss.", r"\ell_n = \sum_c w_c\, y_c \cos(\pi p_c / 2)")
+binary_parabolic_loss = _make_binary_extra(
+    "binary_parabolic_loss", _parabolic_true, "Binary / multilabel parabolic loss.",
+    r"\ell = w\, w_+ y (1 - p^2)")
+binary_circle_loss = _make_binary_extra(
+    "binary_circle_loss", _circle_true, "Binary / multilabel circle loss.",
+    r"\ell = w\, w_+ y \sqrt{1 - p^2}")
+binary_cosine_loss = _make_binary_extra(
+    "binary_cosine_loss", _cosine_true, "Binary / multilabel cosine loss.",
+    r"\ell = w\, w_+ y \cos(\pi p / 2)")
+
+
+# --- shared docstring sections ------------------------------------------------------------
+# L and the variants take the options of M (or binary M), the variants less ``full`` and
+# ``impl``. Their Args, Returns and References are written once, in m_loss and binary_m_loss,
+# and copied into each docstring here, so that every docstring reads complete on its own in
+# help() and in the API reference.
+
+_ALPHA_ARG = "        alpha: the exponent, ``> 0`` (default 2); ``alpha=1`` gives M.\n"
+
+
+def _shared_sections(source: Callable[..., Tensor], *, drop: tuple[str, ...] = (),
+                     add: str = "") -> str:
+    """``source``'s docstring from ``Args:`` on, without the arguments named in ``drop``."""
+    doc = source.__doc__ or ""
+    kept, skipping = [], False
+    for line in doc[doc.index("    Args:"):].rstrip().splitlines(keepends=True):
+        if line.startswith("        ") and not line.startswith("         "):
+            skipping = line.strip().split(":", 1)[0] in drop
+        elif not line.startswith("         "):
+            skipping = False
+        if not skipping:
+            kept.append(line)
+    text = "".join(kept).strip()
+    return text.replace("Args:\n", "Args:\n" + add, 1) if add else text
+
+
+def _fill_shared_sections() -> None:
+    for function, source in ((l_loss, m_loss), (binary_l_loss, binary_m_loss)):
+        sections = _shared_sections(source).replace("(full M)", "(full L)")
+        function.__doc__ = function.__doc__.replace(f"<sections of {source.__name__}>", sections)
+    for function in (parabolic_loss, circle_loss, cosine_loss, binary_parabolic_loss,
+                     binary_circle_loss, binary_cosine_loss):
+        source = binary_m_loss if function.__name__.startswith("binary_") else m_loss
+        function.__doc__ = function.__doc__.replace(
+            f"<sections of {source.__name__}>", _shared_sections(source, drop=("full", "impl")))
+    for function, source in ((parametric_m_loss, m_loss), (binary_parametric_m_loss, binary_m_loss)):
+        function.__doc__ = function.__doc__.replace(
+            f"<sections of {source.__name__}, alpha>",
+            _shared_sections(source, drop=("full", "impl"), add=_ALPHA_ARG))
+
+
+_fill_shared_sections()

@@ -1,8 +1,8 @@
-"""Classification losses over logits: documented entries over torch, and the primer's catalogue.
+"""Classification losses over logits: documented entries over torch, hinge, focal and poly losses.
 
 ``cross_entropy``, ``binary_cross_entropy_with_logits`` and ``kl_div`` call torch after
 losslab's argument checks, so that every comparison can name them through the registry. The
-primer's catalogue (seed 001) follows: binary hinge and squared hinge, the multiclass SVM
+standard classification losses follow: binary hinge and squared hinge, the multiclass SVM
 hinge (Weston–Watkins as ``F.multi_margin_loss``, and Crammer–Singer), sigmoid and softmax
 focal losses, and PolyLoss.
 
@@ -23,19 +23,24 @@ from torch import Tensor
 
 from losslab._validation import (
     as_class_indices,
+    check_bool,
+    check_broadcast_weight,
+    check_choice,
     check_class_indices,
     check_class_weight,
     check_floating,
+    check_int,
     check_multiclass_target,
+    check_number,
     check_reduction,
     check_same_shape,
     check_tensor,
     check_values_in_range,
+    check_weight_values,
     compute_dtype,
     empty_reduction,
     reduce,
     validation_enabled,
-    weighted_mean,
 )
 from losslab.functional import _fused
 from losslab.functional._softmax import log_softmax, softmax
@@ -84,8 +89,7 @@ def cross_entropy(
     check_reduction(reduction)
     input = check_floating("input", input)
     target = check_multiclass_target(input, target, ignore_index)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
+    label_smoothing = check_number("label_smoothing", label_smoothing, low=0.0, high=1.0)
     # a weight of another float dtype (or device) is cast to the input's, as every losslab
     # loss with a weight does (torch itself raises on a float64 weight for float32 logits)
     weight = check_class_weight(weight, input.shape[0 if input.dim() == 1 else 1], input)
@@ -119,21 +123,14 @@ def binary_cross_entropy_with_logits(
     target = check_floating("target", target)
     check_same_shape("input", input, "target", target)
     check_values_in_range("target", target, 0.0, 1.0, "binary targets")
+    weight = check_broadcast_weight("weight", weight, input)
+    pos_weight = check_broadcast_weight("pos_weight", pos_weight, input)
     return F.binary_cross_entropy_with_logits(
         input, target, weight=weight, pos_weight=pos_weight, reduction=reduction
     )
 
 
 # --- shared checks -------------------------------------------------------------------------
-
-
-def _check_number(name: str, value: object, *, low: float = -math.inf, high: float = math.inf) -> float:
-    """A finite real number in [low, high] (bools are rejected: they are flags, not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name}: expected a number in [{low:g}, {high:g}], got {value!r}")
-    return float(value)
 
 
 def _as_compute(input: object) -> Tensor:
@@ -190,6 +187,7 @@ def _check_class_index_target(input: Tensor, target: object, ignore_index: int) 
     ``ignore_index`` outside that range): one ``aminmax`` read settles the common case.
     """
     target = check_tensor("target", target)
+    check_int("ignore_index", ignore_index)
     if input.dim() not in (1, 2):
         raise ValueError(f"input: expected scores of shape (N, C) or (C,), got shape {tuple(input.shape)}")
     expected = input.shape[:-1]
@@ -215,11 +213,12 @@ def _class_view(vector: Tensor, ndim: int) -> Tensor:
     return vector.view((1, -1) + (1,) * (ndim - 2))
 
 
-def _index_mean(loss: Tensor, keep: Tensor, sample_weight: Tensor | None) -> Tensor:
-    """``"mean"`` for class-index targets: divide by the summed weight of the kept targets."""
+def _kept_weight(keep: Tensor, sample_weight: Tensor | None, dtype: torch.dtype) -> Tensor:
+    """The ``"mean"`` denominator for class-index targets: the summed weight of the kept
+    targets (their count without weights), as ``F.cross_entropy`` divides."""
     if sample_weight is None:
-        return weighted_mean(loss.sum(), keep.sum().to(loss.dtype))
-    return weighted_mean(loss.sum(), torch.where(keep, sample_weight, 0.0).sum())
+        return keep.sum().to(dtype)
+    return torch.where(keep, sample_weight, 0.0).sum()
 
 
 def _fast_within(tensor: Tensor, low: float, high: float) -> bool:
@@ -276,8 +275,7 @@ def kl_div(
     input = check_floating("input", input)
     target = check_floating("target", target)
     check_same_shape("input", input, "target", target)
-    if not isinstance(log_target, bool):
-        raise TypeError(f"log_target: expected a bool, got {type(log_target).__name__}")
+    log_target = check_bool("log_target", log_target)
     if validation_enabled():
         # One read of each tensor (torch's kl_div itself makes a few): a one-sided bound needs
         # only amax, and the comparisons run on Python floats (NaN fails them). The full check
@@ -329,7 +327,8 @@ def binary_hinge_loss(
         Cortes and Vapnik, "Support-Vector Networks", Machine Learning 1995.
     """
     check_reduction(reduction)
-    margin = _check_number("margin", margin)
+    margin = check_number("margin", margin)
+    squared = check_bool("squared", squared)
     input = _as_compute(input)
     target = _check_sign_target(target, input)
     return _fused.hinge_fused(
@@ -394,11 +393,9 @@ def multiclass_hinge_loss(
         Kernel-based Vector Machines", JMLR 2001.
     """
     check_reduction(reduction)
-    if kind not in HINGE_KINDS:
-        raise ValueError(f"kind: expected one of {', '.join(repr(k) for k in HINGE_KINDS)}, got {kind!r}")
-    if isinstance(p, bool) or p not in (1, 2):
-        raise ValueError(f"p: expected 1 or 2 (only these are supported, as in torch), got {p!r}")
-    margin = _check_number("margin", margin)
+    kind = check_choice("kind", kind, HINGE_KINDS)
+    p = check_hinge_power("p", p)
+    margin = check_number("margin", margin)
     input = _as_compute(input)
     target, all_classes = _check_class_index_target(input, target, ignore_index)
     num_classes = input.shape[-1]
@@ -427,11 +424,8 @@ def multiclass_hinge_loss(
     if weight is not None:
         loss = loss * weight[index.squeeze(1)]
     loss = torch.where(keep, loss, 0.0)
-    if reduction == "none":
-        return loss.squeeze(0) if unbatched else loss
-    if reduction == "sum":
-        return loss.sum()
-    return weighted_mean(loss.sum(), keep.sum().to(loss.dtype))
+    out = reduce(loss, reduction, weight_sum=_kept_weight(keep, None, loss.dtype) if reduction == "mean" else None)
+    return out.squeeze(0) if unbatched and reduction == "none" else out
 
 
 def _weston_watkins(
@@ -453,18 +447,40 @@ def _weston_watkins(
         input, target.masked_fill(ignored, 0), p=p, margin=margin, weight=weight, reduction="none"
     )
     loss = loss.masked_fill(ignored, 0.0)
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return weighted_mean(loss.sum(), ignored.logical_not().sum().to(loss.dtype))
+    kept = _kept_weight(ignored.logical_not(), None, loss.dtype) if reduction == "mean" else None
+    return reduce(loss, reduction, weight_sum=kept)
 
 
 # --- focal losses --------------------------------------------------------------------------
 
 
+def check_hinge_power(name: str, p: object) -> int:
+    """The hinge's power ``p``: the int 1 or 2 (the ones torch supports)."""
+    if isinstance(p, bool) or not isinstance(p, int) or p not in (1, 2):
+        raise ValueError(f"{name}: expected 1 or 2 (only these are supported, as in torch), got {p!r}")
+    return p
+
+
 def _check_gamma(gamma: float) -> float:
-    return _check_number("gamma", gamma, low=0.0)
+    return check_number("gamma", gamma, low=0.0)
+
+
+def check_sigmoid_focal_alpha(name: str, alpha: object) -> float:
+    """The sigmoid focal loss's ``alpha``: a finite number <= 1 (a negative one disables the
+    weighting, torchvision's convention)."""
+    return check_number(name, alpha, high=1.0)
+
+
+def check_softmax_focal_alpha(name: str, alpha: object) -> float | Tensor | None:
+    """The softmax focal loss's ``alpha``: None, a finite number >= 0, or a floating tensor of
+    finite class factors >= 0 (its shape is checked against the classes at the call)."""
+    if alpha is None:
+        return None
+    if isinstance(alpha, Tensor):
+        alpha = check_floating(name, alpha)
+        check_weight_values(name, alpha, "class factors")
+        return alpha
+    return check_number(name, alpha, low=0.0)
 
 
 def sigmoid_focal_loss(
@@ -505,7 +521,7 @@ def sigmoid_focal_loss(
         arXiv:1708.02002.
     """
     check_reduction(reduction)
-    alpha = _check_number("alpha", alpha, high=1.0)
+    alpha = check_sigmoid_focal_alpha("alpha", alpha)
     gamma = _check_gamma(gamma)
     input = _as_compute(input)
     target = check_floating("target", target)
@@ -535,13 +551,14 @@ def _sigmoid_focal_formula(input: Tensor, target: Tensor, alpha: float, gamma: f
         else:
             # Second derivatives in z (create_graph): a hard label takes logsigmoid((1 - 2y) z)
             # directly, since logaddexp with a -inf branch gives inf * 0 = NaN there; the soft
-            # branch is evaluated at y = 1/2 for those entries, so it stays finite unselected.
+            # branch is evaluated at y = 1/2 for those entries, so it stays finite unselected
+            # (both branches of a where are differentiated: a NaN in the discarded one leaks).
             hard = (target == 0) | (target == 1)
             soft = torch.where(hard, 0.5, target)
             log_miss = torch.where(
                 hard,
                 F.logsigmoid((1.0 - 2.0 * target) * input),
-                torch.logaddexp(torch.log(soft) + F.logsigmoid(-input), torch.log1p(-soft) + F.logsigmoid(input)),
+                _logaddexp(torch.log(soft) + F.logsigmoid(-input), torch.log1p(-soft) + F.logsigmoid(input)),
             )
         loss = torch.exp(gamma * log_miss) * loss
     if alpha >= 0:
@@ -549,20 +566,34 @@ def _sigmoid_focal_formula(input: Tensor, target: Tensor, alpha: float, gamma: f
     return reduce(loss, reduction)
 
 
+def _logaddexp(a: Tensor, b: Tensor) -> Tensor:
+    """``log(exp(a) + exp(b))`` for finite ``a`` and ``b``, with finite derivatives of every order.
+
+    ``torch.logaddexp``'s second derivative is NaN once ``|a - b|`` passes the exponent range
+    (about 89 in float32, 710 in float64), and ``max(a, b) + log1p(exp(-|a - b|))`` has
+    kinks at ``a = b`` that autograd differentiates wrongly. Here the shift ``m = max(a, b)``
+    is a constant (the value does not depend on it), so only ``exp`` of numbers <= 0 is taken
+    and the expression is smooth: ``m + log1p(expm1(a - m) + exp(b - m))`` (roles swapped
+    when ``b`` is the larger).
+    """
+    m = torch.maximum(a, b).detach()
+    u, v = a - m, b - m
+    s = torch.where(a >= b, torch.expm1(u) + torch.exp(v), torch.exp(u) + torch.expm1(v))
+    return m + torch.log1p(s)
+
+
 def _check_alpha_vector(alpha: float | Tensor | None, num_classes: int, ref: Tensor) -> Tensor | None:
     if alpha is None:
         return None
+    alpha = check_softmax_focal_alpha("alpha", alpha)
     if isinstance(alpha, Tensor):
-        alpha = check_floating("alpha", alpha)
         if alpha.shape != (num_classes,):
             raise ValueError(
                 f"alpha: expected a float or a 1-D tensor with one entry per class, shape "
                 f"({num_classes},), got {tuple(alpha.shape)}"
             )
-        check_values_in_range("alpha", alpha, 0.0, math.inf, "non-negative class weights")
         return alpha.to(device=ref.device, dtype=ref.dtype)
-    value = _check_number("alpha", alpha, low=0.0)
-    return torch.full((num_classes,), value, device=ref.device, dtype=ref.dtype)
+    return torch.full((num_classes,), alpha, device=ref.device, dtype=ref.dtype)
 
 
 def softmax_focal_loss(
@@ -673,23 +704,21 @@ def _softmax_focal_index(
     if sample_weight is not None:
         loss = loss * sample_weight
     loss = torch.where(keep, loss, 0.0)
-    if reduction == "none":
-        return loss.squeeze(0) if unbatched else loss
-    if reduction == "sum":
-        return loss.sum()
-    return _index_mean(loss, keep, sample_weight)
+    out = reduce(loss, reduction, weight_sum=_kept_weight(keep, sample_weight, loss.dtype) if reduction == "mean" else None)
+    return out.squeeze(0) if unbatched and reduction == "none" else out
 
 
 # --- PolyLoss ------------------------------------------------------------------------------
 
 
-def _check_epsilons(epsilon: float | Sequence[float]) -> tuple[float, ...]:
+def check_poly_epsilon(name: str, epsilon: object) -> tuple[float, ...]:
+    """PolyLoss's ``epsilon``: a finite number (Poly-1) or a non-empty list of them (Poly-N)."""
     if isinstance(epsilon, (int, float)) and not isinstance(epsilon, bool):
-        return (_check_number("epsilon", epsilon),)
+        return (check_number(name, epsilon),)
     if isinstance(epsilon, Sequence) and not isinstance(epsilon, str) and len(epsilon) > 0:
-        return tuple(_check_number(f"epsilon[{j}]", value) for j, value in enumerate(epsilon))
+        return tuple(check_number(f"{name}[{j}]", value) for j, value in enumerate(epsilon))
     raise ValueError(
-        f"epsilon: expected a number (Poly-1) or a non-empty list of numbers (Poly-N), got {epsilon!r}"
+        f"{name}: expected a number (Poly-1) or a non-empty list of numbers (Poly-N), got {epsilon!r}"
     )
 
 
@@ -713,7 +742,7 @@ def poly_loss(
     recommended starting point); a list ``[eps_1, ..., eps_N]`` is Poly-N. ``epsilon=0`` is
     exactly ``F.cross_entropy``. ``y`` is the target distribution after label smoothing
     (``(1 - s) onehot + s / C``, as torch smooths), so ``p_t`` is the paper's "prediction
-    probability of the target class" under the smoothed labels. The primer writes the
+    probability of the target class" under the smoothed labels. Some tutorials write the
     series as ``eps_j (1 - p_t)^j / j``; that is the same family with ``eps_j`` rescaled by
     ``1/j``; losslab follows the paper's Poly-N form (no ``1/j``).
 
@@ -745,8 +774,8 @@ def poly_loss(
         Classification Loss Functions", ICLR 2022, arXiv:2204.12511.
     """
     check_reduction(reduction)
-    epsilons = _check_epsilons(epsilon)
-    label_smoothing = _check_number("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    epsilons = check_poly_epsilon("epsilon", epsilon)
+    label_smoothing = check_number("label_smoothing", label_smoothing, low=0.0, high=1.0)
     input = _as_compute(input)
     target = check_multiclass_target(input, target, ignore_index)
     unbatched = input.dim() == 1
@@ -789,10 +818,6 @@ def poly_loss(
     loss = ce + poly
     if keep is not None:
         loss = torch.where(keep, loss, 0.0)
-    if reduction == "none":
-        return loss.squeeze(0) if unbatched else loss
-    if reduction == "sum":
-        return loss.sum()
-    if keep is None:
-        return loss.mean()
-    return _index_mean(loss, keep, sample_weight)
+    kept = None if keep is None or reduction != "mean" else _kept_weight(keep, sample_weight, loss.dtype)
+    out = reduce(loss, reduction, weight_sum=kept)
+    return out.squeeze(0) if unbatched and reduction == "none" else out

@@ -27,7 +27,9 @@ from torch import Tensor
 from losslab import distributed
 from losslab._validation import (
     as_class_indices,
+    check_bool,
     check_floating,
+    check_number,
     check_positive,
     check_reduction,
     check_same_shape,
@@ -95,19 +97,11 @@ def _labels(name: str, value: object, batch: int) -> Tensor:
 
 
 def _number(name: str, value: object, *, low: float = -math.inf, high: float = math.inf,
-            low_open: bool = False) -> float:
-    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok_type and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name}: expected a number in {bracket}{low:g}, {high:g}], got {value!r}")
-    return float(value)
+            low_open: bool = False, finite: bool = True) -> float:
+    return check_number(name, value, low=low, high=high, low_open=low_open, finite=finite)
 
 
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected True or False, got {value!r}")
-    return value
+_flag = check_bool
 
 
 def _similarity_metric(similarity: object) -> str:
@@ -227,6 +221,14 @@ class _ScaledGram(torch.autograd.Function):
 # --- pairs and triplets --------------------------------------------------------------------
 
 
+def check_similar_label(name: str, value: object) -> int:
+    """The label of a similar pair in the contrastive loss: the int 0 (Hadsell et al.'s
+    convention) or 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1):
+        raise ValueError(f"{name}: expected 0 (Hadsell et al.'s convention) or 1, got {value!r}")
+    return value
+
+
 def contrastive_loss(
     input1: Tensor,
     input2: Tensor,
@@ -238,14 +240,17 @@ def contrastive_loss(
     squared: bool = True,
     reduction: str = "mean",
 ) -> Tensor:
-    """Contrastive loss of Hadsell, Chopra and LeCun (2006) on pairs of embeddings.
+    r"""Contrastive loss of Hadsell, Chopra and LeCun (2006) on pairs of embeddings.
 
-    With ``D`` the distance between the two embeddings of a pair and ``Y`` its label::
+    With ``D`` the distance between the two embeddings of a pair, ``Y`` its label and ``m``
+    the margin:
 
-        L = (1 - Y) 0.5 D^2 + Y 0.5 max(0, margin - D)^2          (squared=True, default)
-        L = (1 - Y) D       + Y max(0, margin - D)                 (squared=False)
+    .. math::
+        L = (1 - Y)\,\tfrac{1}{2} D^2 + Y\,\tfrac{1}{2} \max(0, m - D)^2
+        \quad (\text{squared=True, default}), \qquad
+        L = (1 - Y)\, D + Y \max(0, m - D) \quad (\text{squared=False})
 
-    in the paper's (and the seed's) convention ``Y = 0`` for a SIMILAR pair. Many libraries
+    in Hadsell et al.'s convention ``Y = 0`` for a SIMILAR pair. Many libraries
     (sentence-transformers, most tutorials) label similar pairs 1 instead: pass
     ``similar_label=1`` for that convention; the formula is the same with ``Y`` read as
     "dissimilar". ``squared=False`` is the unsquared hinge form of pytorch-metric-learning's
@@ -271,8 +276,7 @@ def contrastive_loss(
     check_reduction(reduction)
     margin = _number("margin", margin, low=0.0, low_open=True)
     metric = check_metric("distance", distance, ("euclidean", "cosine"))
-    if similar_label not in (0, 1) or isinstance(similar_label, bool):
-        raise ValueError(f"similar_label: expected 0 (the paper's convention) or 1, got {similar_label!r}")
+    similar_label = check_similar_label("similar_label", similar_label)
     squared = _flag("squared", squared)
     input1 = check_floating("input1", input1)
     input2 = check_floating("input2", input2)
@@ -308,9 +312,11 @@ def triplet_margin_loss(
     swap: bool = False,
     reduction: str = "mean",
 ) -> Tensor:
-    """Triplet margin loss with ``F.triplet_margin_loss`` semantics (defaults included)::
+    r"""Triplet margin loss with ``F.triplet_margin_loss`` semantics (defaults included).
 
-        L = max(0, margin + d(a, p) - d(a, n)),   d(x, y) = ||x - y + eps||_p
+    .. math::
+        L = \max\bigl(0,\; m + d(a, p) - d(a, n)\bigr), \qquad
+        d(x, y) = \lVert x - y + \epsilon \rVert_p
 
     ``eps`` is added to the difference before the norm, exactly as torch does. With
     ``swap=True`` (Balntas et al. 2016) ``d(a, n)`` is replaced by ``min(d(a, n), d(p, n))``.
@@ -334,7 +340,7 @@ def triplet_margin_loss(
     """
     check_reduction(reduction)
     margin = _number("margin", margin, low=0.0)
-    p = _number("p", p, low=0.0, low_open=True)
+    p = _number("p", p, low=0.0, low_open=True, finite=False)     # p = inf: the max norm
     eps = _number("eps", eps, low=0.0)
     swap = _flag("swap", swap)
     anchor = check_floating("anchor", anchor)
@@ -363,10 +369,14 @@ def batch_triplet_loss(
     reduction: str = "mean",
     gather_across_ranks: bool = False,
 ) -> Tensor:
-    """Triplet loss with online mining from class labels (Hermans, Beyer, Leibe 2017).
+    r"""Triplet loss with online mining from class labels (Hermans, Beyer, Leibe 2017).
 
     A valid triplet ``(a, p, n)`` has ``labels[p] == labels[a]``, ``p != a`` and
-    ``labels[n] != labels[a]``; its loss is ``max(0, margin + D(a, p) - D(a, n))``
+    ``labels[n] != labels[a]``; its loss is
+
+    .. math::
+        L(a, p, n) = \max\bigl(0,\; m + D(a, p) - D(a, n)\bigr)
+
     (``softplus(margin + D(a, p) - D(a, n))`` with ``soft_margin=True``; Hermans et al.'s
     soft margin is ``margin=0``).
 
@@ -477,11 +487,12 @@ def info_nce_loss(
     reduction: str = "mean",
     gather_across_ranks: bool = False,
 ) -> Tensor:
-    """InfoNCE (van den Oord et al. 2018): cross-entropy of picking the positive among negatives.
+    r"""InfoNCE (van den Oord et al. 2018): cross-entropy of picking the positive among negatives.
 
-    With ``s(q, k)`` the similarity divided by the temperature, per query ``i``::
+    With ``s(q, k)`` the similarity divided by the temperature, per query ``i``:
 
-        L_i = -s(q_i, k_i^+) + log( exp s(q_i, k_i^+) + sum_{k^- in N_i} exp s(q_i, k^-) )
+    .. math::
+        L_i = -s(q_i, k_i^+) + \log\Bigl(e^{s(q_i, k_i^+)} + \sum_{k^- \in N_i} e^{s(q_i, k^-)}\Bigr)
 
     * ``negative_keys=None``: in-batch negatives, ``N_i`` = the other queries' positive keys
       (``logits = q @ k.T``, target ``arange(N)``). ``symmetric=True`` averages this with the
@@ -572,12 +583,13 @@ def nt_xent_loss(
     reduction: str = "mean",
     gather_across_ranks: bool = False,
 ) -> Tensor:
-    """NT-Xent, the normalized temperature-scaled cross-entropy of SimCLR (Chen et al. 2020).
+    r"""NT-Xent, the normalized temperature-scaled cross-entropy of SimCLR (Chen et al. 2020).
 
     The ``2N`` embeddings ``z = cat(view1, view2)`` each pick their other view among the
-    ``2N - 1`` others (itself excluded)::
+    ``2N - 1`` others (itself excluded), with ``s`` the cosine divided by the temperature:
 
-        L_i = -s(z_i, z_j(i)) + log sum_{k != i} exp s(z_i, z_k),   s = cos / temperature
+    .. math::
+        L_i = -s(z_i, z_{j(i)}) + \log \sum_{k \ne i} e^{s(z_i, z_k)}
 
     and the loss averages the ``2N`` terms. Equal to pytorch-metric-learning's
     ``NTXentLoss(temperature)`` on ``cat(view1, view2)`` with labels ``cat(arange(N),
@@ -636,13 +648,14 @@ def multiple_negatives_ranking_loss(
     reduction: str = "mean",
     gather_across_ranks: bool = False,
 ) -> Tensor:
-    """Multiple negatives ranking loss (Henderson et al. 2017), sentence-transformers semantics.
+    r"""Multiple negatives ranking loss (Henderson et al. 2017), sentence-transformers semantics.
 
     Scores ``scale * cos(a_i, c)`` of every anchor against every candidate ``c``: all the
     positives of the batch, then all the hard negatives; cross-entropy with target ``i`` (the
-    anchor's own positive, labels ``arange(B)``)::
+    anchor's own positive, labels ``arange(B)``), with ``s`` the scale:
 
-        L_i = -scale cos(a_i, p_i) + log sum_c exp(scale cos(a_i, c))
+    .. math::
+        L_i = -s \cos(a_i, p_i) + \log \sum_c e^{s \cos(a_i, c)}
 
     ``symmetric=True`` also lets each positive pick its anchor among all anchors and averages
     the two cross-entropies (sentence-transformers' ``MultipleNegativesSymmetricRankingLoss``,
@@ -710,15 +723,17 @@ def arcface_loss(
     margin: float = 0.5,
     reduction: str = "mean",
 ) -> Tensor:
-    """ArcFace, additive angular margin loss (Deng et al. 2018).
+    r"""ArcFace, additive angular margin loss (Deng et al. 2018).
 
     With ``cos(theta_j)`` the cosine between an embedding and class centre ``j``, the target
-    class's logit gets the angular margin, then softmax cross-entropy on ``scale`` times::
+    class's logit gets the angular margin, then softmax cross-entropy on ``scale`` (``s``)
+    times the logits (the second case keeps the logit decreasing in theta):
 
-        logit_y = cos(theta_y + m)          if theta_y <= pi - m
-                = cos(theta_y) - m sin(m)   otherwise (keeps the logit decreasing in theta)
-        logit_j = cos(theta_j)              for j != y
-        L = CE(scale * logits, y)
+    .. math::
+        \text{logit}_y = \begin{cases} \cos(\theta_y + m) & \theta_y \le \pi - m \\
+                         \cos\theta_y - m \sin m & \text{otherwise} \end{cases}, \qquad
+        \text{logit}_j = \cos\theta_j \;(j \ne y), \qquad
+        L = \mathrm{CE}(s \cdot \text{logits}, y)
 
     ``cos(theta + m)`` is computed as ``cos(theta) cos(m) - sin(theta) sin(m)`` with
     ``sin(theta) = sqrt(max(1 - cos^2, eps))`` (``eps`` the dtype's resolution): no ``acos``,
@@ -795,14 +810,17 @@ def ge2e_loss(
     reduction: str = "mean",
     gather_across_ranks: bool = False,
 ) -> Tensor:
-    """Generalized end-to-end loss for speaker verification (Wan et al. 2018).
+    r"""Generalized end-to-end loss for speaker verification (Wan et al. 2018).
 
-    For utterance ``i`` of speaker ``j`` (embedding ``e_ji``) and speaker centroids ``c_k``::
+    For utterance ``i`` of speaker ``j`` (embedding ``e_ji``) and speaker centroids ``c_k``:
 
-        S_ji,k = w cos(e_ji, c_k) + b,     c_k = mean_m e_km  (k != j)
-        S_ji,j = w cos(e_ji, c_j^(-i)) + b,  c_j^(-i) = mean_{m != i} e_jm
-        softmax:  L(e_ji) = -S_ji,j + log sum_k exp S_ji,k
-        contrast: L(e_ji) = 1 - sigmoid(S_ji,j) + max_{k != j} sigmoid(S_ji,k)
+    .. math::
+        S_{ji,k} = w \cos(e_{ji}, c_k) + b \;(k \ne j), \qquad
+        S_{ji,j} = w \cos(e_{ji}, c_j^{(-i)}) + b, \qquad
+        c_j^{(-i)} = \operatorname{mean}_{m \ne i} e_{jm}
+
+        L_{\text{softmax}}(e_{ji}) = -S_{ji,j} + \log \sum_k e^{S_{ji,k}}, \qquad
+        L_{\text{contrast}}(e_{ji}) = 1 - \sigma(S_{ji,j}) + \max_{k \ne j} \sigma(S_{ji,k})
 
     The own-speaker centroid excludes the utterance itself, as in the paper. The paper sums
     over all utterances (``reduction="sum"``); ``"mean"`` averages them. The paper feeds

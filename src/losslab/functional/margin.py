@@ -1,4 +1,4 @@
-"""Margin losses on pairs of scores (the primer's margin ranking loss).
+"""Margin losses on pairs of scores (the margin ranking loss).
 
 The embedding losses (contrastive, triplet, InfoNCE, ArcFace, GE2E, multiple negatives
 ranking) live in :mod:`losslab.functional.embedding`.
@@ -6,13 +6,12 @@ ranking) live in :mod:`losslab.functional.embedding`.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from losslab._validation import (
     check_floating,
+    check_number,
     check_reduction,
     check_same_shape,
     check_tensor,
@@ -78,8 +77,7 @@ def margin_ranking_loss(
         Advances in Large Margin Classifiers, 2000; torch.nn.MarginRankingLoss.
     """
     check_reduction(reduction)
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin):
-        raise ValueError(f"margin: expected a finite number, got {margin!r}")
+    margin = check_number("margin", margin)
     input1 = check_floating("input1", input1)
     input2 = check_floating("input2", input2)
     check_same_shape("input1", input1, "input2", input2)

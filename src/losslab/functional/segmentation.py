@@ -8,14 +8,19 @@ import torch
 from torch import Tensor
 
 from losslab._validation import (
+    check_bool,
+    check_choice,
     check_class_indices,
     check_floating,
+    check_int,
     check_min_dim,
     check_not_float_indices,
+    check_number,
     check_reduction,
     check_same_shape,
     check_tensor,
     check_values_in_range,
+    check_weight_values,
     compute_dtype,
     reduce,
     validation_enabled,
@@ -27,15 +32,7 @@ DICE_MODES: tuple[str, ...] = ("binary", "multiclass", "multilabel")
 
 
 def _check_smooth(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _check_flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
-    return value
+    return check_number(name, value, low=0.0)
 
 
 def _check_probability_target(target: Tensor, keep: Tensor | None, what: str) -> None:
@@ -114,7 +111,7 @@ def dice_loss(
 
     .. math::
         \ell_{n,c} = 1 - \frac{2 \sum_i p_i g_i + s_{nr}}{\sum_i p_i^2 + \sum_i g_i^2 + s_{dr}}
-        \quad\text{(squared_denominator=True, the primer's form)}, \qquad
+        \quad\text{(squared_denominator=True, the squared form of Milletari et al.)}, \qquad
         \ell_{n,c} = 1 - \frac{2 \sum_i p_i g_i + s_{nr}}{\sum_i p_i + \sum_i g_i + s_{dr}}
 
     The sums run over the spatial positions ``i`` of sample ``n`` and class ``c`` (and over
@@ -134,7 +131,7 @@ def dice_loss(
     same (defaults 1e-5, 1e-5, True, False); multilabel = ``sigmoid=True``; multiclass =
     ``softmax=True`` (class indices: ``to_onehot_y=True`` with a ``(N, 1, *)`` target);
     binary = ``sigmoid=True`` with one channel; ``reduction="none"`` returns ``(N, C)``
-    (MONAI: ``(N, C, 1, ..., 1)``). losslab's default is the squared (primer's) form;
+    (MONAI: ``(N, C, 1, ..., 1)``). losslab's default is the squared form (V-Net's);
     MONAI's is the plain sum (``squared_pred=False``). ``ignore_index`` masks positions out
     of the prediction and the label of every class, as MONAI does for label-encoded targets.
     ``weight`` is MONAI's ``weight``: each class's Dice term is multiplied by its weight
@@ -166,15 +163,13 @@ def dice_loss(
         Medical Image Segmentation", 3DV 2016, arXiv:1606.04797.
     """
     check_reduction(reduction)
-    if mode not in DICE_MODES:
-        raise ValueError(f"mode: expected one of {', '.join(repr(m) for m in DICE_MODES)}, got {mode!r}")
+    check_choice("mode", mode, DICE_MODES)
     smooth_nr = _check_smooth("smooth_nr", smooth_nr)
     smooth_dr = _check_smooth("smooth_dr", smooth_dr)
     for name, flag in (("squared_denominator", squared_denominator), ("include_background", include_background),
                        ("batch", batch), ("from_logits", from_logits)):
-        _check_flag(name, flag)
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-        raise TypeError(f"ignore_index: expected an int or None, got {type(ignore_index).__name__}")
+        check_bool(name, flag)
+    check_int("ignore_index", ignore_index, optional=True)
     input = check_floating("input", input)
     input = input.to(compute_dtype(input))
     if not from_logits:
@@ -238,6 +233,5 @@ def _check_dice_weight(weight: Tensor | None, mode: str, prob: Tensor) -> Tensor
             f"weight: expected one weight per class kept, shape ({classes},) (without class 0 when "
             f"include_background=False), got {tuple(weight.shape)}"
         )
-    if validation_enabled() and not bool((weight >= 0).all()):
-        raise ValueError(f"weight: expected values >= 0, got {weight.min().item()!r}")
+    check_weight_values("weight", weight, "class weights")
     return weight.to(device=prob.device, dtype=prob.dtype)

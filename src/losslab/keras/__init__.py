@@ -13,17 +13,15 @@ the authors' notebooks), ``reduction`` and ``sample_weight`` as in ``keras.losse
 reload. The numerics are those of :mod:`losslab.functional` (computed from ``log p`` and
 ``log(1 - p)``); the values equal it to float32 rounding on every backend.
 
-=========================  ===============================  ===============================
-loss                       ``keras.losses.Loss`` subclass   function (per-sample loss)
-=========================  ===============================  ===============================
-M, one-hot / soft labels   :class:`CategoricalMLoss`        :func:`categorical_m_loss`
-M, class indices           :class:`SparseCategoricalMLoss`  :func:`sparse_categorical_m_loss`
-full M / L / full L        ``Categorical{FullM,L,FullL}Loss``, ``SparseCategorical...Loss``
-binary / multilabel        :class:`BinaryMLoss`, ``BinaryFullMLoss``, ``BinaryLLoss``,
-                           ``BinaryFullLLoss``              :func:`binary_m_loss`, ...
-SMAE                       :class:`SMAELoss`                :func:`smae_loss`
-log-cosh                   :class:`LogCoshLoss`             :func:`log_cosh_loss`
-=========================  ===============================  ===============================
+* M with one-hot or soft labels: :class:`CategoricalMLoss` (per-sample function
+  :func:`categorical_m_loss`);
+* M with class indices: :class:`SparseCategoricalMLoss` (:func:`sparse_categorical_m_loss`);
+* full M, L and full L: ``CategoricalFullMLoss``, ``CategoricalLLoss``, ``CategoricalFullLLoss``
+  and their ``SparseCategorical...Loss`` forms (:func:`categorical_l_loss`, ...);
+* binary and multi-label: :class:`BinaryMLoss`, ``BinaryFullMLoss``, ``BinaryLLoss``,
+  ``BinaryFullLLoss`` (:func:`binary_m_loss`, :func:`binary_l_loss`);
+* SMAE: :class:`SMAELoss` (:func:`smae_loss`); log-cosh: :class:`LogCoshLoss`
+  (:func:`log_cosh_loss`).
 """
 
 from __future__ import annotations

@@ -103,25 +103,10 @@ _KERNELS: dict[str, tuple[Kernel, Kernel]] = {"m": (_m_true, _m_false), "l": (_l
 # --- argument and value checks --------------------------------------------------------------
 
 
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {value!r}")
-    return bool(value)
-
-
-def _check_eps(eps: object) -> float:
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 <= eps < 0.5:
-        raise ValueError(f"eps: expected a number in [0, 0.5), got {eps!r}")
-    return float(eps)
-
-
-def _check_int(name: str, value: object, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
-        expected = "an integer or None" if optional else "an integer"
-        raise TypeError(f"{name}: expected {expected}, got {value!r}")
-    return int(value)
+# the shared validators: one message style for the PyTorch and the Keras forms
+_check_bool = _validation.check_bool
+_check_eps = _validation.check_eps
+_check_int = _validation.check_int
 
 
 def _canonical_axis(axis: object, ndim: int) -> int:
@@ -244,9 +229,12 @@ def _softmax_log_pair(logits: Tensor, axis: int) -> tuple[Tensor, Tensor]:
     top = ops.argmax(logits, axis=axis)
     is_top = ops.cast(ops.one_hot(top, num_classes, axis=axis), "bool")
     log_q = ops.log1p(-ops.exp(ops.where(is_top, -1.0, log_p)))
-    # For the largest class p = sigmoid(margin), margin = z_top - logsumexp(z_others).
-    top_logit = ops.sum(ops.where(is_top, logits, 0.0), axis=axis, keepdims=True)
-    others = ops.logsumexp(ops.where(is_top, -math.inf, logits), axis=axis, keepdims=True)
+    # For the largest class p = sigmoid(margin), margin = z_top - logsumexp(z_others), taken
+    # on logits shifted by the (constant) top logit: z - z_top is exact for close logits,
+    # where a log-sum-exp of logits of 1e4 would round to float32's spacing there (1e-3).
+    shifted = logits - ops.stop_gradient(ops.max(logits, axis=axis, keepdims=True))
+    top_logit = ops.sum(ops.where(is_top, shifted, 0.0), axis=axis, keepdims=True)
+    others = ops.logsumexp(ops.where(is_top, -math.inf, shifted), axis=axis, keepdims=True)
     margin = top_logit - others
     log_p = ops.where(is_top, ops.log_sigmoid(margin), log_p)
     log_q = ops.where(is_top, ops.log_sigmoid(-margin), log_q)
@@ -258,8 +246,17 @@ def _log_pair(
 ) -> tuple[Tensor, Tensor]:
     if not from_logits:
         _check_range("y_pred", y_pred, 0.0, 1.0, "probabilities (from_logits=False)")
-        p = ops.clip(y_pred, eps, 1.0 - eps)
-        return ops.log(p), ops.log1p(-p)
+        if eps <= 0:
+            return ops.log(y_pred), ops.log1p(-y_pred)
+        # The clamp acts in log space, as in losslab.functional.alternate: float32 cannot
+        # hold 1 - 1e-7, so clipping p itself would apply 1 - 1.19e-7 instead.
+        low, high = math.log(eps), math.log1p(-eps)
+        below = y_pred < eps
+        above = (1.0 - y_pred) < eps
+        safe = ops.where(ops.logical_or(below, above), 0.5, y_pred)
+        log_p = ops.where(below, low, ops.where(above, high, ops.log(safe)))
+        log_q = ops.where(above, low, ops.where(below, high, ops.log1p(-safe)))
+        return log_p, log_q
     if softmax_axis is None:
         log_p, log_q = ops.log_sigmoid(y_pred), ops.log_sigmoid(-y_pred)
     else:

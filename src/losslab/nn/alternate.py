@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from losslab.functional import alternate as AF
-from losslab.nn._base import FunctionalLoss
+from losslab.nn._base import FunctionalLoss, OptionChecks
 
 __all__ = [
     "BinaryCircleLoss",
@@ -111,6 +113,7 @@ class ParametricMLoss(FunctionalLoss):
         "    :func:`losslab.functional.parametric_m_loss`.\n" + _MULTICLASS_SHAPE
     )
     function = staticmethod(AF.parametric_m_loss)
+    option_checks: ClassVar[OptionChecks] = {"alpha": AF.check_parametric_alpha}
 
     def __init__(
         self,
@@ -134,6 +137,7 @@ class BinaryParametricMLoss(FunctionalLoss):
         + _BINARY_SHAPE
     )
     function = staticmethod(AF.binary_parametric_m_loss)
+    option_checks: ClassVar[OptionChecks] = {"alpha": AF.check_parametric_alpha}
 
     def __init__(
         self,

@@ -1,13 +1,15 @@
-"""Modules for the classification catalogue (entries over torch and the primer's losses)."""
+"""Modules for the classification catalogue (entries over torch, focal, hinge and poly losses)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from torch import Tensor
 
+from losslab._validation import check_choice, check_reduction
 from losslab.functional import classification as CF
-from losslab.nn._base import FunctionalLoss
+from losslab.nn._base import FunctionalLoss, OptionChecks
 
 __all__ = [
     "BCEWithLogitsLoss",
@@ -90,6 +92,7 @@ class KLDivLoss(FunctionalLoss):
     """
 
     function = staticmethod(CF.kl_div)
+    option_checks: ClassVar[OptionChecks] = {"reduction": lambda name, value: check_reduction(value, allowed=CF.KL_REDUCTIONS)}
 
     def __init__(self, *, reduction: str = "batchmean", log_target: bool = False) -> None:
         super().__init__(reduction=reduction, log_target=log_target)
@@ -124,6 +127,8 @@ class MulticlassHingeLoss(FunctionalLoss):
     """
 
     function = staticmethod(CF.multiclass_hinge_loss)
+    option_checks: ClassVar[OptionChecks] = {"kind": lambda name, value: check_choice(name, value, CF.HINGE_KINDS),
+                     "p": CF.check_hinge_power}
 
     def __init__(
         self,
@@ -153,6 +158,7 @@ class SigmoidFocalLoss(FunctionalLoss):
     """
 
     function = staticmethod(CF.sigmoid_focal_loss)
+    option_checks: ClassVar[OptionChecks] = {"alpha": CF.check_sigmoid_focal_alpha}
 
     def __init__(self, *, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "mean") -> None:
         super().__init__(alpha=alpha, gamma=gamma, reduction=reduction)
@@ -165,6 +171,7 @@ class SoftmaxFocalLoss(FunctionalLoss):
         + _MULTICLASS_SHAPE
     )
     function = staticmethod(CF.softmax_focal_loss)
+    option_checks: ClassVar[OptionChecks] = {"alpha": CF.check_softmax_focal_alpha}
 
     def __init__(
         self,
@@ -187,6 +194,7 @@ class PolyLoss(FunctionalLoss):
         + _MULTICLASS_SHAPE
     )
     function = staticmethod(CF.poly_loss)
+    option_checks: ClassVar[OptionChecks] = {"epsilon": CF.check_poly_epsilon}
 
     def __init__(
         self,

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from losslab._validation import check_reduction, compute_dtype
+from losslab._validation import check_bool, check_number, check_reduction, compute_dtype
 from losslab.distances import check_metric
 from losslab.functional import embedding as EF
-from losslab.nn._base import FunctionalLoss
+from losslab.nn._base import FunctionalLoss, OptionChecks
+
+
+def _non_negative(name: str, value: object) -> float:
+    return check_number(name, value, low=0.0)
 
 __all__ = [
     "ArcFaceLoss",
@@ -30,7 +35,7 @@ __all__ = [
 class ContrastiveLoss(FunctionalLoss):
     """Contrastive loss of Hadsell et al. (2006); see :func:`losslab.functional.contrastive_loss`.
 
-    The seed's convention by default: label 0 marks a SIMILAR pair; ``similar_label=1`` for
+    Hadsell et al.'s convention by default: label 0 marks a SIMILAR pair; ``similar_label=1`` for
     the label=1-similar convention (sentence-transformers').
 
     Shape:
@@ -41,6 +46,10 @@ class ContrastiveLoss(FunctionalLoss):
     """
 
     function = staticmethod(EF.contrastive_loss)
+    option_checks: ClassVar[OptionChecks] = {
+        "margin": lambda name, value: check_number(name, value, low=0.0, low_open=True),
+        "similar_label": EF.check_similar_label,
+    }
 
     def __init__(
         self,
@@ -72,6 +81,8 @@ class TripletMarginLoss(FunctionalLoss):
     """
 
     function = staticmethod(EF.triplet_margin_loss)
+    option_checks: ClassVar[OptionChecks] = {"margin": _non_negative, "eps": _non_negative,
+                     "p": lambda name, value: check_number(name, value, low=0.0, low_open=True, finite=False)}
 
     def __init__(
         self,
@@ -99,6 +110,7 @@ class BatchTripletLoss(FunctionalLoss):
     """
 
     function = staticmethod(EF.batch_triplet_loss)
+    option_checks: ClassVar[OptionChecks] = {"margin": _non_negative}
 
     def __init__(
         self,
@@ -366,7 +378,7 @@ class GE2ELoss(nn.Module):
         self.reduction = check_reduction(reduction)
         if not isinstance(gather_across_ranks, bool):
             raise TypeError(f"gather_across_ranks: expected True or False, got {gather_across_ranks!r}")
-        self.gather_across_ranks = gather_across_ranks
+        self.gather_across_ranks = check_bool("gather_across_ranks", gather_across_ranks)
         self.min_w = float(min_w)
         self.w_raw = nn.Parameter(torch.tensor(_inverse_softplus(init_w - self.min_w)))
         self.b = nn.Parameter(torch.tensor(float(init_b)))
@@ -385,4 +397,6 @@ class GE2ELoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"variant={self.variant!r}, reduction={self.reduction!r}, w={float(self.w.detach()):.4g}, b={float(self.b.detach()):.4g}"
+        return (f"variant={self.variant!r}, reduction={self.reduction!r}, "
+                f"gather_across_ranks={self.gather_across_ranks!r}, min_w={self.min_w!r}, "
+                f"w={float(self.w.detach()):.4g}, b={float(self.b.detach()):.4g}")

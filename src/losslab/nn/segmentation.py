@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
+from losslab._validation import check_choice, check_int
 from losslab.functional import segmentation as SF
-from losslab.nn._base import FunctionalLoss
+from losslab.nn._base import FunctionalLoss, OptionChecks
 
 __all__ = ["DiceLoss"]
 
@@ -24,6 +27,8 @@ class DiceLoss(FunctionalLoss):
     """
 
     function = staticmethod(SF.dice_loss)
+    option_checks: ClassVar[OptionChecks] = {"ignore_index": lambda name, value: check_int(name, value, optional=True),
+                     "mode": lambda name, value: check_choice(name, value, SF.DICE_MODES)}
 
     def __init__(
         self,

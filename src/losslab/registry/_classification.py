@@ -1,4 +1,4 @@
-"""Registry entries for the classification catalogue (cross-entropy, BCE, and the primer's)."""
+"""Registry entries for the classification catalogue (cross-entropy, BCE, hinge, focal, poly, KL)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ register(
 )
 
 
-# --- the primer's catalogue (seed 001) -----------------------------------------------------
+# --- hinge, focal, poly and KL losses --------------------------------------------------------
 
 _MULTICLASS_INPUT = "logits (N, C, d1..dk) or (C,)"
 _MULTICLASS_TARGET = "class indices (N, d1..dk) or probabilities (N, C, d1..dk)"

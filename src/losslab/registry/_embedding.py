@@ -1,4 +1,4 @@
-"""Registry entries for the embedding / metric-learning losses (the primer's catalogue)."""
+"""Registry entries for the embedding / metric-learning losses."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ _ENTRIES = [
         convex=None, bounded=False,
         hyperparameters={"margin": 1.0, "distance": "euclidean", "similar_label": 0, "squared": True,
                          "reduction": "mean"},
-        notes="the seed's Y=0-similar convention by default; distance 'euclidean' or 'cosine'",
+        notes="Hadsell et al.'s Y=0-similar convention by default; distance 'euclidean' or 'cosine'",
     ),
     LossInfo(
         name="triplet_margin", family="embedding", task="metric learning on (anchor, positive, negative)",
