@@ -175,7 +175,7 @@ def _open_existing(db: str | Path) -> ResultsStore:
     path = Path(db)
     if not path.is_file():
         raise FileNotFoundError(f"db: no results database at {path}")
-    return ResultsStore(path)
+    return ResultsStore(path, readonly=True)
 
 
 def _format(value: float | None, spec: str = ".3f") -> str:
@@ -546,14 +546,12 @@ def _format_options(options: Any) -> str:
 
 def _until_decided_note(store: ResultsStore, task: TaskResults) -> str:
     """The rounds of seeds that ``--until-decided`` ran for this task, if it did."""
-    import json
 
     from losslab.experiments.classification.sequential import RULE
 
-    rows = store.query("SELECT value FROM meta WHERE key = ?", (f"until_decided:{task.runs[0]['task']}",))
-    if not rows:
+    record = store.meta.get_until_decided(task.runs[0]["task"])
+    if record is None:
         return ""
-    record = json.loads(rows[0]["value"])
     rounds = " → ".join(str(len(r["seeds"])) for r in record["rounds"])
     target = 100 * record["target"]["target_width"]
     return (f"Seeds per round: {rounds}; stopped: {record['stopped']} (target half-width "
