@@ -17,7 +17,7 @@ from typing import Any
 
 from losslab.experiments.classification.runner import ANNOTATION_KEYS
 from losslab.experiments.classification.stats import LossComparison, compare_losses
-from losslab.experiments.classification.store import ResultsStore, config_hash
+from losslab.experiments.classification.store import ResultsStore, RunStore, config_hash
 from losslab.report import Figure, Report, Section
 
 _RUN_IDENTITY = ("loss", "seed", "stage")
@@ -115,7 +115,7 @@ def load_results(db: str | Path | ResultsStore, *, stage: str = "test") -> list[
     Runs of the same task label with different settings (epochs, lr, data sizes ...) form
     separate groups: only runs trained alike are compared.
     """
-    store = db if isinstance(db, ResultsStore) else _open_existing(db)
+    store = db if isinstance(db, RunStore) else _open_existing(db)
     groups: dict[tuple[str, str], TaskResults] = {}
     for run in store.runs(stage=stage):
         shared = group_config(run["config"])
@@ -564,7 +564,7 @@ def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order:
     from losslab.experiments.classification.step_size import step_size_parts
 
     out = Path(out_dir)
-    store = db if isinstance(db, ResultsStore) else _open_existing(db)
+    store = db if isinstance(db, RunStore) else _open_existing(db)
     sections = []
     for index, task in enumerate(load_results(store)):
         stem = f"{_slug(task.label)}-{index}"

@@ -24,6 +24,7 @@ from losslab.experiments.classification.store import (
     LeaseKeeper,
     ResultsStore,
     RunKey,
+    RunStore,
     config_hash,
 )
 from losslab.experiments.classification.training import (
@@ -299,7 +300,7 @@ def run_grid(
                                 only=only)
         check_cluster(ray, backend, sorted({task.settings_for(loss).device for task in tasks
                                             for loss in losses}))
-    store = db if isinstance(db, ResultsStore) else ResultsStore(db, timeout=timeout)
+    store = db if isinstance(db, RunStore) else ResultsStore(db, timeout=timeout)
     requested_threads = threads
     threads = default_threads(workers) if threads is None else int(threads)
     if on_ray:

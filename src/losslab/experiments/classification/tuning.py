@@ -38,7 +38,7 @@ from losslab.experiments.classification.runner import (
     run_grid,
 )
 from losslab.experiments.classification.splits import ValidationSplit
-from losslab.experiments.classification.store import ResultsStore, RunKey, config_hash
+from losslab.experiments.classification.store import ResultsStore, RunKey, RunStore, config_hash
 
 DEFAULT_LR_DECADES = 2.0
 DEFAULT_LR_POINTS = 5
@@ -450,7 +450,7 @@ def run_tuned(
     unknown = [stage for stage in stages if stage not in ("sweep", "test")]
     if unknown or "sweep" not in stages:
         raise ValueError(f"stages: expected ('sweep',) or ('sweep', 'test'), got {tuple(stages)!r}")
-    store = db if isinstance(db, ResultsStore) else ResultsStore(db, timeout=timeout)
+    store = db if isinstance(db, RunStore) else ResultsStore(db, timeout=timeout)
     rows = [row for task in tasks for row in sweep_tasks(task, tuning)]
     log(f"[tune] sweep: {len(tasks)} task(s) × {len(losses)} loss(es) × "
         f"{len(rows) // max(1, len(tasks))} rate(s) × {len(tuning.seeds)} seed(s) on a "
