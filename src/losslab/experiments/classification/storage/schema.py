@@ -139,6 +139,23 @@ def read_only_connection(path: Path, *, immutable: bool, timeout: float) -> sqli
                            isolation_level=None)
 
 
+def _look_inside(path: Path, *, immutable: bool, timeout: float) -> tuple[int, int, set[str], str | None]:
+    """(application id, user version, table names, meta schema_version) read without writing."""
+    connection = read_only_connection(path, immutable=immutable, timeout=timeout)
+    try:
+        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+        user_version = connection.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version = None
+        if LEGACY_TABLES <= tables:
+            row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = None if row is None else str(row[0])
+    finally:
+        connection.close()
+    return application_id, user_version, tables, version
+
+
 def probe(path: Path, *, timeout: float = 60.0) -> Probe:
     """Recognise ``path`` without changing it (see the module docstring)."""
     try:
@@ -150,31 +167,27 @@ def probe(path: Path, *, timeout: float = 60.0) -> Probe:
         return Probe("new")
     if len(header) < _HEADER_SIZE or not header.startswith(SQLITE_MAGIC):
         return Probe("foreign", reason="it is not a SQLite file")
-    user_version = int.from_bytes(header[60:64], "big", signed=True)
+    # A WAL file beside it means a writer is or was active: the header on disk may be older
+    # than the database, so read through SQLite (read-only; the WAL is already there). Else
+    # the header is the truth, and an immutable connection reads without locks or files.
+    wal_present = Path(f"{path}-wal").exists()
     application_id = int.from_bytes(header[68:72], "big", signed=True)
+    user_version = int.from_bytes(header[60:64], "big", signed=True)
+    if application_id not in (0, APPLICATION_ID) and not wal_present:
+        return Probe("foreign", reason=f"its application id is {application_id:#x}, "
+                                       f"not losslab's {APPLICATION_ID:#x}")
+    if application_id == APPLICATION_ID and not wal_present:
+        return Probe("losslab", version=user_version)
+    try:
+        application_id, user_version, tables, version = _look_inside(
+            path, immutable=not wal_present, timeout=timeout)
+    except sqlite3.DatabaseError as error:
+        return Probe("foreign", reason=f"SQLite cannot read it ({error})")
     if application_id == APPLICATION_ID:
         return Probe("losslab", version=user_version)
     if application_id != 0:
         return Probe("foreign", reason=f"its application id is {application_id:#x}, "
                                        f"not losslab's {APPLICATION_ID:#x}")
-    # Application id 0: a database from before application ids, or anyone's. An immutable
-    # connection reads the file without locks or a -shm file; a WAL file already beside it
-    # (a writer is or was active) needs a plain read-only connection to be seen.
-    wal_present = Path(f"{path}-wal").exists()
-    try:
-        connection = read_only_connection(path, immutable=not wal_present, timeout=timeout)
-        try:
-            tables = {row[0] for row in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
-            version = None
-            if LEGACY_TABLES <= tables:
-                row = connection.execute(
-                    "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                version = None if row is None else row[0]
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as error:
-        return Probe("foreign", reason=f"SQLite cannot read it ({error})")
     if not tables:
         return Probe("foreign", reason="it is an empty SQLite database that losslab did not create")
     if version == "1":
