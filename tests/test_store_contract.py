@@ -114,6 +114,20 @@ def test_a_csv_stem_with_spaces_is_a_valid_label(planter):
     assert [r["run_id"] for r in planter.store.runs()] == [run_id]
 
 
+@pytest.mark.parametrize("stem, label", [
+    ("digits", "digits"), ("my reviews", "my reviews"), ("reviews (2024)", "reviews _2024_"),
+    ("a/b\\c", "a_b_c"), ("<img src=x>", "_img src=x_"), ("..", "data"), ("  ", "data"),
+])
+def test_plain_label(stem, label):
+    from losslab.experiments.classification.storage.validation import (
+        identifier_problem,
+        plain_label,
+    )
+
+    assert plain_label(stem) == label
+    assert identifier_problem(plain_label(stem), "task", label=True) is None
+
+
 def test_epochs_checkpoints_and_resume(planter):
     store = planter.store
     run_id = _register(store)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -52,6 +51,8 @@ from losslab.experiments.classification.storage.validation import (
     RowReporter,
     check_checkpoint,
     check_epoch,
+    check_key,
+    check_lease,
     check_run,
     check_sample_set,
     identifier_problem,
@@ -64,25 +65,6 @@ BLOB_LIMIT_BYTES = 256 * 1024 * 1024
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def check_key(key: RunKey) -> None:
-    """Refuse a run key whose fields the store could not read back (ValueError)."""
-    for field, is_label in (("task", True), ("loss", False), ("stage", False),
-                            ("config_hash", False)):
-        problem = identifier_problem(getattr(key, field), field, label=is_label)
-        if problem:
-            raise ValueError(f"{field}: {problem.split(' is ', 1)[1]}; got {getattr(key, field)!r}")
-    if type(key.seed) is not int:
-        raise ValueError(f"seed: expected an integer, got {key.seed!r}")
-
-
-def check_lease(lease_seconds: float) -> float:
-    """``lease_seconds`` as a positive finite float (ValueError naming it otherwise)."""
-    if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, (int, float)) \
-            or not math.isfinite(lease_seconds) or lease_seconds <= 0:
-        raise ValueError(f"lease_seconds: expected a positive number of seconds, got {lease_seconds!r}")
-    return float(lease_seconds)
 
 
 class ResultsStore(RunStore):
