@@ -334,6 +334,9 @@ def test_a_claim_abandoned_in_this_process_is_reclaimed_without_waiting(planter)
     ({"config": "{bad"}, "config is not a JSON object"),
     ({"config": json.dumps({**CONFIG, "loss": "l"})}, "config's loss does not match the loss column"),
     ({"environment": "null"}, "environment is not a JSON object"),
+    ({"config": json.dumps({**CONFIG, "training": [1]})}, "config's training is not an object"),
+    ({"config": json.dumps({**CONFIG, "samples": {"train": {"sha256": "x", "count": 1}}})},
+     "config's samples.train is not a sample record"),
     ({"owner": "a/b:1:x"}, "owner is not a plain owner token"),
     ({"lease_expires": "soon"}, "lease_expires is not a finite number"),
 ])

@@ -104,6 +104,24 @@ def _json_object(text: object) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _config_problem(config: Mapping[str, Any]) -> str | None:
+    """Why a run config does not have the shape losslab writes, or None."""
+    for part in ("data", "training"):
+        if part in config and not isinstance(config[part], dict):
+            return f"config's {part} is not an object"
+    samples = config.get("samples")
+    if samples is not None:
+        if not isinstance(samples, dict):
+            return "config's samples is not an object"
+        for part in ("train", "eval"):
+            record = samples.get(part)
+            if not (isinstance(record, dict) and isinstance(record.get("sha256"), str)
+                    and SHA256.fullmatch(record["sha256"]) and _is_int(record.get("count"))
+                    and record["count"] >= 0):
+                return f"config's samples.{part} is not a sample record (sha256, count)"
+    return None
+
+
 def check_run(row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """A ``runs`` row as a record (config and environment parsed, status a
     :class:`RunStatus`), or ``(None, problem)``."""
@@ -128,6 +146,9 @@ def check_run(row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None
     for field in ("task", "loss", "seed", "stage"):
         if field in config and config[field] != row[field]:
             return None, f"config's {field} does not match the {field} column"
+    problem = _config_problem(config)
+    if problem:
+        return None, problem
     environment = row.get("environment")
     if environment is not None:
         environment = _json_object(environment)
