@@ -222,7 +222,7 @@ def run_on_ray(store: Any, tasks: Sequence[Any], pending: Sequence[tuple[Any, in
                log: Callable[[str], None], describe: Callable[[Any], str]) -> None:
     """Train ``pending`` (job, run_id) pairs as Ray tasks; record every epoch here."""
     from losslab.experiments.classification.runner import EpochRecord
-    from losslab.experiments.classification.store import DONE_STATUSES
+    from losslab.experiments.classification.store import DONE_STATUSES, LeaseKeeper
 
     with ray_session(backend, log) as ray:  # the grid's session (checked by run_grid)
         per_run_threads = threads if threads is not None else max(1, int(backend.cpus_per_run))
@@ -241,10 +241,13 @@ def run_on_ray(store: Any, tasks: Sequence[Any], pending: Sequence[tuple[Any, in
                                       per_run_threads, job.stop_after)
             running[generator] = attempt
 
+        leases = LeaseKeeper(store).__enter__()  # the driver renews every claimed run's lease
         for job, run_id in pending:
-            if not store.claim(run_id, environment):
+            claim = store.claim(run_id, environment)
+            if claim is None:
                 counts["skipped" if store.status(run_id) in DONE_STATUSES else "busy"] += 1
                 continue
+            leases.add(claim)
             submit(_Attempt(job, run_id))
         try:
             while running:
@@ -305,3 +308,4 @@ def run_on_ray(store: Any, tasks: Sequence[Any], pending: Sequence[tuple[Any, in
                 except Exception:  # the cluster may be gone already
                     pass
             running.clear()
+            leases.__exit__(None, None, None)

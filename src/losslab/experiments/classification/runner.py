@@ -21,8 +21,10 @@ import torch
 
 from losslab.experiments.classification.store import (
     DONE_STATUSES,
+    LeaseKeeper,
     ResultsStore,
     RunKey,
+    RunStore,
     config_hash,
 )
 from losslab.experiments.classification.training import (
@@ -169,7 +171,8 @@ def _execute(job: Job, run_id: int, environment: dict[str, Any]) -> str:
     tasks: Sequence[PlannedTask] = _WORKER["tasks"]
     settings = tasks[job.task_index].settings_for(job.loss)
     environment = {**environment, "device": describe_device(settings.device)}
-    if not store.claim(run_id, environment):
+    claim = store.claim(run_id, environment)
+    if claim is None:
         return "skipped" if store.status(run_id) in DONE_STATUSES else "busy"
     task = tasks[job.task_index]
     queue = _WORKER.get("queue")
@@ -184,8 +187,9 @@ def _execute(job: Job, run_id: int, environment: dict[str, Any]) -> str:
 
     try:
         data = _prepared(tasks, job.task_index, job.stage)
-        train_run(store, run_id, data, job.loss, job.seed, settings,
-                  threads=_WORKER.get("threads"), on_epoch=on_epoch, stop_after=job.stop_after)
+        with LeaseKeeper(store, claim):  # renewed while it trains; a dead owner's lapses
+            train_run(store, run_id, data, job.loss, job.seed, settings,
+                      threads=_WORKER.get("threads"), on_epoch=on_epoch, stop_after=job.stop_after)
         if job.stop_after is not None and store.status(run_id) not in DONE_STATUSES:
             store.pause(run_id)  # at its rung: resumable by this or a later invocation
     except FloatingPointError as error:
@@ -296,7 +300,7 @@ def run_grid(
                                 only=only)
         check_cluster(ray, backend, sorted({task.settings_for(loss).device for task in tasks
                                             for loss in losses}))
-    store = db if isinstance(db, ResultsStore) else ResultsStore(db, timeout=timeout)
+    store = db if isinstance(db, RunStore) else ResultsStore(db, timeout=timeout)
     requested_threads = threads
     threads = default_threads(workers) if threads is None else int(threads)
     if on_ray:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from losslab._paths import UnsafePathError, ensure_folder, inside, safe_component
-from losslab.experiments.classification.store import ResultsStore, config_hash
+from losslab.experiments.classification.store import ResultsStore, RunStore, config_hash
 
 # Scalars exported per epoch (the reliability bins are not scalars).
 _SKIPPED = ("epoch", "run_id", "recorded_utc", "reliability")
@@ -76,7 +76,7 @@ def export_tensorboard(db: str | Path | ResultsStore, log_dir: str | Path, *,
         raise ImportError("--tensorboard needs the tensorboard package: pip install "
                           "'losslab[tracking]'") from error
     root = ensure_folder(log_dir, option="tensorboard")
-    store = db if isinstance(db, ResultsStore) else ResultsStore(db)
+    store = db if isinstance(db, RunStore) else ResultsStore(db, readonly=True)
     written = 0
     for run in _runs(store, run_ids):
         epochs = store.epochs(run["run_id"])
@@ -163,7 +163,7 @@ def export_mlflow(db: str | Path | ResultsStore, tracking_uri: str, *,
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    store = db if isinstance(db, ResultsStore) else ResultsStore(db)
+    store = db if isinstance(db, RunStore) else ResultsStore(db, readonly=True)
     database = str(store.path.resolve())
     logged = 0
     parents: dict[str, str] = {}
