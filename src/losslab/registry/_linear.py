@@ -22,8 +22,7 @@ register(
         reference_impl="loss(F.linear(hidden, weight, bias), target), chunk by chunk",
         convex=None,
         bounded=False,
-        hyperparameters={"loss": "cross_entropy", "class_weight": None, "ignore_index": -100,
-                         "reduction": "mean", "chunk_size": None, "z_loss": 0.0},
+        target_kind="hidden+weight+labels", activation="softmax",
         notes="called as (hidden, weight, target, bias=None); the loss's own options pass through "
         "(label_smoothing, eps, gamma, alpha, epsilon); gradients computed during the forward pass",
         aliases=("linear_loss", "fused_linear"),
