@@ -8,6 +8,7 @@ rounding, for every supported loss and option, at chunk sizes that do and do not
 from __future__ import annotations
 
 import functools
+import json
 import math
 
 import pytest
@@ -248,7 +249,7 @@ def test_compiled_matches_eager():
 
 def test_automatic_chunk_size_rule():
     assert linear_loss_chunk_size(4096, 32768) == CHUNK_LOGIT_BYTES // (4 * 32768)
-    assert linear_loss_chunk_size(4096, 131072) == 64
+    assert linear_loss_chunk_size(4096, 131072) == 128
     assert linear_loss_chunk_size(10, 32768) == 10                 # never more than N
     assert linear_loss_chunk_size(4096, 50_000_000) == 8            # at least 8 rows
     assert linear_loss_chunk_size(0, 100) == 1
@@ -336,3 +337,43 @@ def test_registry_entry_builds_the_module_and_stays_out_of_the_input_target_list
     torch.testing.assert_close(criterion(hidden, weight, target, bias), expected, rtol=1e-12, atol=0)
     assert "linear" not in {i.name for i in losslab.list_losses()}
     assert [i.name for i in losslab.list_losses("output_layer")] == ["linear"]
+
+
+# --- the benchmark (structure only: no timing is asserted) --------------------------------------
+
+
+def test_linear_benchmark_reports_every_contender_on_a_tiny_shape(tmp_path, cli_run):
+    from losslab import bench_linear
+
+    result = bench_linear.run_linear_benchmarks(["ce", "full_l"], ["tiny"], repeats=1, warmup=0)
+    assert result["config"]["losses"] == ["cross_entropy", "full_l"]
+    assert [case["shape"] for case in result["cases"]] == ["64x16x300"] * 2
+    for case in result["cases"]:
+        assert {"naive", "linear_loss"} <= set(case["median_s"])
+        assert case["chunk_size"] == 64 and case["logits_bytes"] == 64 * 300 * 4
+        assert set(case["working_bytes"]) >= {"naive", "linear_loss"}
+        # both paths computed the same loss on the same tensors
+        assert math.isclose(case["values"]["linear_loss"], case["values"]["naive"], rel_tol=1e-5)
+    assert "liger" in result["cases"][0]["peers_missing"]
+    table = bench_linear.linear_markdown_table(result)
+    assert table.count("| 64x16x300 |") == 2 and "load average" in table
+    out = cli_run("bench", "--linear", "--linear-shapes", "tiny", "--losses", "m", "--repeats", "1",
+                  "--no-memory", "--quiet", "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 0 and "| m | 64x16x300 |" in out.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["cases"][0]["peak_bytes"] == {}
+
+
+def test_linear_benchmark_rejects_bad_arguments(cli_run):
+    bad = cli_run("bench", "--linear", "--linear-shapes", "4096x0x7", "--quiet")
+    assert bad.returncode == 2 and "--linear-shapes: expected NxHxV with three positive integers" in bad.stderr
+    bad = cli_run("bench", "--linear", "--losses", "mse", "--linear-shapes", "tiny", "--quiet")
+    assert bad.returncode == 2 and "--losses: linear_loss supports cross_entropy, m, full_m" in bad.stderr
+    bad = cli_run("bench", "--linear", "--dtype", "int8", "--linear-shapes", "tiny", "--quiet")
+    assert bad.returncode == 2 and "--dtype: expected one of float32, bfloat16, float16, got 'int8'" in bad.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the no-CUDA error cannot occur")
+def test_linear_benchmark_on_cuda_without_cuda_says_so(cli_run):
+    out = cli_run("bench", "--linear", "--device", "cuda", "--linear-shapes", "tiny", "--quiet")
+    assert out.returncode == 2
+    assert "--device: 'cuda' needs CUDA, but torch.cuda.is_available() is False here" in out.stderr
