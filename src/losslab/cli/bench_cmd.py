@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "losslab.bench_linear); --losses picks among the losses it supports")
     parser.add_argument("--linear-shapes", type=comma_list, default=None,
                         help="with --linear: comma list of NxHxV (tokens x hidden x vocabulary) or "
-                             "'tiny' (default 4096x256x32768,1024x256x131072)")
+                             "'tiny' (default 4096x128x32768,1024x128x131072)")
     parser.add_argument("--dtype", default="float32", help="with --linear: float32 (default), bfloat16 or float16")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--markdown", type=Path, default=None, help="write the Markdown table here")
@@ -116,16 +116,19 @@ def _run_linear(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"bench: {message}", file=sys.stderr, flush=True)
 
+    def save(result: dict) -> None:
+        # after every case, so a long run that is stopped keeps what it measured
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        if args.markdown is not None:
+            args.markdown.parent.mkdir(parents=True, exist_ok=True)
+            args.markdown.write_text(bench_linear.linear_markdown_table(result))
+
     result = bench_linear.run_linear_benchmarks(
         args.losses, args.linear_shapes, repeats=args.repeats, warmup=args.warmup, seed=args.seed,
-        device=args.device, dtype=args.dtype, memory=not args.no_memory, log=log,
+        device=args.device, dtype=args.dtype, memory=not args.no_memory, log=log, on_case=save,
     )
-    table = bench_linear.linear_markdown_table(result)
-    print(table, end="")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    if args.markdown is not None:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(table)
+    save(result)
+    print(bench_linear.linear_markdown_table(result), end="")
     return 0
