@@ -274,7 +274,7 @@ def test_cli_loss_options_reach_the_fit(tmp_path, capsys):
         ("huber.delt=0.5", "loss_kwargs: huber has no option 'delt'; valid choices: delta"),
         ("smae.delta=0.5", "loss_kwargs: 'smae' is not among the losses fitted (huber)"),
         ("delta=0.5", "--loss-option: expected LOSS.KEY=VALUE"),
-        ("huber.delta=-1", "delta: expected a number > 0, got -1"),
+        ("huber.delta=-1", "delta: expected a finite number > 0, got -1"),
     ],
 )
 def test_cli_bad_loss_options(tmp_path, capsys, option, message):

@@ -248,7 +248,7 @@ IDX = torch.randint(0, 3, (2, 4))
         (lambda: LF.dice_loss(Z, IDX, reduction="batchmean"), ValueError, r"reduction: expected one of"),
         (lambda: LF.dice_loss(Z, IDX, smooth_dr=-1.0), ValueError, r"smooth_dr: expected a finite number >= 0"),
         (lambda: LF.dice_loss(Z, IDX, batch=1), TypeError, r"batch: expected a bool"),
-        (lambda: LF.dice_loss(Z, IDX, ignore_index=1.5), TypeError, r"ignore_index: expected an int or None"),
+        (lambda: LF.dice_loss(Z, IDX, ignore_index=1.5), TypeError, r"ignore_index: expected an integer or None"),
         (lambda: LF.dice_loss(Z.sigmoid() * 2, IDX, from_logits=False), ValueError, r"input: expected probabilities \(from_logits=False\) in \[0, 1\]"),
         (lambda: LF.dice_loss(Z, IDX, weight=torch.ones(2)), ValueError, r"weight: expected one weight per class kept, shape \(3,\)"),
         (lambda: LF.dice_loss(Z, IDX, weight=torch.ones(3), include_background=False), ValueError, r"weight: expected one weight per class kept, shape \(2,\)"),

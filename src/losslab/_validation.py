@@ -107,7 +107,7 @@ def check_int(name: str, value: object, *, optional: bool = False, low: int | No
     ``low`` if given; ``None`` is accepted when ``optional``."""
     if value is None and optional:
         return None
-    expected = "an int" + ("" if low is None else f" >= {low}") + (" or None" if optional else "")
+    expected = "an integer" + ("" if low is None else f" >= {low}") + (" or None" if optional else "")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected {expected}, got {_given(value)}")
     if low is not None and value < low:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab._validation import check_floating
+from losslab._validation import check_choice, check_floating
 
 __all__ = [
     "DISTANCE_METRICS",
@@ -55,11 +55,7 @@ NORM_EPS = 1e-8
 
 def check_metric(name: str, metric: object, allowed: tuple[str, ...] = METRICS) -> str:
     """Raise unless ``metric`` is one of ``allowed``; the message names the argument ``name``."""
-    if not isinstance(metric, str) or metric not in allowed:
-        raise ValueError(
-            f"{name}: expected one of {', '.join(repr(m) for m in allowed)}, got {metric!r}"
-        )
-    return metric
+    return check_choice(name, metric, allowed)
 
 
 def is_similarity(metric: str) -> bool:

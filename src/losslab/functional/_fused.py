@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab._validation import weighted_mean
+from losslab._validation import check_choice, weighted_mean
 from losslab.functional._softmax import log_softmax as _log_softmax
 from losslab.functional._softmax import softmax as _softmax
 
@@ -63,10 +63,9 @@ __all__ = ["IMPLS", "binary_fused", "check_impl", "hinge_fused", "log_cosh_of_er
 IMPLS: tuple[str, ...] = ("auto", "fused", "reference")
 
 
-def check_impl(impl: str) -> str:
-    if not isinstance(impl, str) or impl not in IMPLS:
-        raise ValueError(f"impl: expected one of {', '.join(repr(i) for i in IMPLS)}, got {impl!r}")
-    return impl
+def check_impl(impl: object) -> str:
+    """``impl``: one of :data:`IMPLS`."""
+    return check_choice("impl", impl, IMPLS)
 
 
 def wants_fused(impl: str, *, supported: bool, reason: str, others: tuple[object, ...] = ()) -> bool:

@@ -30,9 +30,9 @@ documented ones even where ``1 - eps`` is not representable (float32 rounds ``1 
 so the gradient cast back to the input dtype stays finite; the loss is returned in float32, as
 autocast does for torch's losses.
 
-Soft (probability) targets use the per-element formulas above, ``y (1/p - 1)`` for M; the
-authors' notebooks compute M as ``y / p - y`` with ``y`` squared in the first term
-(``y^2 / p - y``), which agrees for one-hot targets only.
+Soft (probability) targets use the per-element formulas above: M is ``y (1/p - 1) = y/p - y``;
+the authors' notebooks compute ``y^2/p - y``, which agrees for one-hot targets only (label
+smoothing and distillation targets give different values).
 
 The four extras of the paper's first version (parametric M, parabolic, circle, cosine) live
 here too. They are NOT convex in ``p``; they are offered for experiments, not as defaults.

@@ -6,10 +6,12 @@ the values and gradients equal the PyTorch functions' to float32 rounding:
 * everything is computed from ``log p`` and ``log(1 - p)``: ``log_softmax`` of the logits, the
   complement of the largest class from its margin over the log-sum-exp of the others
   (``log(1 - p_top) = log_sigmoid(-margin)``), ``log_sigmoid(±z)`` for a sigmoid;
-* probabilities (``from_logits=False``, the default, as Keras and the authors' notebooks) are
-  clipped into ``[eps, 1 - eps]`` (``eps=1e-7``, Keras' epsilon); log-probabilities from
-  logits are clipped into ``[log eps, log1p(-eps)]``; the clip stops the gradient of an element
-  outside that range, as Keras' own clip does;
+* probabilities (``from_logits=False``, the default, as in Keras and the authors' notebooks)
+  are clamped into ``[eps, 1 - eps]`` (``eps=1e-7``, Keras' epsilon), applied to ``log p`` and
+  ``log(1 - p)`` so that the bound is the documented one although float32 cannot hold
+  ``1 - 1e-7``; log-probabilities from logits are clipped into ``[log eps, log1p(-eps)]``; the
+  clamp stops the gradient of an element outside that range, as Keras' own clip does (the
+  authors' notebooks do not clip: they divide with ``tf.math.divide_no_nan``);
 * float16 / bfloat16 predictions (mixed precision) are computed in float32 with ``eps``
   raised to the dtype's resolution, so the gradient cast back to the half dtype stays finite.
 

@@ -26,6 +26,7 @@ from losslab._validation import (
     check_reduction,
     check_weight_values,
 )
+from losslab.functional._fused import check_impl
 
 __all__ = ["OPTION_CHECKS", "FunctionalLoss", "check_tensor_option"]
 
@@ -46,18 +47,12 @@ def check_tensor_option(name: str, value: object) -> Tensor | None:
     return tensor
 
 
-def _check_impl(name: str, value: object) -> str:
-    from losslab.functional._fused import check_impl
-
-    return check_impl(value)  # type: ignore[arg-type]
-
-
 # The checks of the options every loss names alike (the same checks as the functional forms').
 # A Module whose option means something else adds its own in ``option_checks``.
 OPTION_CHECKS: OptionChecks = {
     "reduction": lambda name, value: check_reduction(value),
     "eps": lambda name, value: check_eps(value),
-    "impl": _check_impl,
+    "impl": lambda name, value: check_impl(value),
     "weight": check_tensor_option,
     "pos_weight": check_tensor_option,
     "ignore_index": check_int,
