@@ -94,6 +94,10 @@ def test_explicit_hyperparameters_must_match_the_signature():
         LossInfo(**fields, target_kind="images")
     with pytest.raises(ValueError, match=r"activation: expected one of softmax, sigmoid, none, got 'relu'"):
         LossInfo(**fields, activation="relu")
+    # a family's usual target kind is the default; embedding losses must name theirs
+    assert LossInfo(**fields).target_kind == "regression"
+    with pytest.raises(ValueError, match=r"target_kind: expected one of .*got None"):
+        LossInfo(**{**fields, "family": "embedding"})
 
 
 def test_arcface_sizes_are_required():

@@ -43,6 +43,17 @@ TARGET_KINDS: dict[str, str] = {
     "hidden+weight+labels": "hidden states (N, H), output weight (V, H), class indices (N,); bias (V,)",
 }
 
+# A family's usual target kind, taken when an entry names none (embedding losses differ
+# from one another and must name theirs).
+_FAMILY_TARGET_KIND: dict[str, str] = {
+    "classification": "class_index_or_probabilities",
+    "binary": "binary",
+    "margin": "ranking",
+    "segmentation": "segmentation",
+    "regression": "regression",
+    "output_layer": "hidden+weight+labels",
+}
+
 # The function applied to the input before the loss's formula: "softmax" over the class
 # dimension, "sigmoid" per element, "none" (scores, errors, log-probabilities or embeddings).
 ACTIVATIONS: tuple[str, ...] = ("softmax", "sigmoid", "none")
@@ -86,7 +97,8 @@ class LossInfo:
         keras: the names of its Keras 3 forms in :mod:`losslab.keras` (``keras.losses.Loss``
             subclasses), empty if it has none. Plain strings, so that reading the registry
             never imports Keras.
-        target_kind: its calling convention, one of :data:`TARGET_KINDS`.
+        target_kind: its calling convention, one of :data:`TARGET_KINDS` (by default the
+            family's usual one; an embedding loss names its own).
         activation: the function applied to the input first, one of :data:`ACTIVATIONS`.
         fused: it has a fused forward+backward kernel (its functional takes ``impl=``).
         paper: one of the paper's losses (M, full M, L, full L, their binary forms, SMAE).
@@ -112,13 +124,15 @@ class LossInfo:
     extra: bool = False
     pointwise: Callable[..., Tensor] | None = None
     keras: tuple[str, ...] = ()
-    target_kind: str = "class_index_or_probabilities"
+    target_kind: str | None = None
     activation: str = "none"
     fused: bool = False
     paper: bool = False
     options: tuple[str, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
+        if self.target_kind is None and self.family in _FAMILY_TARGET_KIND:
+            object.__setattr__(self, "target_kind", _FAMILY_TARGET_KIND[self.family])
         if self.target_kind not in TARGET_KINDS:
             raise ValueError(f"target_kind: expected one of {', '.join(TARGET_KINDS)}, "
                              f"got {self.target_kind!r}")
