@@ -55,7 +55,7 @@ def example_hyperparameters(name: str, *, classes: int = 5, dim: int = 16) -> di
     info = get_info(name)
     sizes = {"classes": _positive_int("classes", classes), "dim": _positive_int("dim", dim)}
     values: dict[str, int] = {}
-    for key, default in (info.hyperparameters or {}).items():
+    for key, default in info.hyperparameters.items():
         if default != "required":
             continue
         if key not in _SIZE_HYPERPARAMETERS:

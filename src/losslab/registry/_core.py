@@ -88,7 +88,7 @@ class LossInfo:
         bounded: bounded above.
         hyperparameters: the hyperparameters and their defaults, read from the factory's
             signature (keywords a ``functools.partial`` fixes are left out; one without a
-            default is ``"required"``). Given explicitly, it must equal what the signature says.
+            default is ``"required"``). Given (not empty), it must equal what the signature says.
         notes: anything a user should know (stability, conventions).
         aliases: other accepted names.
         extra: an experimental loss, not a recommended default.
@@ -118,7 +118,7 @@ class LossInfo:
     reference_impl: str | None = None
     convex: bool | None = None
     bounded: bool | None = None
-    hyperparameters: Mapping[str, Any] | None = None
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     notes: str = ""
     aliases: tuple[str, ...] = ()
     extra: bool = False
@@ -140,7 +140,7 @@ class LossInfo:
             raise ValueError(f"activation: expected one of {', '.join(ACTIVATIONS)}, "
                              f"got {self.activation!r}")
         derived = signature_hyperparameters(self.factory)
-        if self.hyperparameters is not None and dict(self.hyperparameters) != derived:
+        if self.hyperparameters and dict(self.hyperparameters) != derived:
             raise ValueError(f"hyperparameters: expected those of {self.name}'s factory "
                              f"signature {derived}, got {dict(self.hyperparameters)}")
         # A frozen dataclass: the derived fields are set once, here.
@@ -161,7 +161,7 @@ class LossInfo:
             "reference_impl": self.reference_impl,
             "convex": self.convex,
             "bounded": self.bounded,
-            "hyperparameters": {k: _plain(v) for k, v in (self.hyperparameters or {}).items()},
+            "hyperparameters": {k: _plain(v) for k, v in self.hyperparameters.items()},
             "notes": self.notes,
             "aliases": list(self.aliases),
             "extra": self.extra,
@@ -251,7 +251,7 @@ def get_loss(name: str, **kwargs: Any) -> nn.Module:
     try:
         return info.factory(**kwargs)
     except TypeError as error:
-        allowed = ", ".join(accepted if accepted is not None else (info.hyperparameters or {})) or "none"
+        allowed = ", ".join(accepted if accepted is not None else info.hyperparameters) or "none"
         raise TypeError(f"{info.name}: {error}; its keyword arguments: {allowed}") from error
 
 
@@ -260,7 +260,7 @@ def _keywords(info: LossInfo) -> list[str] | None:
     try:
         parameters = inspect.signature(info.factory).parameters.values()
     except (TypeError, ValueError):
-        return list(info.hyperparameters or {})
+        return list(info.hyperparameters)
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return None
     return [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
