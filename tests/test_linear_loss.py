@@ -182,8 +182,9 @@ def test_only_the_inputs_that_require_grad_get_gradients_and_evaluation_needs_no
     h_ref = hidden.clone().requires_grad_(True)
     l_loss(F.linear(h_ref, frozen, bias), target).backward()
     torch.testing.assert_close(h.grad, h_ref.grad, rtol=1e-10, atol=1e-12)
-    with torch.no_grad():
-        evaluated = linear_loss(hidden, weight, target, loss="poly1", bias=bias, chunk_size=5)
+    with torch.no_grad():            # evaluation of a model whose parameters require grad
+        evaluated = linear_loss(hidden, weight.clone().requires_grad_(True), target, loss="poly1",
+                                bias=bias, chunk_size=5)
     torch.testing.assert_close(evaluated, poly_loss(F.linear(hidden, weight, bias), target), rtol=1e-12, atol=0)
     assert not evaluated.requires_grad
 

@@ -17,7 +17,10 @@ holding one chunk of rows of the logits at a time:
 * with ``reduction="none"`` the incoming gradient weighs each row, so ``grad_weight`` cannot
   be summed ahead: backward runs the chunks a second time (the forward pass computes only
   the loss then);
-* with no input that requires grad (evaluation), only the loss is computed.
+* with no input that requires grad, or under ``torch.no_grad()`` (evaluation), only the loss
+  is computed;
+* the gradients are exact first derivatives; backward is not itself differentiable
+  (``create_graph=True`` raises), as in Liger-Kernel's and Cut Cross-Entropy's kernels.
 
 Working memory is one chunk of logits and the loss's temporaries on it, plus the gradients
 autograd needs anyway (``grad_weight`` is ``V x H``, in float32 for float16 / bfloat16
@@ -200,6 +203,8 @@ class _Plan:
     reduction: str
     chunk_size: int
     z_loss: float
+    # whether autograd records the call (False under torch.no_grad(): only the loss is computed)
+    differentiate: bool = True
 
 
 def _chunk_loss(plan: _Plan, logits: Tensor, target: Tensor, class_weight: Tensor | None,
@@ -303,7 +308,8 @@ def _denominator(plan: _Plan, target: Tensor, class_weight: Tensor | None, dtype
 class _LinearLossFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, target, class_weight, plan):
-        want = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], bias is not None and ctx.needs_input_grad[2])
+        needs = ctx.needs_input_grad if plan.differentiate else (False,) * 3
+        want = (needs[0], needs[1], bias is not None and needs[2])
         ctx.plan = plan
         ctx.want = want
         if plan.reduction == "none":
@@ -324,6 +330,7 @@ class _LinearLossFunction(torch.autograd.Function):
         return total
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
         hidden, weight, bias, target, class_weight = ctx.saved_tensors
         plan = ctx.plan
@@ -436,6 +443,6 @@ def linear_loss(
     if chunk_size is None:
         chunk_size = linear_loss_chunk_size(rows.shape[0], num_classes)
     plan = _Plan(spec=spec, options=dict(loss_options), ignore_index=ignore_index, reduction=reduction,
-                 chunk_size=chunk_size, z_loss=z_loss)
+                 chunk_size=chunk_size, z_loss=z_loss, differentiate=torch.is_grad_enabled())
     out = _apply(rows, weight, bias, flat_target, class_weight, plan)
     return out.reshape(leading) if reduction == "none" else out
