@@ -76,6 +76,24 @@ def test_example_inputs_fit_every_registered_loss(info):
     assert value.dim() == 0 and torch.isfinite(value)
     value.backward()
     assert all(t.grad is not None for t in inputs.grad_tensors)
+    if info.target_kind != "speakers":                # (speakers, utterances, D) from (N, D)
+        assert inputs.args[0].shape == spec.shape
+
+
+def test_torch_baselines_follow_the_registry_fields():
+    def text(name):
+        info = get_info(name)
+        spec = bench.SIZES[f"tiny-{bench.kind_of(info)}"]
+        return bench.torch_baseline(info, bench.example_inputs(info, spec).args)[1]
+
+    # a sigmoid loss on binary targets is timed against BCE, a softmax loss against CE
+    assert text("binary_full_l") == text("sigmoid_focal") == "F.binary_cross_entropy_with_logits"
+    assert text("full_l") == text("softmax_focal") == "F.cross_entropy"
+    assert text("poly1") == "F.cross_entropy (the loss Poly-1 extends)"
+    assert text("kl_div") == "F.kl_div(reduction='batchmean') (the wrapped function)"
+    assert text("hinge").startswith("F.binary_cross_entropy_with_logits (the loss a hinge replaces")
+    # no activation to compare through, and no torch built-in
+    assert text("crammer_singer") == text("dice") == "no torch built-in computes this loss"
 
 
 def test_saved_tensor_bytes_counts_only_new_tensors():

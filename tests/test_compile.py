@@ -2,7 +2,7 @@
 
 The losses are read from the registry when the tests are collected, so entries added by any
 family module are covered; inputs come from ``losslab.bench.example_inputs`` (built from the
-family, the metadata and the Module's forward signature, factory defaults for the rest).
+registry's target kind, factory defaults for the rest).
 
 Backends: most tests use ``backend="aot_eager"``, which runs Dynamo's graph capture and
 AOTAutograd's forward/backward tracing (where graph breaks and autograd.Function problems
@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from losslab.bench import PAPER_LOSSES, SIZES, build_loss, example_inputs, kind_of
+from losslab.bench import SIZES, build_loss, example_inputs, kind_of
 from losslab.registry import get_info, list_losses
 
 ALL_LOSSES = [info.name for info in list_losses()]
@@ -54,9 +54,9 @@ def test_every_registered_loss_compiles(name):
     eager = _run(module, inputs)
     assert torch.isfinite(eager[0]).all(), f"{name}: eager loss not finite on the example inputs"
     torch._dynamo.reset()
-    # The paper's losses must compile as one graph; the others at least compile and agree
-    # (a graph break there falls back to eager for the broken part, which is still correct).
-    fullgraph = name in PAPER_LOSSES
+    # The losses with fused kernels must compile as one graph; the others at least compile and
+    # agree (a graph break there falls back to eager for the broken part, which is still correct).
+    fullgraph = info.fused
     compiled = torch.compile(module, backend="aot_eager", fullgraph=fullgraph)
     _assert_same(_run(compiled, inputs), eager, name)
 

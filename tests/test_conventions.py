@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from losslab.registry import get_info, get_loss, list_losses
+from losslab.testing import example_inputs, example_loss
 
 # --- registry and `losslab list` -----------------------------------------------------------
 
@@ -77,17 +78,13 @@ def test_closed_pipe_exits_quietly():
 
 def _tiny_call(name: str, *, dtype: torch.dtype = torch.float64):
     """The registered Module of ``name`` and valid tiny arguments for it (tensors detached)."""
-    from losslab.bench import SIZES, build_loss, example_inputs, kind_of
-
-    info = get_info(name)
-    spec = SIZES[f"tiny-{kind_of(info)}"]
-    module = build_loss(info, spec)
-    inputs = example_inputs(info, spec, module, seed=0, dtype=dtype)
-    return module, [a.detach() for a in inputs.args]
+    args, _ = example_inputs(name, seed=0, dtype=dtype, requires_grad=False)
+    return example_loss(name), list(args)
 
 
-INDEX_LOSSES = [i.name for i in list_losses() if "class indices" in i.target or "class labels" in i.target]
-PROBABILITY_OR_INDEX = [i.name for i in list_losses() if "probabilities (N, C" in i.target] + ["dice"]
+_INDEX_KINDS = ("class_index_or_probabilities", "class_index", "segmentation", "embeddings+labels")
+INDEX_LOSSES = [i.name for i in list_losses() if i.target_kind in _INDEX_KINDS]
+PROBABILITY_OR_INDEX = [i.name for i in list_losses() if "soft_targets" in i.options] + ["dice"]
 
 
 def test_the_index_losses_are_all_found():
@@ -136,7 +133,7 @@ def test_dice_out_of_range_message_offers_no_phantom_ignore_index():
 
 # --- weight and embedding dtypes -----------------------------------------------------------
 
-WEIGHTED = [(i.name, key) for i in list_losses() for key in ("weight", "pos_weight") if key in i.hyperparameters]
+WEIGHTED = [(i.name, key) for i in list_losses() for key in ("weight", "pos_weight") if key in i.options]
 
 
 def test_the_weighted_losses_are_all_found():
@@ -230,16 +227,11 @@ ALL_LOSSES = [i.name for i in list_losses()]
 
 def _empty_call(name: str, reduction: str):
     """The registered Module of ``name`` (with ``reduction``) and a batch of zero samples."""
-    from losslab.bench import SIZES, SizeSpec, _required_hyperparameters, example_inputs, kind_of
-
-    info = get_info(name)
-    tiny = SIZES[f"tiny-{kind_of(info)}"]
-    module = info.factory(**_required_hyperparameters(info, tiny), reduction=reduction)
+    module = example_loss(name, reduction=reduction)
     if name == "ge2e":                              # zero speakers
         return module, [torch.randn(0, 3, 8, dtype=torch.float64, requires_grad=True)]
-    empty = SizeSpec("empty", tiny.kind, (0, *tiny.shape[1:]))
-    inputs = example_inputs(info, empty, module, seed=0, dtype=torch.float64)
-    return module, list(inputs.args)
+    args, _ = example_inputs(name, batch=0, seed=0, dtype=torch.float64)
+    return module, list(args)
 
 
 def test_empty_call_covers_every_loss():
@@ -272,7 +264,7 @@ def test_empty_batch_mean_is_nan_sum_is_zero_none_is_empty(name):
 
 # --- every target ignored ------------------------------------------------------------------
 
-IGNORING = [i.name for i in list_losses() if "ignore_index" in i.hyperparameters and i.name != "dice"]
+IGNORING = [i.name for i in list_losses() if "ignore_index" in i.options and i.name != "dice"]
 
 
 def test_the_ignoring_losses_are_all_found():

@@ -13,10 +13,11 @@ import torch
 
 from losslab.analysis import curve, probability_grid, strictness
 from losslab.plotting import color_for, pyplot, save_figure
-from losslab.registry import get_info
+from losslab.registry import PAPER_LOSSES, get_info
 from losslab.report import Figure, Section
 
-PAPER_LOSSES = ("m", "full_m", "l", "full_l")
+# The figures compare the multiclass forms of the paper's losses with cross-entropy.
+MULTICLASS_PAPER_LOSSES = tuple(name for name in PAPER_LOSSES if get_info(name).family == "classification")
 REGRESSION_LOSSES = ("mae", "mse", "huber", "log_cosh", "smae")
 _LABELS = {
     "cross_entropy": "BCE",
@@ -53,7 +54,7 @@ def figure_classification_losses(out_dir: Path) -> Figure:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, y in zip(axes, (1.0, 0.0)):
-        for name in ("cross_entropy", *PAPER_LOSSES):
+        for name in ("cross_entropy", *MULTICLASS_PAPER_LOSSES):
             c = curve(name, y=y)
             if y == 0.0 and name in ("m", "l"):
                 continue  # identically zero: only the true class is penalised
@@ -77,7 +78,7 @@ def figure_derivatives(out_dir: Path) -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     grid = probability_grid(2001, margin=1e-3)
     for ax, y in zip(axes, (1.0, 0.0)):
-        for name in ("cross_entropy", *PAPER_LOSSES):
+        for name in ("cross_entropy", *MULTICLASS_PAPER_LOSSES):
             if (y == 0.0 and name in ("m", "l")) or (y == 1.0 and name in ("full_m", "full_l")):
                 continue
             c = curve(name, grid, y=y)
@@ -155,7 +156,7 @@ def _smae_facts() -> dict[str, float]:
 def findings() -> dict[str, object]:
     """The strictness and regression-shape facts the report states, as numbers."""
     rows = {}
-    for name in PAPER_LOSSES:
+    for name in MULTICLASS_PAPER_LOSSES:
         for y in (1.0, 0.0):
             s = strictness(name, y=y)
             rows[f"{name}|y={y:g}"] = {

@@ -18,10 +18,6 @@ _MULTICLASS_INPUT = "logits (N, C, d1..dk); softmax over dim 1 (from_logits=Fals
 _MULTICLASS_TARGET = "class indices (N, d1..dk) or class probabilities (N, C, d1..dk)"
 _BINARY_INPUT = "logits (*), sigmoid per element (from_logits=False: probabilities)"
 _BINARY_TARGET = "(*) same shape, values in [0, 1]"
-_MULTI_HP = {"from_logits": True, "weight": None, "ignore_index": -100, "reduction": "mean", "eps": 1e-7}
-_BINARY_HP = {"from_logits": True, "pos_weight": None, "weight": None, "reduction": "mean", "eps": 1e-7}
-# M and L (and their binary forms) have a fused forward+backward path; impl picks it.
-_IMPL_HP = {"impl": "auto"}
 
 
 def _pointwise(function, **fixed):
@@ -66,7 +62,7 @@ for name, module, function, binary_function, full, formula, note in _CORE:
             reference_impl="authors' Keras notebooks (Custom" + {"m": "MLoss", "full_m": "MFullLoss", "l": "LLoss", "full_l": "LFullLoss"}[name] + ")",
             convex=True,
             bounded=False,
-            hyperparameters={**_MULTI_HP, **_IMPL_HP},
+            activation="softmax", fused=True, paper=True,
             notes=note + "; probabilities clamped into [eps, 1 - eps]",
             pointwise=_pointwise(binary_function, full=full),
             keras=(f"Categorical{stem}", f"SparseCategorical{stem}"),
@@ -88,7 +84,7 @@ for name, module, function, binary_function, full, formula, note in _CORE:
             reference_impl=None,
             convex=True,
             bounded=False,
-            hyperparameters={**_BINARY_HP, **_IMPL_HP},
+            target_kind="binary", activation="sigmoid", fused=True, paper=True,
             notes=note + ("; from a logit: y exp(-z) + (1 - y) exp(z)" if name == "full_m" else ""),
             pointwise=_pointwise(binary_function, full=full),
             keras=(f"Binary{stem}",),
@@ -114,7 +110,6 @@ _EXTRAS = [
 ]
 
 for name, module, binary_module, function, binary_function, formula, convex, note in _EXTRAS:
-    hp = {"alpha": 2.0} if name == "parametric_m" else {}
     fixed = {"alpha": 2.0} if name == "parametric_m" else {}
     register(
         LossInfo(
@@ -123,7 +118,7 @@ for name, module, binary_module, function, binary_function, formula, convex, not
             factory=module, functional=function, input=_MULTICLASS_INPUT,
             target=_MULTICLASS_TARGET, formula=f"sum_c {_per_class(formula)}",
             reference=_PAPER + " (v1)", convex=convex, bounded=not convex,
-            hyperparameters={**hp, **_MULTI_HP}, notes=note, extra=True,
+            activation="softmax", notes=note, extra=True,
             pointwise=_pointwise(binary_function, **fixed),
         )
     )
@@ -134,7 +129,7 @@ for name, module, binary_module, function, binary_function, formula, convex, not
             factory=binary_module, functional=binary_function, input=_BINARY_INPUT,
             target=_BINARY_TARGET, formula=formula + ", p = sigmoid(z)",
             reference=_PAPER + " (v1)", convex=convex, bounded=not convex,
-            hyperparameters={**hp, **_BINARY_HP}, notes=note, extra=True,
+            target_kind="binary", activation="sigmoid", notes=note, extra=True,
             pointwise=_pointwise(binary_function, **fixed),
         )
     )

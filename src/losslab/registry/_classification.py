@@ -24,9 +24,8 @@ register(
         input="logits (N, C, d1..dk)", target="class indices (N, d1..dk) or probabilities (N, C, d1..dk)",
         formula="-sum_c y_c log p_c, p = softmax(z)", reference="maximum likelihood (multinomial)",
         reference_impl="torch.nn.functional.cross_entropy", convex=True, bounded=False,
-        hyperparameters={"weight": None, "ignore_index": -100, "reduction": "mean", "label_smoothing": 0.0},
         notes="weighted 'mean' divides by the summed weight of the targets",
-        aliases=("ce",), pointwise=_bce_pointwise,
+        aliases=("ce",), pointwise=_bce_pointwise, activation="softmax",
     )
 )
 register(
@@ -38,9 +37,9 @@ register(
         formula="-(y log p + (1 - y) log(1 - p)), p = sigmoid(z)",
         reference="maximum likelihood (Bernoulli)",
         reference_impl="torch.nn.functional.binary_cross_entropy_with_logits", convex=True,
-        bounded=False, hyperparameters={"weight": None, "pos_weight": None, "reduction": "mean"},
+        bounded=False,
         notes="computed from logits (log-sum-exp trick)", aliases=("bce", "bce_with_logits"),
-        pointwise=_bce_pointwise,
+        pointwise=_bce_pointwise, target_kind="binary", activation="sigmoid",
     )
 )
 
@@ -83,7 +82,7 @@ register(
         input="log-probabilities (*)", target="probabilities (*) same shape (log_target: log-probabilities)",
         formula="y (log y - x), x = log q", reference="Kullback & Leibler 1951",
         reference_impl="torch.nn.functional.kl_div", convex=True, bounded=False,
-        hyperparameters={"reduction": "batchmean", "log_target": False},
+        target_kind="distribution",
         notes="default reduction 'batchmean' (the divergence per sample); torch's default 'mean' "
         "divides by every element", aliases=("kl", "kl_divergence"),
     )
@@ -95,7 +94,7 @@ register(
         input="scores / logits (*)", target="(*) same shape, labels in {-1, +1} or {0, 1}",
         formula="max(0, 1 - t z), t = +-1", reference="Cortes & Vapnik 1995",
         reference_impl=None, convex=True,
-        bounded=False, hyperparameters={"margin": 1.0, "squared": False, "reduction": "mean"},
+        bounded=False, target_kind="binary",
         notes="{0, 1} labels are mapped to {-1, +1} (as keras.losses.Hinge does); not "
         "differentiable at t z = 1",
         aliases=("binary_hinge",), pointwise=_hinge_pointwise(False),
@@ -109,7 +108,7 @@ register(
         input="scores / logits (*)", target="(*) same shape, labels in {-1, +1} or {0, 1}",
         formula="max(0, 1 - t z)^2, t = +-1", reference="Cortes & Vapnik 1995 (L2-SVM)",
         reference_impl=None, convex=True, bounded=False,
-        hyperparameters={"margin": 1.0, "reduction": "mean"},
+        target_kind="binary",
         notes="differentiable everywhere; {0, 1} labels are mapped to {-1, +1}", pointwise=_hinge_pointwise(True),
     )
 )
@@ -122,8 +121,7 @@ register(
         formula="w_y / C sum_{i != y} max(0, m - z_y + z_i)^p",
         reference="Weston & Watkins, ESANN 1999",
         reference_impl="torch.nn.functional.multi_margin_loss", convex=True, bounded=False,
-        hyperparameters={"kind": "weston_watkins", "p": 1, "margin": 1.0, "weight": None,
-                         "ignore_index": -100, "reduction": "mean"},
+        target_kind="class_index",
         notes="p=2 is the squared hinge; the weight multiplies the powered hinge, as torch "
         "computes; ignore_index is an extension", aliases=("multiclass_hinge", "weston_watkins"),
     )
@@ -137,8 +135,7 @@ register(
         input="scores (N, C) or (C,)", target="class indices (N,) or ()",
         formula="w_y max(0, m - z_y + max_{i != y} z_i)^p",
         reference="Crammer & Singer, JMLR 2001", reference_impl=None, convex=True, bounded=False,
-        hyperparameters={"p": 1, "margin": 1.0, "weight": None, "ignore_index": -100,
-                         "reduction": "mean"},
+        target_kind="class_index",
         notes="only the largest wrong-class violation counts; not divided by C",
     )
 )
@@ -152,7 +149,7 @@ register(
         reference_impl="torchvision.ops.sigmoid_focal_loss semantics (float64 reference in the "
         "tests); monai.losses.FocalLoss (alpha=None for a negative alpha)", convex=False,
         bounded=False,
-        hyperparameters={"alpha": 0.25, "gamma": 2.0, "reduction": "mean"},
+        target_kind="binary", activation="sigmoid",
         notes="a negative alpha disables the weighting; computed in log space (finite gradients "
         "for gamma < 1 on saturated logits); gamma=0, alpha<0 is BCE",
         aliases=("focal",), pointwise=_sigmoid_focal_pointwise,
@@ -167,8 +164,7 @@ register(
         formula="-sum_c w_c alpha_c y_c (1 - p_c)^gamma log p_c, p = softmax(z)", reference=_LIN,
         reference_impl="monai.losses.FocalLoss(use_softmax=True) (per-sample sum over classes)",
         convex=False, bounded=False,
-        hyperparameters={"gamma": 2.0, "alpha": None, "weight": None, "ignore_index": -100,
-                         "reduction": "mean"},
+        activation="softmax",
         notes="alpha rescales classes without entering the mean's denominator; weight follows "
         "cross-entropy; gamma=0 without alpha is cross-entropy",
         aliases=("multiclass_focal",),
@@ -184,8 +180,7 @@ register(
         "Loss Functions', ICLR 2022, arXiv:2204.12511",
         reference_impl="torch.nn.functional.cross_entropy at epsilon=0", convex=None,
         bounded=False,
-        hyperparameters={"epsilon": 1.0, "weight": None, "ignore_index": -100, "reduction": "mean",
-                         "label_smoothing": 0.0},
+        activation="softmax",
         notes="a list of epsilons gives Poly-N; with one logit (binary) Poly-1 is convex in it "
         "iff |eps| <= 1, not convex in general",
         aliases=("poly", "poly_loss"), pointwise=_poly1_pointwise,

@@ -17,7 +17,56 @@ FAMILIES: tuple[str, ...] = (
     "embedding",
     "segmentation",
     "regression",
+    "output_layer",
 )
+
+# Families whose Modules do not take ``(input, target)``: listed only when asked for by name,
+# so that code iterating over every loss (benchmarks, convention checks) sees the usual call.
+SEPARATE_FAMILIES: tuple[str, ...] = ("output_layer",)
+
+# What a loss is called with, one name per calling convention (``losslab.testing`` builds
+# valid inputs for each): the arguments of the Module's forward, in order.
+TARGET_KINDS: dict[str, str] = {
+    "class_index_or_probabilities": "logits (N, C, d1..dk); class indices (N, d1..dk) or "
+    "probabilities (N, C, d1..dk)",
+    "class_index": "scores (N, C); class indices (N,)",
+    "distribution": "log-probabilities (N, C); probabilities (N, C)",
+    "binary": "logits (*); labels in [0, 1] of the same shape",
+    "ranking": "two scores (*); labels in {-1, +1} of the same shape",
+    "regression": "predictions (*); targets of the same shape",
+    "segmentation": "logits (N, C, d1..dk); class indices (N, d1..dk)",
+    "pairs": "two embeddings (N, D); pair labels (N,) in {0, 1}",
+    "triplets": "anchor, positive and negative embeddings (N, D)",
+    "embeddings+labels": "embeddings (N, D); class labels (N,)",
+    "positive_pairs": "two embeddings (N, D), row i of each the other's positive",
+    "speakers": "embeddings (speakers, utterances, D)",
+    "hidden+weight+labels": "hidden states (N, H), output weight (V, H), class indices (N,); bias (V,)",
+}
+
+# A family's usual target kind, taken when an entry names none (embedding losses differ
+# from one another and must name theirs).
+_FAMILY_TARGET_KIND: dict[str, str] = {
+    "classification": "class_index_or_probabilities",
+    "binary": "binary",
+    "margin": "ranking",
+    "segmentation": "segmentation",
+    "regression": "regression",
+    "output_layer": "hidden+weight+labels",
+}
+
+# The function applied to the input before the loss's formula: "softmax" over the class
+# dimension, "sigmoid" per element, "none" (scores, errors, log-probabilities or embeddings).
+ACTIVATIONS: tuple[str, ...] = ("softmax", "sigmoid", "none")
+
+# Options a loss may support, named as its keyword arguments (``soft_targets``: class
+# probabilities accepted as the target, not a keyword).
+OPTIONS: tuple[str, ...] = (
+    "weight", "pos_weight", "ignore_index", "label_smoothing", "from_logits", "impl",
+    "gather_across_ranks", "soft_targets",
+)
+
+# Keyword arguments of a factory that are not hyperparameters (torch's factory kwargs).
+_NOT_HYPERPARAMETERS = ("device", "dtype")
 
 
 @dataclass(frozen=True)
@@ -37,7 +86,9 @@ class LossInfo:
         reference_impl: the implementation it matches exactly, if any.
         convex: convex in its natural argument (p, the logit, or the error); None if n/a.
         bounded: bounded above.
-        hyperparameters: the hyperparameters and their defaults.
+        hyperparameters: the hyperparameters and their defaults, read from the factory's
+            signature (keywords a ``functools.partial`` fixes are left out; one without a
+            default is ``"required"``). Given (not empty), it must equal what the signature says.
         notes: anything a user should know (stability, conventions).
         aliases: other accepted names.
         extra: an experimental loss, not a recommended default.
@@ -46,6 +97,13 @@ class LossInfo:
         keras: the names of its Keras 3 forms in :mod:`losslab.keras` (``keras.losses.Loss``
             subclasses), empty if it has none. Plain strings, so that reading the registry
             never imports Keras.
+        target_kind: its calling convention, one of :data:`TARGET_KINDS` (by default the
+            family's usual one; an embedding loss names its own).
+        activation: the function applied to the input first, one of :data:`ACTIVATIONS`.
+        fused: it has a fused forward+backward kernel (its functional takes ``impl=``).
+        paper: one of the paper's losses (M, full M, L, full L, their binary forms, SMAE).
+        options: the :data:`OPTIONS` it supports, derived from its hyperparameters and
+            target kind.
     """
 
     name: str
@@ -66,6 +124,29 @@ class LossInfo:
     extra: bool = False
     pointwise: Callable[..., Tensor] | None = None
     keras: tuple[str, ...] = ()
+    target_kind: str | None = None
+    activation: str = "none"
+    fused: bool = False
+    paper: bool = False
+    options: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        if self.target_kind is None and self.family in _FAMILY_TARGET_KIND:
+            object.__setattr__(self, "target_kind", _FAMILY_TARGET_KIND[self.family])
+        if self.target_kind not in TARGET_KINDS:
+            raise ValueError(f"target_kind: expected one of {', '.join(TARGET_KINDS)}, "
+                             f"got {self.target_kind!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {', '.join(ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+        derived = signature_hyperparameters(self.factory)
+        if self.hyperparameters and dict(self.hyperparameters) != derived:
+            raise ValueError(f"hyperparameters: expected those of {self.name}'s factory "
+                             f"signature {derived}, got {dict(self.hyperparameters)}")
+        # A frozen dataclass: the derived fields are set once, here.
+        object.__setattr__(self, "hyperparameters", derived)
+        soft = ("soft_targets",) if self.target_kind == "class_index_or_probabilities" else ()
+        object.__setattr__(self, "options", tuple(o for o in OPTIONS if o in derived) + soft)
 
     def to_dict(self) -> dict[str, Any]:
         """The metadata as plain data (for JSON, tables and reports)."""
@@ -85,7 +166,32 @@ class LossInfo:
             "aliases": list(self.aliases),
             "extra": self.extra,
             "keras": [f"losslab.keras.{name}" for name in self.keras],
+            "target_kind": self.target_kind,
+            "activation": self.activation,
+            "fused": self.fused,
+            "paper": self.paper,
+            "options": list(self.options),
         }
+
+
+def signature_hyperparameters(factory: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword arguments of ``factory`` and their defaults (``"required"`` without one).
+
+    Keywords a ``functools.partial`` fixes (``full=True`` for full M) are not hyperparameters
+    of the entry, nor are torch's factory kwargs ``device`` and ``dtype``.
+    """
+    fixed = getattr(factory, "keywords", None) or {}
+    target = getattr(factory, "func", factory)
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: "required" if p.default is p.empty else p.default
+        for p in parameters
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.name not in fixed and p.name not in _NOT_HYPERPARAMETERS and p.name != "self"
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -161,16 +267,26 @@ def _keywords(info: LossInfo) -> list[str] | None:
 
 
 def list_losses(family: str | None = None, *, include_extras: bool = True) -> list[LossInfo]:
-    """The registered losses (optionally of one family), in registration order."""
+    """The registered losses (optionally of one family), in registration order.
+
+    Without ``family``: every ``(input, target)`` loss; the ``"output_layer"`` family (Modules
+    called as ``(hidden, weight, target)``, e.g. ``linear``) is listed only by its name.
+    """
     if family is not None and family not in FAMILIES:
         raise ValueError(f"family: expected one of {', '.join(FAMILIES)}, got {family!r}")
     chosen = [
         info
         for info in _REGISTRY.values()
-        if (family is None or info.family == family) and (include_extras or not info.extra)
+        if (info.family == family if family is not None else info.family not in SEPARATE_FAMILIES)
+        and (include_extras or not info.extra)
     ]
     return sorted(chosen, key=lambda info: FAMILIES.index(info.family))
 
 
 def loss_names(family: str | None = None) -> list[str]:
     return [info.name for info in list_losses(family)]
+
+
+def paper_losses() -> tuple[str, ...]:
+    """The names of the paper's losses (``paper=True``), in registration order."""
+    return tuple(info.name for info in _REGISTRY.values() if info.paper)

@@ -8,12 +8,11 @@ from losslab.functional import embedding as EF
 from losslab.nn import embedding as EN
 from losslab.registry._core import LossInfo, register
 
-_REQUIRED = "required"
 _GATHER = "gather_across_ranks=True all-gathers every rank's embeddings with gradients"
 
 _ENTRIES = [
     LossInfo(
-        name="contrastive", family="embedding",
+        name="contrastive", family="embedding", target_kind="pairs",
         task="metric learning on labelled pairs (similar / dissimilar)",
         factory=EN.ContrastiveLoss, functional=EF.contrastive_loss,
         input="two embeddings (N, D), (N, D)", target="pair labels (N,) in {0, 1}",
@@ -22,23 +21,20 @@ _ENTRIES = [
         reference_impl="sentence-transformers ContrastiveLoss (cosine, similar_label=1, margin=0.5); "
         "pytorch-metric-learning ContrastiveLoss (squared=False)",
         convex=None, bounded=False,
-        hyperparameters={"margin": 1.0, "distance": "euclidean", "similar_label": 0, "squared": True,
-                         "reduction": "mean"},
         notes="Hadsell et al.'s Y=0-similar convention by default; distance 'euclidean' or 'cosine'",
     ),
     LossInfo(
-        name="triplet_margin", family="embedding", task="metric learning on (anchor, positive, negative)",
+        name="triplet_margin", family="embedding", target_kind="triplets", task="metric learning on (anchor, positive, negative)",
         factory=EN.TripletMarginLoss, functional=EF.triplet_margin_loss,
         input="anchor, positive, negative (N, D) each", target="none (the roles are the target)",
         formula="max(0, margin + d(a, p) - d(a, n)), d(x, y) = ||x - y + eps||_p",
         reference="Schroff et al., FaceNet, CVPR 2015; swap: Balntas et al. 2016",
         reference_impl="torch.nn.functional.triplet_margin_loss",
         convex=None, bounded=False,
-        hyperparameters={"margin": 1.0, "p": 2.0, "eps": 1e-6, "swap": False, "reduction": "mean"},
         notes="torch's semantics exactly, eps added to the difference", aliases=("triplet",),
     ),
     LossInfo(
-        name="batch_hard_triplet", family="embedding", task="metric learning from class labels",
+        name="batch_hard_triplet", family="embedding", target_kind="embeddings+labels", task="metric learning from class labels",
         factory=EN.BatchHardTripletLoss,
         functional=functools.partial(EF.batch_triplet_loss, mining="hard"),
         input="embeddings (N, D)", target="class labels (N,)",
@@ -46,12 +42,10 @@ _ENTRIES = [
         reference="Hermans, Beyer, Leibe, arXiv:1703.07737, 2017",
         reference_impl="pytorch-metric-learning TripletMarginLoss + BatchHardMiner (MeanReducer)",
         convex=None, bounded=False,
-        hyperparameters={"margin": 1.0, "distance": "euclidean", "soft_margin": False,
-                         "reduction": "mean", "gather_across_ranks": False},
         notes="no valid triplet gives 0; " + _GATHER,
     ),
     LossInfo(
-        name="batch_all_triplet", family="embedding", task="metric learning from class labels",
+        name="batch_all_triplet", family="embedding", target_kind="embeddings+labels", task="metric learning from class labels",
         factory=EN.BatchAllTripletLoss,
         functional=functools.partial(EF.batch_triplet_loss, mining="all"),
         input="embeddings (N, D)", target="class labels (N,)",
@@ -59,35 +53,29 @@ _ENTRIES = [
         reference="Hermans, Beyer, Leibe, arXiv:1703.07737, 2017",
         reference_impl="pytorch-metric-learning TripletMarginLoss + TripletMarginMiner('all')",
         convex=None, bounded=False,
-        hyperparameters={"margin": 1.0, "distance": "euclidean", "soft_margin": False,
-                         "average": "nonzero", "reduction": "mean", "gather_across_ranks": False},
         notes="no valid triplet gives 0; " + _GATHER,
     ),
     LossInfo(
-        name="info_nce", family="embedding", task="contrastive representation learning",
+        name="info_nce", family="embedding", target_kind="positive_pairs", task="contrastive representation learning",
         factory=EN.InfoNCELoss, functional=EF.info_nce_loss,
         input="query (N, D), positive_key (N, D), negative_keys None | (M, D) | (N, M, D)",
         target="none (row i's positive is positive_key[i])",
         formula="-s(q, k+) + log(exp s(q, k+) + sum_k- exp s(q, k-)), s = cos / temperature",
         reference="van den Oord, Li, Vinyals, arXiv:1807.03748, 2018",
         reference_impl=None, convex=None, bounded=False,
-        hyperparameters={"temperature": 0.1, "negative_mode": "unpaired", "similarity": "cosine",
-                         "symmetric": False, "reduction": "mean", "gather_across_ranks": False},
         notes="in-batch negatives when negative_keys is None; " + _GATHER,
     ),
     LossInfo(
-        name="nt_xent", family="embedding", task="self-supervised contrastive learning (two views)",
+        name="nt_xent", family="embedding", target_kind="positive_pairs", task="self-supervised contrastive learning (two views)",
         factory=EN.NTXentLoss, functional=EF.nt_xent_loss,
         input="view1 (N, D), view2 (N, D)", target="none (row i of each view is the other's positive)",
         formula="mean over 2N of -s(z_i, z_j(i)) + log sum_{k != i} exp s(z_i, z_k), s = cos / temperature",
         reference="Chen et al., SimCLR, ICML 2020",
         reference_impl="pytorch-metric-learning NTXentLoss", convex=None, bounded=False,
-        hyperparameters={"temperature": 0.1, "similarity": "cosine", "reduction": "mean",
-                         "gather_across_ranks": False},
         notes=_GATHER, aliases=("simclr",),
     ),
     LossInfo(
-        name="multiple_negatives_ranking", family="embedding",
+        name="multiple_negatives_ranking", family="embedding", target_kind="positive_pairs",
         task="retrieval / sentence embeddings from positive pairs",
         factory=EN.MultipleNegativesRankingLoss, functional=EF.multiple_negatives_ranking_loss,
         input="anchors (B, D), positives (B, D), negatives None | (B, D) | (B, K, D)",
@@ -97,12 +85,10 @@ _ENTRIES = [
         reference_impl="sentence-transformers MultipleNegativesRankingLoss (symmetric: "
         "MultipleNegativesSymmetricRankingLoss)",
         convex=None, bounded=False,
-        hyperparameters={"scale": 20.0, "similarity": "cosine", "symmetric": False,
-                         "reduction": "mean", "gather_across_ranks": False},
         notes=_GATHER, aliases=("mnr",),
     ),
     LossInfo(
-        name="arcface", family="embedding", task="classification-based embedding learning (faces, speakers)",
+        name="arcface", family="embedding", target_kind="embeddings+labels", task="classification-based embedding learning (faces, speakers)",
         factory=EN.ArcFaceLoss,
         functional=EF.arcface_loss,
         input="embeddings (N, D) (the functional form also takes centers (C, D))",
@@ -111,13 +97,11 @@ _ENTRIES = [
         reference="Deng et al., ArcFace, CVPR 2019 (arXiv:1801.07698)",
         reference_impl="pytorch-metric-learning ArcFaceLoss (margin in degrees there)",
         convex=None, bounded=False,
-        hyperparameters={"num_classes": _REQUIRED, "embedding_dim": _REQUIRED, "scale": 64.0,
-                         "margin": 0.5, "reduction": "mean"},
         notes="the Module owns the (C, D) class centres; get_loss('arcface', num_classes=C, "
         "embedding_dim=D); float32 under autocast; finite at cos = +-1",
     ),
     LossInfo(
-        name="ge2e", family="embedding", task="speaker verification",
+        name="ge2e", family="embedding", target_kind="speakers", task="speaker verification",
         factory=EN.GE2ELoss, functional=EF.ge2e_loss,
         input="embeddings (speakers N, utterances M, D)", target="none (the speaker axis is the label)",
         formula="softmax: -S_ji,j + log sum_k exp S_ji,k; contrast: 1 - sig(S_ji,j) + max_k!=j sig(S_ji,k); "
@@ -125,8 +109,6 @@ _ENTRIES = [
         reference="Wan et al., ICASSP 2018 (arXiv:1710.10467)",
         reference_impl="float64 reference from the paper's equations (tests)",
         convex=None, bounded=False,
-        hyperparameters={"init_w": 10.0, "init_b": -5.0, "variant": "softmax", "reduction": "mean",
-                         "gather_across_ranks": False, "min_w": 1e-6},
         notes="learnable w = softplus(w_raw) + min_w > 0 and b; " + _GATHER,
     ),
 ]

@@ -15,7 +15,7 @@ register(
         formula="max(0, -y (x1 - x2) + margin)",
         reference="Herbrich, Graepel & Obermayer 2000 (large margin rank boundaries)",
         reference_impl="torch.nn.functional.margin_ranking_loss", convex=True, bounded=False,
-        hyperparameters={"margin": 0.0, "reduction": "mean"},
+        target_kind="ranking",
         notes="three tensor arguments (input1, input2, target); no broadcasting, labels +-1 only",
         aliases=("ranking", "margin_ranking_loss"),
     )

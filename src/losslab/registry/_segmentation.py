@@ -17,10 +17,7 @@ register(
         reference="Milletari, Navab & Ahmadi, 'V-Net', 3DV 2016, arXiv:1606.04797",
         reference_impl="monai.losses.DiceLoss (squared_pred = squared_denominator)",
         convex=False, bounded=True,
-        hyperparameters={"mode": "multiclass", "squared_denominator": True, "smooth_nr": 1e-5,
-                         "smooth_dr": 1e-5, "include_background": True, "batch": False,
-                         "ignore_index": None, "weight": None, "from_logits": True,
-                         "reduction": "mean"},
+        target_kind="segmentation", activation="softmax",
         notes="per (sample, class) Dice averaged; batch=True pools the batch; weight scales each "
               "class's term (MONAI's weight); in [0, 1]",
         aliases=("dice_loss", "soft_dice"),

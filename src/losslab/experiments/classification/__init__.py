@@ -21,6 +21,7 @@ split, then the test), :mod:`.splits` (validation splits, recorded sample ids),
 from typing import Any
 
 from losslab.experiments.classification.api import (
+    COMPARED_LOSSES,
     PAPER_LOSSES,
     ComparisonResult,
     compare,
@@ -41,6 +42,7 @@ def build_section(context: Any) -> Any:
 
 
 __all__ = [
+    "COMPARED_LOSSES",
     "PAPER_LOSSES",
     "ComparisonResult",
     "PlannedTask",

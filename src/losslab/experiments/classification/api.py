@@ -18,8 +18,12 @@ from losslab.experiments.classification.runner import (
     run_grid,
 )
 from losslab.experiments.classification.tasks import ArraySource, DatasetSource, planned_task
+from losslab.registry import PAPER_LOSSES, get_info
 
-PAPER_LOSSES: tuple[str, ...] = ("cross_entropy", "m", "full_m", "l", "full_l")
+# What a comparison trains by default: cross-entropy and the multiclass forms of the paper's
+# losses (PAPER_LOSSES, re-exported here, also holds their binary forms and SMAE).
+COMPARED_LOSSES: tuple[str, ...] = (
+    "cross_entropy", *(name for name in PAPER_LOSSES if get_info(name).family == "classification"))
 TEXT_MODELS: tuple[str, ...] = ("lstm", "minilm")
 PROTOCOLS: tuple[str, ...] = ("fixed", "tuned")
 
@@ -179,7 +183,7 @@ def compare(
     task: str | None = None,
     model_factory: Callable[[], nn.Module] | None = None,
     num_classes: int | None = None,
-    losses: Sequence[str] = PAPER_LOSSES,
+    losses: Sequence[str] = COMPARED_LOSSES,
     seeds: int | Sequence[int] = 5,
     db: str | Path = "results.sqlite",
     epochs: int | None = None,

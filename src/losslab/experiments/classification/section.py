@@ -279,7 +279,7 @@ class _TableRun:
 def _run_table(run: _TableRun, db: Any, *, workers: int, threads: int | None, seed: int,
                log: Any) -> list[str]:
     """Train (or resume) one table's stand-in under each of its protocols; returns failures."""
-    from losslab.experiments.classification.api import PAPER_LOSSES, run_planned
+    from losslab.experiments.classification.api import COMPARED_LOSSES, run_planned
     from losslab.experiments.classification.sequential import PrecisionTarget
     from losslab.experiments.classification.tuning import TuningSettings
 
@@ -293,7 +293,7 @@ def _run_table(run: _TableRun, db: Any, *, workers: int, threads: int | None, se
     for protocol in stand_in.protocols:
         tuning = TuningSettings(split_seed=seed, sweep_seeds=(seed,)) if protocol == "tuned" else None
         started = time.perf_counter()
-        result = run_planned([run.task], losses=list(PAPER_LOSSES), seeds=seeds, db=db,
+        result = run_planned([run.task], losses=list(COMPARED_LOSSES), seeds=seeds, db=db,
                              workers=workers, threads=threads, progress=True, log=log,
                              protocol=protocol, tuning=tuning, until=until)
         run.wall[protocol] = time.perf_counter() - started
