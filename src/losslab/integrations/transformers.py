@@ -38,7 +38,7 @@ except ImportError as error:  # pragma: no cover - the message is the point
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["LosslabTrainer", "causal_lm_loss", "output_layer"]
+__all__ = ["LosslabTrainer", "causal_lm_inputs", "causal_lm_loss", "output_layer"]
 
 IGNORE_INDEX = -100
 # Configuration fields of models whose logits are not plain ``lm_head(hidden)``: a fused
@@ -88,16 +88,39 @@ def _check_tokens(name: str, value: object, shape: torch.Size | None = None) -> 
     return value
 
 
-def _hidden_states(model: nn.Module, input_ids: Tensor, attention_mask: Tensor | None,
-                   model_kwargs: Mapping[str, Any]) -> Tensor:
-    """The last hidden states (B, T, H) of the model's backbone (with its final norm)."""
+def causal_lm_inputs(model: nn.Module, input_ids: Tensor, labels: Tensor, *,
+                     attention_mask: Tensor | None = None,
+                     model_kwargs: Mapping[str, Any] | None = None
+                     ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+    """The arguments of :func:`~losslab.functional.linear_loss` for a causal language model.
+
+    Runs the backbone (``model.base_model``, with its final norm) and returns
+    ``(hidden (N, H), weight (V, H), bias (V,) or None, target (N,))``: the last hidden
+    states of every position but the last of each row, and as targets the labels one
+    position later (``-100`` where not predicted), ``N = B (T - 1)``. The logits of position
+    ``i`` would be ``hidden[i] @ weight.T + bias``; nothing here computes them.
+
+    Raises:
+        ValueError/TypeError: naming ``input_ids``, ``labels``, ``attention_mask`` or
+            ``model`` for tensors of the wrong kind or shape, or a model without a backbone
+            and output layer.
+    """
+    input_ids = _check_tokens("input_ids", input_ids)
+    labels = _check_tokens("labels", labels, input_ids.shape)
+    if attention_mask is not None:
+        _check_tokens("attention_mask", attention_mask, input_ids.shape)
+    weight, bias = output_layer(model)
     base = getattr(model, "base_model", None)
     if base is None or base is model:
         raise ValueError(f"model: expected a *ForCausalLM model with a backbone under base_model, "
                          f"got {type(model).__name__}")
     outputs = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
-                   return_dict=True, **model_kwargs)
-    return outputs.last_hidden_state
+                   return_dict=True, **(model_kwargs or {}))
+    hidden = outputs.last_hidden_state
+    # Position t predicts token t + 1: drop the last position's prediction and the first label.
+    hidden = hidden[:, :-1, :].reshape(-1, hidden.shape[-1])
+    target = labels[:, 1:].reshape(-1).to(device=hidden.device, dtype=torch.long)
+    return hidden, weight, bias, target
 
 
 def causal_lm_loss(
@@ -164,10 +187,6 @@ def causal_lm_loss(
     """
     from losslab.functional import linear_loss
 
-    input_ids = _check_tokens("input_ids", input_ids)
-    labels = _check_tokens("labels", labels, input_ids.shape)
-    if attention_mask is not None:
-        _check_tokens("attention_mask", attention_mask, input_ids.shape)
     if num_items_in_batch is not None:
         count = num_items_in_batch.item() if isinstance(num_items_in_batch, Tensor) else num_items_in_batch
         if isinstance(count, bool) or not isinstance(count, (int, float)) or not count > 0:
@@ -175,11 +194,8 @@ def causal_lm_loss(
     if "reduction" in options:
         raise TypeError("reduction: causal_lm_loss always averages over the kept positions "
                         "(or divides the sum by num_items_in_batch); got a reduction option")
-    weight, bias = output_layer(model)
-    hidden = _hidden_states(model, input_ids, attention_mask, model_kwargs or {})
-    # Position t predicts token t + 1: drop the last position's prediction and the first label.
-    hidden = hidden[:, :-1, :].reshape(-1, hidden.shape[-1])
-    target = labels[:, 1:].reshape(-1).to(device=hidden.device, dtype=torch.long)
+    hidden, weight, bias, target = causal_lm_inputs(model, input_ids, labels, attention_mask=attention_mask,
+                                                    model_kwargs=model_kwargs)
     if num_items_in_batch is None:
         return linear_loss(hidden, weight, target, loss=loss, bias=bias, ignore_index=IGNORE_INDEX,
                            reduction="mean", chunk_size=chunk_size, **options)
