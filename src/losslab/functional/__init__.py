@@ -16,6 +16,7 @@ from losslab.functional import (
     alternate,
     classification,
     embedding,
+    linear,
     margin,
     regression,
     segmentation,
@@ -23,6 +24,7 @@ from losslab.functional import (
 from losslab.functional.alternate import *  # noqa: F403
 from losslab.functional.classification import *  # noqa: F403
 from losslab.functional.embedding import *  # noqa: F403
+from losslab.functional.linear import *  # noqa: F403
 from losslab.functional.margin import *  # noqa: F403
 from losslab.functional.regression import *  # noqa: F403
 from losslab.functional.segmentation import *  # noqa: F403
@@ -31,6 +33,7 @@ __all__ = [
     *alternate.__all__,
     *classification.__all__,
     *embedding.__all__,
+    *linear.__all__,
     *margin.__all__,
     *regression.__all__,
     *segmentation.__all__,

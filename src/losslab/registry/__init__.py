@@ -8,6 +8,7 @@ import importlib
 
 from losslab.registry._core import (
     FAMILIES,
+    SEPARATE_FAMILIES,
     LossInfo,
     get_info,
     get_loss,
@@ -23,9 +24,10 @@ _CATALOGUES = (
     "_margin",
     "_segmentation",
     "_embedding",
+    "_linear",
 )
 
 for _module in _CATALOGUES:
     importlib.import_module(f"losslab.registry.{_module}")
 
-__all__ = ["FAMILIES", "LossInfo", "get_info", "get_loss", "list_losses", "loss_names", "register"]
+__all__ = ["FAMILIES", "SEPARATE_FAMILIES", "LossInfo", "get_info", "get_loss", "list_losses", "loss_names", "register"]

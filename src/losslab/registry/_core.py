@@ -17,7 +17,12 @@ FAMILIES: tuple[str, ...] = (
     "embedding",
     "segmentation",
     "regression",
+    "output_layer",
 )
+
+# Families whose Modules do not take ``(input, target)``: listed only when asked for by name,
+# so that code iterating over every loss (benchmarks, convention checks) sees the usual call.
+SEPARATE_FAMILIES: tuple[str, ...] = ("output_layer",)
 
 
 @dataclass(frozen=True)
@@ -161,13 +166,18 @@ def _keywords(info: LossInfo) -> list[str] | None:
 
 
 def list_losses(family: str | None = None, *, include_extras: bool = True) -> list[LossInfo]:
-    """The registered losses (optionally of one family), in registration order."""
+    """The registered losses (optionally of one family), in registration order.
+
+    Without ``family``: every ``(input, target)`` loss; the ``"output_layer"`` family (Modules
+    called as ``(hidden, weight, target)``, e.g. ``linear``) is listed only by its name.
+    """
     if family is not None and family not in FAMILIES:
         raise ValueError(f"family: expected one of {', '.join(FAMILIES)}, got {family!r}")
     chosen = [
         info
         for info in _REGISTRY.values()
-        if (family is None or info.family == family) and (include_extras or not info.extra)
+        if (info.family == family if family is not None else info.family not in SEPARATE_FAMILIES)
+        and (include_extras or not info.extra)
     ]
     return sorted(chosen, key=lambda info: FAMILIES.index(info.family))
 

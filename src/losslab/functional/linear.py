@@ -1,0 +1,430 @@
+"""An output layer and its loss in one step, without ever holding the ``(N, V)`` logits.
+
+A language model's loss is ``loss(hidden @ weight.T + bias, target)`` with ``N`` tokens and a
+vocabulary of ``V`` classes (32k-256k): the logits alone are ``4 N V`` bytes in float32 (4 GiB
+at 8k tokens and a 128k vocabulary), and their gradient as much again. :func:`linear_loss`
+gives the same value and the same gradients for ``hidden``, ``weight`` and ``bias`` while
+holding one chunk of rows of the logits at a time:
+
+* the forward pass runs over chunks of rows; for each it computes the chunk's logits, their
+  loss with the loss's own ``(N, C)`` function of :mod:`losslab.functional` (the formula is
+  written once, there) and the gradient of that loss with respect to the chunk's logits (with
+  ``torch.autograd.grad`` on the chunk; the paper's losses compute it in their forward pass);
+  from it, the chunk's rows of ``grad_hidden = g @ weight`` and the chunk's share of
+  ``grad_weight = g.T @ hidden`` and ``grad_bias = g.sum(0)``, summed over chunks;
+* only those gradients are kept for backward, which scales them by the incoming gradient
+  (and by ``1 / denominator`` for ``"mean"``): backward is three multiplications;
+* with ``reduction="none"`` the incoming gradient weighs each row, so ``grad_weight`` cannot
+  be summed ahead: backward runs the chunks a second time (the forward pass computes only
+  the loss then);
+* with no input that requires grad (evaluation), only the loss is computed.
+
+Working memory is one chunk of logits and the loss's temporaries on it, plus the gradients
+autograd needs anyway (``grad_weight`` is ``V x H``, in float32 for float16 / bfloat16
+weights, cast at the end). The automatic chunk size keeps one chunk's float32 logits near
+:data:`CHUNK_LOGIT_BYTES`: ``rows = CHUNK_LOGIT_BYTES // (4 V)`` rounded down to a multiple of
+8 (at least 8, at most ``N``).
+
+float16 / bfloat16 inputs: the matrix products run in the input dtype (torch accumulates
+them in float32), the chunk's logits go to the loss in the input dtype exactly as the naive
+path's would (the losses compute in float32 and their gradient comes back in the input
+dtype), ``grad_weight`` and ``grad_bias`` are summed over chunks in float32, the loss is
+returned in float32 and the gradients in the input dtype.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from losslab._validation import (
+    as_class_indices,
+    check_class_indices,
+    check_class_weight,
+    check_floating,
+    check_reduction,
+    check_tensor,
+    compute_dtype,
+    validation_enabled,
+)
+from losslab.functional.alternate import l_loss, m_loss
+from losslab.functional.classification import cross_entropy, poly_loss, softmax_focal_loss
+
+__all__ = ["linear_loss", "linear_loss_chunk_size"]
+
+# One chunk's float32 logits: 32 MiB (256 rows at V = 32768, 64 at V = 131072). The loss's
+# temporaries on the chunk are a few times that; smaller chunks add per-chunk passes over
+# grad_weight (a V x H read and write each), larger ones memory.
+CHUNK_LOGIT_BYTES = 32 << 20
+
+
+@dataclass(frozen=True)
+class _Loss:
+    """A loss ``linear_loss`` accepts: its ``(N, C)`` function and the options fixed for it."""
+
+    function: Callable[..., Tensor]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def options(self) -> tuple[str, ...]:
+        """The keyword options a caller may pass (the function's, less those linear_loss sets)."""
+        reserved = {"input", "target", "weight", "ignore_index", "reduction", "from_logits", *self.fixed}
+        parameters = inspect.signature(self.function).parameters.values()
+        return tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in reserved)
+
+
+# Names as in the registry (``losslab.get_info``), with its aliases.
+LINEAR_LOSSES: dict[str, _Loss] = {
+    "cross_entropy": _Loss(cross_entropy),
+    "m": _Loss(m_loss, {"full": False}),
+    "full_m": _Loss(m_loss, {"full": True}),
+    "l": _Loss(l_loss, {"full": False}),
+    "full_l": _Loss(l_loss, {"full": True}),
+    "softmax_focal": _Loss(softmax_focal_loss),
+    "poly1": _Loss(poly_loss),
+}
+_ALIASES = {"ce": "cross_entropy", "multiclass_focal": "softmax_focal", "poly": "poly1", "poly_loss": "poly1"}
+
+
+def _resolve_loss(loss: object) -> tuple[str, _Loss]:
+    if not isinstance(loss, str):
+        raise TypeError(f"loss: expected a loss name (str), got {type(loss).__name__}")
+    key = loss.strip().lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in LINEAR_LOSSES:
+        raise ValueError(
+            f"loss: expected one of {', '.join(repr(n) for n in LINEAR_LOSSES)} "
+            f"(aliases {', '.join(repr(a) for a in _ALIASES)}), got {loss!r}"
+        )
+    return key, LINEAR_LOSSES[key]
+
+
+def linear_loss_chunk_size(num_rows: int, num_classes: int) -> int:
+    """The automatic chunk size: rows whose float32 logits take about :data:`CHUNK_LOGIT_BYTES`
+    (a multiple of 8, at least 8), never more than ``num_rows`` (at least 1)."""
+    rows = CHUNK_LOGIT_BYTES // (4 * max(num_classes, 1))
+    rows = max(8, rows - rows % 8)
+    return max(1, min(rows, num_rows))
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+def _check_inputs(hidden: object, weight: object, target: object, bias: object,
+                  chunk_size: object) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    hidden = check_floating("hidden", hidden)
+    weight = check_floating("weight", weight)
+    target = check_tensor("target", target)
+    if hidden.dim() < 1:
+        raise ValueError("hidden: expected hidden states of shape (..., H), got a 0-d tensor")
+    if weight.dim() != 2:
+        raise ValueError(
+            f"weight: expected the output layer's weight of shape (V, H), got shape {tuple(weight.shape)}"
+        )
+    if hidden.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"weight: expected shape (V, {hidden.shape[-1]}) to match hidden's last dimension "
+            f"(hidden has shape {tuple(hidden.shape)}), got {tuple(weight.shape)}"
+        )
+    if hidden.dtype != weight.dtype:
+        raise TypeError(
+            f"weight: expected hidden's dtype {hidden.dtype} (no silent casts of the output "
+            f"layer), got {weight.dtype}"
+        )
+    if hidden.device != weight.device:
+        raise ValueError(f"weight: expected hidden's device {hidden.device}, got {weight.device}")
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise TypeError(
+            f"target: expected an integer tensor of class indices of shape "
+            f"{tuple(hidden.shape[:-1])}, got dtype {target.dtype}"
+        )
+    if target.shape != hidden.shape[:-1]:
+        raise ValueError(
+            f"target: expected class indices of shape {tuple(hidden.shape[:-1])} (hidden's leading "
+            f"dimensions; hidden has shape {tuple(hidden.shape)}), got {tuple(target.shape)}"
+        )
+    if bias is not None:
+        bias = check_floating("bias", bias)
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(
+                f"bias: expected shape ({weight.shape[0]},) (one entry per row of weight, shape "
+                f"{tuple(weight.shape)}), got {tuple(bias.shape)}"
+            )
+        if bias.dtype != weight.dtype:
+            raise TypeError(f"bias: expected weight's dtype {weight.dtype}, got {bias.dtype}")
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0
+    ):
+        raise ValueError(f"chunk_size: expected None (automatic) or an integer > 0, got {chunk_size!r}")
+    return hidden, weight, as_class_indices("target", target).to(hidden.device), bias
+
+
+def _check_z_loss(z_loss: object) -> float:
+    if isinstance(z_loss, bool) or not isinstance(z_loss, (int, float)) or not math.isfinite(z_loss) or z_loss < 0:
+        raise ValueError(f"z_loss: expected a finite number >= 0, got {z_loss!r}")
+    return float(z_loss)
+
+
+def _check_options(name: str, spec: _Loss, options: Mapping[str, Any]) -> None:
+    allowed = spec.options()
+    for key, value in options.items():
+        if key == "from_logits":
+            raise TypeError(f"from_logits: linear_loss always computes logits, got from_logits={value!r}")
+        if key == "weight":
+            raise TypeError("weight: the output layer's weight is the second argument; pass the "
+                            "per-class loss weight as class_weight=")
+        if key not in allowed:
+            raise TypeError(
+                f"{key}: not an option of loss {name!r}; its options: "
+                f"{', '.join(allowed) or 'none'} (and class_weight, ignore_index, reduction, z_loss)"
+            )
+
+
+# --- the chunk loop ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything about a call that is not a tensor input."""
+
+    spec: _Loss
+    options: Mapping[str, Any]
+    ignore_index: int
+    reduction: str
+    chunk_size: int
+    z_loss: float
+
+
+def _chunk_loss(plan: _Plan, logits: Tensor, target: Tensor, class_weight: Tensor | None,
+                reduction: str) -> Tensor:
+    """The loss of one chunk's logits (``reduction`` "sum" or "none"), with the z-loss term."""
+    value = plan.spec.function(
+        logits, target, weight=class_weight, ignore_index=plan.ignore_index, reduction=reduction,
+        **plan.spec.fixed, **plan.options,
+    )
+    if plan.z_loss > 0:
+        compute = compute_dtype(logits)
+        value = value.to(compute)
+        log_normaliser = torch.logsumexp(logits.to(compute), 1)
+        row_weight = _row_weight(plan, target, class_weight, compute)
+        z_term = plan.z_loss * row_weight * log_normaliser.square()
+        value = value + (z_term.sum() if reduction == "sum" else z_term)
+    return value
+
+
+def _row_weight(plan: _Plan, target: Tensor, class_weight: Tensor | None, dtype: torch.dtype) -> Tensor:
+    """Each row's weight in the mean: 0 where ignored, else 1 or its target's class weight."""
+    keep = target != plan.ignore_index
+    if class_weight is None:
+        return keep.to(dtype)
+    return torch.where(keep, class_weight.to(dtype)[torch.where(keep, target, 0)], 0.0)
+
+
+def _loss_dtype(dtype: torch.dtype) -> torch.dtype:
+    return compute_dtype(torch.empty((), dtype=dtype))
+
+
+def _run_chunks(plan: _Plan, hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor,
+                class_weight: Tensor | None, *, want: tuple[bool, bool, bool],
+                row_scale: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    """One pass over the chunks: the loss (summed, or per row when ``row_scale`` is None and the
+    reduction is "none") and the gradients asked for by ``want`` (hidden, weight, bias).
+
+    ``row_scale`` (backward of "none"): the incoming gradient of each row; the gradients are
+    then those of ``sum(row_scale * loss)``.
+    """
+    num_rows, num_classes = hidden.shape[0], weight.shape[0]
+    per_row = plan.reduction == "none" and row_scale is None
+    accumulate = compute_dtype(hidden)
+    need_grad = any(want)
+    reduction = "none" if per_row or row_scale is not None else "sum"
+    loss_dtype = _loss_dtype(hidden.dtype)
+    out = torch.empty(num_rows, dtype=loss_dtype, device=hidden.device) if per_row else None
+    total = torch.zeros((), dtype=loss_dtype, device=hidden.device)
+    grad_hidden = torch.empty_like(hidden) if want[0] else None
+    grad_weight = torch.zeros(weight.shape, dtype=accumulate, device=weight.device) if want[1] else None
+    grad_bias = torch.zeros(num_classes, dtype=accumulate, device=weight.device) if want[2] else None
+    for start in range(0, max(num_rows, 1), plan.chunk_size):
+        rows = slice(start, min(start + plan.chunk_size, num_rows))
+        h = hidden[rows]
+        t = target[rows]
+        logits = F.linear(h, weight, bias)
+        if not need_grad:
+            value = _chunk_loss(plan, logits, t, class_weight, reduction)
+            if per_row:
+                out[rows] = value
+            else:
+                total += value.to(loss_dtype)
+            continue
+        with torch.enable_grad():
+            logits.requires_grad_(True)
+            value = _chunk_loss(plan, logits, t, class_weight, reduction)
+            objective = value if row_scale is None else (value * row_scale[rows]).sum()
+            (g,) = torch.autograd.grad(objective, logits)
+        del logits
+        if per_row:
+            out[rows] = value.detach()
+        else:
+            total += objective.detach().to(loss_dtype)
+        if grad_hidden is not None:
+            torch.mm(g, weight, out=grad_hidden[rows])
+        if grad_weight is not None:
+            if grad_weight.dtype == g.dtype:
+                grad_weight.addmm_(g.t(), h)
+            else:
+                # float16 / bfloat16: each chunk's product in the input dtype, summed in float32
+                grad_weight += torch.mm(g.t(), h)
+        if grad_bias is not None:
+            grad_bias += g.sum(0, dtype=accumulate)
+        del g
+    return (out if per_row else total), grad_hidden, grad_weight, grad_bias
+
+
+def _denominator(plan: _Plan, target: Tensor, class_weight: Tensor | None, dtype: torch.dtype) -> Tensor:
+    """What "mean" divides by: the number of kept rows, or their summed class weight."""
+    return _row_weight(plan, target, class_weight, dtype).sum()
+
+
+class _LinearLossFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, target, class_weight, plan):
+        want = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], bias is not None and ctx.needs_input_grad[2])
+        ctx.plan = plan
+        ctx.want = want
+        if plan.reduction == "none":
+            out, *_ = _run_chunks(plan, hidden, weight, bias, target, class_weight, want=(False,) * 3)
+            ctx.save_for_backward(hidden, weight, bias, target, class_weight)
+            return out
+        total, *grads = _run_chunks(plan, hidden, weight, bias, target, class_weight, want=want)
+        if plan.reduction == "mean":
+            denominator = _denominator(plan, target, class_weight, total.dtype)
+            # torch's "mean" of nothing is 0 / 0 = NaN, with a zero gradient
+            scale = torch.where(denominator > 0, 1.0 / denominator.clamp_min(torch.finfo(total.dtype).tiny), 0.0)
+            total = torch.where(denominator > 0, total * scale, math.nan)
+        else:
+            scale = None
+        ctx.scale = scale
+        ctx.gradients = grads
+        ctx.save_for_backward(hidden, weight, bias, target, class_weight)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        hidden, weight, bias, target, class_weight = ctx.saved_tensors
+        plan = ctx.plan
+        if plan.reduction == "none":
+            _, *grads = _run_chunks(plan, hidden, weight, bias, target, class_weight, want=ctx.want,
+                                    row_scale=grad_output.to(_loss_dtype(hidden.dtype)))
+            factor = None
+        else:
+            grads = ctx.gradients
+            if grads is None:      # a second backward through a retained graph: recompute
+                _, *grads = _run_chunks(plan, hidden, weight, bias, target, class_weight, want=ctx.want)
+            ctx.gradients = None
+            factor = grad_output if ctx.scale is None else grad_output * ctx.scale
+        results = []
+        for grad, like in zip(grads, (hidden, weight, bias), strict=True):
+            if grad is None:
+                results.append(None)
+                continue
+            if factor is not None:
+                grad = grad * factor.to(grad.dtype)
+            results.append(grad.to(like.dtype))
+        return (*results, None, None, None)
+
+
+# Under torch.compile the chunk loop runs eagerly (a graph break around it): its matrix
+# products are already whole kernels, and tracing the losses' data-dependent fast paths inside
+# an autograd.Function would gain nothing.
+@torch.compiler.disable
+def _apply(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor,
+           class_weight: Tensor | None, plan: _Plan) -> Tensor:
+    return _LinearLossFunction.apply(hidden, weight, bias, target, class_weight, plan)
+
+
+def linear_loss(
+    hidden: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    *,
+    loss: str = "cross_entropy",
+    bias: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    chunk_size: int | None = None,
+    class_weight: Tensor | None = None,
+    z_loss: float = 0.0,
+    **loss_options: Any,
+) -> Tensor:
+    r"""A classification loss of a linear output layer, computed without the ``(N, V)`` logits.
+
+    .. math::
+        L = \operatorname{loss}(z, y), \qquad z = h W^\top + b
+
+    with ``loss`` one of losslab's multiclass losses (class-index targets), plus an optional
+    z-loss ``z_loss * w_y * logsumexp(z_n)^2`` per row (PaLM's auxiliary term, which keeps the
+    softmax normaliser near 1; ``w_y`` is the row's class weight, 1 without one, so "mean"
+    stays the weighted mean). Value and gradients equal those of
+    ``loss(F.linear(hidden, weight, bias), target)``; see the module's docstring for how.
+
+    Args:
+        hidden: hidden states ``(..., H)`` (leading dimensions are flattened into rows).
+        weight: the output layer's weight ``(V, H)``, hidden's dtype and device.
+        target: class indices of shape ``hidden.shape[:-1]`` in ``[0, V)`` or ``ignore_index``.
+        loss: ``"cross_entropy"``, ``"m"``, ``"full_m"``, ``"l"``, ``"full_l"``,
+            ``"softmax_focal"`` or ``"poly1"`` (registry names; aliases ``"ce"``,
+            ``"multiclass_focal"``, ``"poly"``, ``"poly_loss"``).
+        bias: the output layer's bias ``(V,)``, or None.
+        ignore_index: a target to skip: its row contributes nothing.
+        reduction: ``"mean"`` (over kept rows, divided by their summed class weight when
+            ``class_weight`` is given, like ``F.cross_entropy``; NaN with zero gradients when
+            every row is ignored), ``"sum"`` or ``"none"``.
+        chunk_size: rows per chunk; None chooses :func:`linear_loss_chunk_size`.
+        class_weight: per-class loss weight ``(V,)`` (the ``weight`` of the ``(N, C)`` loss).
+        z_loss: coefficient of the z-loss term, >= 0 (0: none).
+        **loss_options: the options of the ``(N, C)`` loss, with its defaults:
+            ``label_smoothing`` (cross_entropy, poly1), ``eps`` and ``impl`` (m, full_m, l,
+            full_l), ``gamma`` and ``alpha`` (softmax_focal), ``epsilon`` (poly1).
+
+    Returns:
+        A scalar, or the per-row loss of shape ``hidden.shape[:-1]`` with ``reduction="none"``;
+        float32 for float16 / bfloat16 inputs.
+
+    Shape:
+        - hidden ``(..., H)``, weight ``(V, H)``, bias ``(V,)``, target ``(...)``.
+        - Output: ``()``, or ``(...)`` for ``"none"``.
+
+    References:
+        Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models", arXiv:2411.09009
+        (the memory problem); Hsu et al., "Liger Kernel", arXiv:2410.10989 (chunked fused linear
+        cross-entropy); Chowdhery et al., "PaLM", arXiv:2204.02311 (z-loss).
+    """
+    check_reduction(reduction)
+    name, spec = _resolve_loss(loss)
+    _check_options(name, spec, loss_options)
+    z_loss = _check_z_loss(z_loss)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"ignore_index: expected an int, got {type(ignore_index).__name__}")
+    hidden, weight, target, bias = _check_inputs(hidden, weight, target, bias, chunk_size)
+    num_classes = weight.shape[0]
+    if class_weight is not None:
+        # checked here for its shape; each chunk's loss casts it as the (N, C) loss does
+        check_class_weight(class_weight, num_classes, hidden)
+        class_weight = class_weight.to(hidden.device)
+    leading = hidden.shape[:-1]
+    rows = hidden.reshape(-1, hidden.shape[-1])
+    flat_target = target.reshape(-1)
+    if validation_enabled():
+        check_class_indices("target", flat_target, num_classes, ignore_index)
+    if chunk_size is None:
+        chunk_size = linear_loss_chunk_size(rows.shape[0], num_classes)
+    plan = _Plan(spec=spec, options=dict(loss_options), ignore_index=ignore_index, reduction=reduction,
+                 chunk_size=chunk_size, z_loss=z_loss)
+    out = _apply(rows, weight, bias, flat_target, class_weight, plan)
+    return out.reshape(leading) if reduction == "none" else out
