@@ -170,8 +170,8 @@ def causal_lm_loss(
             chosen from the sizes).
         model_kwargs: further keyword arguments of the backbone's forward (``position_ids``
             ...).
-        **options: the loss's hyperparameters (``label_smoothing``, ``eps``, ``gamma``, class
-            ``weight`` ...), as for its ``(N, C)`` form.
+        **options: the options of :func:`~losslab.functional.linear_loss` and the loss
+            (``label_smoothing``, ``eps``, ``gamma``, ``class_weight``, ``z_loss`` ...).
 
     Returns:
         The scalar loss, differentiable with respect to every parameter of the model.
