@@ -282,6 +282,11 @@ class LanguageModelSource:
         if unknown:
             raise ValueError(f"options: unknown option(s) {', '.join(unknown)}; valid: max_train, max_test")
 
+    @property
+    def model(self) -> str:
+        """The model family (for listings): a causal language model."""
+        return MODEL_FAMILY
+
     def settings(self) -> dict[str, Any]:
         """Every model option with its default filled in."""
         return {**ARCHITECTURE, **PRETRAINING, "init": "scratch", **self.model_options}
