@@ -136,6 +136,25 @@ def test_accumulated_micro_batches_equal_the_large_batch(kind, loss):
         torch.testing.assert_close(own, large.detach().float(), rtol=1e-6, atol=0.0)
 
 
+@pytest.mark.parametrize("loss", PAPER_LOSSES)
+def test_every_loss_equals_the_naive_path_through_the_logits(loss):
+    from losslab.registry import get_loss
+
+    model = tiny_model("llama")
+    input_ids = tokens(2, 9, seed=7)
+    labels = input_ids.clone()
+    labels[1, :4] = -100
+    logits = model(input_ids).logits[:, :-1].reshape(-1, VOCAB)
+    reference = get_loss(loss)(logits, labels[:, 1:].reshape(-1))
+    reference.backward()
+    expected = gradients(model)
+    model.zero_grad()
+    ours = causal_lm_loss(model, input_ids, labels, loss=loss, chunk_size=5)
+    ours.backward()
+    torch.testing.assert_close(ours, reference, rtol=1e-10, atol=0.0)
+    assert_same_gradients(gradients(model), expected, rtol=1e-8, atol=1e-12)
+
+
 def test_options_reach_the_loss():
     from losslab.functional import linear_loss
 
