@@ -155,6 +155,21 @@ def test_every_loss_equals_the_naive_path_through_the_logits(loss):
     assert_same_gradients(gradients(model), expected, rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_under_bf16_autocast_it_matches_the_models_own_loss(kind):
+    model = tiny_model(kind, dtype=torch.float32)
+    input_ids = tokens(2, 12, seed=8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        own = model(input_ids, labels=input_ids).loss
+        ours = causal_lm_loss(model, input_ids, input_ids)
+    assert ours.dtype == torch.float32
+    # both round the hidden states and the output layer to bf16 (8 bits of mantissa)
+    torch.testing.assert_close(ours, own, rtol=2e-2, atol=0.0)
+    with torch.no_grad():
+        exact = causal_lm_loss(model, input_ids, input_ids)
+    torch.testing.assert_close(ours.detach(), exact, rtol=3e-2, atol=0.0)
+
+
 def test_options_reach_the_loss():
     from losslab.functional import linear_loss
 

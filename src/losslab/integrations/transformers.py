@@ -117,6 +117,12 @@ def causal_lm_inputs(model: nn.Module, input_ids: Tensor, labels: Tensor, *,
     outputs = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
                    return_dict=True, **(model_kwargs or {}))
     hidden = outputs.last_hidden_state
+    if torch.is_autocast_enabled(hidden.device.type):
+        # What autocast does to the output layer's F.linear: both operands in its dtype
+        # (linear_loss then accumulates in float32).
+        dtype = torch.get_autocast_dtype(hidden.device.type)
+        hidden, weight = hidden.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
     # Position t predicts token t + 1: drop the last position's prediction and the first label.
     hidden = hidden[:, :-1, :].reshape(-1, hidden.shape[-1])
     target = labels[:, 1:].reshape(-1).to(device=hidden.device, dtype=torch.long)
