@@ -64,6 +64,16 @@ PRETRAINING: dict[str, Any] = {"pretrain_documents": 3000, "pretrain_epochs": 2,
 _INITS = ("scratch", "pretrained")
 
 
+def require_hf() -> None:
+    """Fail with the install command when the ``hf`` extra (Transformers, tokenizers) is missing."""
+    import importlib.util
+
+    missing = [name for name in ("transformers", "tokenizers")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"language-model tasks need {', '.join(missing)}: pip install 'losslab[hf]'")
+
+
 def _digest(*parts: Any) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -325,6 +335,7 @@ class LanguageModelSource:
     def _prepare(self, stage: str) -> PreparedData:
         from losslab.data import load_dataset
 
+        require_hf()
         settings = self.settings()
         data = load_dataset(self.dataset, root=self.root, path=self.path)
         if data.kind != "text":
