@@ -8,7 +8,12 @@ rounding, for every supported loss and option, at chunk sizes that do and do not
 from __future__ import annotations
 
 import functools
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -177,8 +182,9 @@ def test_only_the_inputs_that_require_grad_get_gradients_and_evaluation_needs_no
     h_ref = hidden.clone().requires_grad_(True)
     l_loss(F.linear(h_ref, frozen, bias), target).backward()
     torch.testing.assert_close(h.grad, h_ref.grad, rtol=1e-10, atol=1e-12)
-    with torch.no_grad():
-        evaluated = linear_loss(hidden, weight, target, loss="poly1", bias=bias, chunk_size=5)
+    with torch.no_grad():            # evaluation of a model whose parameters require grad
+        evaluated = linear_loss(hidden, weight.clone().requires_grad_(True), target, loss="poly1",
+                                bias=bias, chunk_size=5)
     torch.testing.assert_close(evaluated, poly_loss(F.linear(hidden, weight, bias), target), rtol=1e-12, atol=0)
     assert not evaluated.requires_grad
 
@@ -248,7 +254,7 @@ def test_compiled_matches_eager():
 
 def test_automatic_chunk_size_rule():
     assert linear_loss_chunk_size(4096, 32768) == CHUNK_LOGIT_BYTES // (4 * 32768)
-    assert linear_loss_chunk_size(4096, 131072) == 64
+    assert linear_loss_chunk_size(4096, 131072) == 128
     assert linear_loss_chunk_size(10, 32768) == 10                 # never more than N
     assert linear_loss_chunk_size(4096, 50_000_000) == 8            # at least 8 rows
     assert linear_loss_chunk_size(0, 100) == 1
@@ -336,3 +342,111 @@ def test_registry_entry_builds_the_module_and_stays_out_of_the_input_target_list
     torch.testing.assert_close(criterion(hidden, weight, target, bias), expected, rtol=1e-12, atol=0)
     assert "linear" not in {i.name for i in losslab.list_losses()}
     assert [i.name for i in losslab.list_losses("output_layer")] == ["linear"]
+
+
+# --- the benchmark (structure only: no timing is asserted) --------------------------------------
+
+
+def test_linear_benchmark_reports_every_contender_on_a_tiny_shape(tmp_path, cli_run):
+    from losslab import bench_linear
+
+    result = bench_linear.run_linear_benchmarks(["ce", "full_l"], ["tiny"], repeats=1, warmup=0)
+    assert result["config"]["losses"] == ["cross_entropy", "full_l"]
+    assert [case["shape"] for case in result["cases"]] == ["64x16x300"] * 2
+    for case in result["cases"]:
+        assert {"naive", "linear_loss"} <= set(case["median_s"])
+        assert case["chunk_size"] == 64 and case["logits_bytes"] == 64 * 300 * 4
+        assert set(case["working_bytes"]) >= {"naive", "linear_loss"}
+        # both paths computed the same loss on the same tensors
+        assert math.isclose(case["values"]["linear_loss"], case["values"]["naive"], rel_tol=1e-5)
+    assert "liger" in result["cases"][0]["peers_missing"]
+    table = bench_linear.linear_markdown_table(result)
+    assert table.count("| 64x16x300 |") == 2 and "load average" in table
+    out = cli_run("bench", "--linear", "--linear-shapes", "tiny", "--losses", "m", "--repeats", "1",
+                  "--no-memory", "--quiet", "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 0 and "| m | 64x16x300 |" in out.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["cases"][0]["peak_bytes"] == {}
+
+
+def test_linear_benchmark_rejects_bad_arguments(cli_run):
+    bad = cli_run("bench", "--linear", "--linear-shapes", "4096x0x7", "--quiet")
+    assert bad.returncode == 2 and "--linear-shapes: expected NxHxV with three positive integers" in bad.stderr
+    bad = cli_run("bench", "--linear", "--losses", "mse", "--linear-shapes", "tiny", "--quiet")
+    assert bad.returncode == 2 and "--losses: linear_loss supports cross_entropy, m, full_m" in bad.stderr
+    bad = cli_run("bench", "--linear", "--dtype", "int8", "--linear-shapes", "tiny", "--quiet")
+    assert bad.returncode == 2 and "--dtype: expected one of float32, bfloat16, float16, got 'int8'" in bad.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the no-CUDA error cannot occur")
+def test_linear_benchmark_on_cuda_without_cuda_says_so(cli_run):
+    out = cli_run("bench", "--linear", "--device", "cuda", "--linear-shapes", "tiny", "--quiet")
+    assert out.returncode == 2
+    assert "--device: 'cuda' needs CUDA, but torch.cuda.is_available() is False here" in out.stderr
+
+
+# --- CUDA ---------------------------------------------------------------------------------------
+
+CUDA_REASON = "needs a CUDA device (torch.cuda.is_available() is False on this machine)"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=CUDA_REASON)
+@pytest.mark.parametrize("name", list(NAIVE))
+def test_linear_loss_on_cuda_equals_the_cpu_in_float64_and_runs_in_bfloat16(name):
+    hidden, weight, bias, target = _tensors(seed=16)
+    on_cpu = _value_and_grads(_fused(name, {}, target, None, "mean", 5), hidden, weight, bias)
+    cuda_target = target.cuda()
+    on_cuda = _value_and_grads(_fused(name, {}, cuda_target, None, "mean", 5),
+                               hidden.cuda(), weight.cuda(), bias.cuda())
+    _assert_same((on_cuda[0].cpu(), [g.cpu() for g in on_cuda[1]]), on_cpu, rtol=1e-9, atol=1e-11)
+    options = BF16_OPTIONS.get(name, {})
+    half = _value_and_grads(
+        lambda h, w, b: linear_loss(h, w, cuda_target, loss=name, bias=b, chunk_size=8, **options),
+        hidden.cuda().bfloat16(), weight.cuda().bfloat16(), bias.cuda().bfloat16())
+    reference = _value_and_grads(_naive(name, options, cuda_target, None, "mean"),
+                                 hidden.cuda().float(), weight.cuda().float(), bias.cuda().float())
+    torch.testing.assert_close(half[0], reference[0], rtol=BF16_TOLERANCE, atol=0)
+    for a, b in zip(half[1], reference[1], strict=True):
+        torch.testing.assert_close(a.float(), b, rtol=0, atol=BF16_TOLERANCE * b.abs().max().item())
+
+
+# --- scripts/gpu-check (its CPU-side parts) ------------------------------------------------------
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu-check"
+
+
+def _script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_gpu_check_dry_run_lists_its_steps(tmp_path):
+    assert os.access(SCRIPT, os.X_OK)
+    run = _script("--dry-run", "--out", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert any("[setup]" in line and "install" in line and "torch==2.13.0" in line for line in lines)
+    assert any("[CUDA tests" in line and "-k cuda" in line and "tests/test_linear_loss.py" in line
+               and "tests/test_backends.py" in line for line in lines)
+    assert any("bench --linear --device cuda" in line and "8192x4096x131072" in line for line in lines)
+    assert any("bench --device cuda" in line for line in lines)
+    assert f"{tmp_path}/gpu-check-" in run.stdout
+    assert list(tmp_path.iterdir()) == []              # a dry run writes nothing
+    custom = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(tmp_path)], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "TORCH_SPEC": "torch==2.13.0+cu128",
+                                                         "TORCH_INDEX_URL": "https://example.invalid/cu128"})
+    assert "--index-url https://example.invalid/cu128 torch==2.13.0+cu128" in custom.stdout
+
+
+def test_gpu_check_rejects_bad_arguments():
+    for args, message in ((["--bogus"], "unknown argument '--bogus'"),
+                          (["--budget", "5"], "--budget: expected whole seconds >= 60, got '5'"),
+                          (["--python"], "--python: expected a path to python")):
+        run = _script(*args)
+        assert run.returncode == 2 and message in run.stderr, (args, run.stderr)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the no-CUDA exit cannot occur")
+def test_gpu_check_without_cuda_stops_before_any_step(tmp_path):
+    run = _script("--python", sys.executable, "--out", str(tmp_path))
+    assert run.returncode == 3
+    assert "no CUDA device: torch.cuda.is_available() is False" in run.stderr
+    assert list(tmp_path.iterdir()) == []
