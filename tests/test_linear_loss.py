@@ -304,7 +304,7 @@ def _bad(**changes):
     ({"reduction": "batchmean"}, ValueError, r"reduction: expected one of 'mean', 'sum', 'none', got 'batchmean'"),
     ({"class_weight": torch.ones(V - 1)}, ValueError, rf"weight: expected a 1-D tensor with one entry per class, shape \({V},\), got \({V - 1},\)"),
     ({"z_loss": -1.0}, ValueError, r"z_loss: expected a finite number >= 0, got -1.0"),
-    ({"loss": "cross_entropy", "label_smoothing": 2.0}, ValueError, r"label_smoothing: expected a number in \[0, 1\], got 2.0"),
+    ({"loss": "cross_entropy", "label_smoothing": 2.0}, ValueError, r"label_smoothing: expected a finite number in \[0, 1\], got 2.0"),
 ])
 def test_bad_input_is_named(changes, error, message):
     with pytest.raises(error, match=message):

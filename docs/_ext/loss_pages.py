@@ -22,6 +22,7 @@ FAMILY_TITLES = {
     "embedding": "Embeddings and metric learning",
     "segmentation": "Segmentation",
     "regression": "Regression",
+    "output_layer": "Output layers at language-model scale",
 }
 
 _RST_SPECIAL = re.compile(r"([\\`*_|\[\]<>])")
@@ -152,10 +153,10 @@ def generate(srcdir: Path) -> list[Path]:
 # (page, title, public namespace, submodules whose __all__ lists the names, directive)
 API_GROUPS = (
     ("functional", "losslab.functional: pure functions", "losslab.functional",
-     ("alternate", "classification", "regression", "margin", "embedding", "segmentation"),
+     ("alternate", "classification", "regression", "margin", "embedding", "segmentation", "linear"),
      "autofunction"),
     ("nn", "losslab.nn: Modules", "losslab.nn",
-     ("alternate", "classification", "regression", "margin", "embedding", "segmentation"),
+     ("alternate", "classification", "regression", "margin", "embedding", "segmentation", "linear"),
      "autoclass"),
 )
 

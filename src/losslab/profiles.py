@@ -13,7 +13,9 @@ profile shows how the loss responds to the thing it is meant to control:
 * the batch triplet losses: the gap between two classes of two points each on a line;
 * the angular losses (InfoNCE, NT-Xent, multiple negatives ranking, ArcFace, GE2E): the
   angle between each positive pair of unit vectors in the plane, negatives orthogonal;
-* ``dice``: the predicted foreground probability of a foreground pixel.
+* ``dice``: the predicted foreground probability of a foreground pixel;
+* ``linear`` (the fused output layer): the true token's probability in a two-token
+  vocabulary.
 
 Values are float64 with the loss's default hyperparameters; slopes come from autograd.
 """
@@ -146,6 +148,14 @@ def _special(name: str, f: Callable[..., Tensor]) -> list[Profile]:
             return f(torch.stack(speakers))
         return [_along(name, "angle between a speaker's utterances (radians)",
                        "two speakers, orthogonal", torch.linspace(0.0, math.pi / 2, 91, dtype=f64), ge2e)]
+    if name == "linear":
+        # a two-token vocabulary: weight rows (log p, log(1 - p)) on hidden state 1 give the
+        # true token probability p, so the fused output layer traces the loss it computes
+        hidden = torch.ones(1, 1, dtype=f64)
+        return [_along(name, "p (probability of the true token of two)", "cross-entropy (default)",
+                       probability_grid(401),
+                       lambda p: f(hidden, torch.stack([torch.log(p), torch.log1p(-p)]).reshape(2, 1),
+                                   index0))]
     if name == "dice":
         one = torch.ones(1, 1, 1, dtype=f64)
         return [_along(name, "predicted foreground probability", "foreground pixel",

@@ -97,7 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "best third of the rates; rungs at epochs ..., budget/9, budget/3, budget), on "
                        "the same backend; decisions and the epochs saved are recorded (default: none)")
     parser.add_argument("--metric", default="accuracy",
-                        choices=("accuracy", "macro_f1", "balanced_accuracy", "nll", "ece", "brier"),
+                        choices=("accuracy", "macro_f1", "balanced_accuracy", "nll", "ece", "brier",
+                                 "perplexity"),
                         help="the score the verdicts (and --until-decided) read (default: accuracy); "
                         "every metric is recorded and tabled")
     precise = parser.add_argument_group("seeds until the answer is precise (--until-decided)")

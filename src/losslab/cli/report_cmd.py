@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--db", required=True, help="the results database (SQLite)")
     parser.add_argument("--out", default="reports/compare", help="output folder (default: reports/compare)")
     parser.add_argument("--metric", default="accuracy",
-                        choices=("accuracy", "macro_f1", "balanced_accuracy", "nll", "ece", "brier"),
+                        choices=("accuracy", "macro_f1", "balanced_accuracy", "nll", "ece", "brier",
+                                 "perplexity"),
                         help="the score the verdicts read (default: accuracy); every metric is "
                         "tabled beside it")
     parser.add_argument("--csv", metavar="DIR",

@@ -11,7 +11,8 @@ much as accuracy, so every run records, per epoch, on its evaluation split:
 - ``nll``: the mean cross-entropy of the softmax (test negative log-likelihood);
 - ``ece``: expected calibration error with 15 equal-width confidence bins,
   ``sum_b |B_b|/n · |accuracy(B_b) − confidence(B_b)|`` (top-class confidence);
-- ``brier``: the multiclass Brier score, ``mean_i sum_c (p_ic − y_ic)²``.
+- ``brier``: the multiclass Brier score, ``mean_i sum_c (p_ic − y_ic)²``;
+- ``perplexity``: ``exp(nll)``, the score of a language model (each predicted token a sample).
 
 Everything is computed in float64 from the logits, in one pass, without scikit-learn (the
 tests check each against scikit-learn and a hand computation).
@@ -19,6 +20,7 @@ tests check each against scikit-learn and a hand computation).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +35,8 @@ METRICS: dict[str, bool] = {
     "nll": False,
     "ece": False,
     "brier": False,
+    # Language models (see .language): exp of the mean next-token cross-entropy.
+    "perplexity": False,
 }
 METRIC_NAMES: dict[str, str] = {
     "accuracy": "test accuracy",
@@ -41,6 +45,7 @@ METRIC_NAMES: dict[str, str] = {
     "nll": "test NLL",
     "ece": "expected calibration error",
     "brier": "Brier score",
+    "perplexity": "held-out perplexity",
 }
 
 
@@ -125,6 +130,7 @@ class MetricAccumulator:
             "nll": self.nll_sum / n,
             "ece": float(gaps.sum() / n),
             "brier": self.brier_sum / n,
+            "perplexity": math.exp(self.nll_sum / n),
         }
 
     def reliability(self) -> dict[str, list[float]]:

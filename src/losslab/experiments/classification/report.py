@@ -33,7 +33,7 @@ _RUN_IDENTITY = ("loss", "seed", "stage")
 EPOCH_COLUMNS: dict[str, str] = {
     "accuracy": "eval_accuracy", "macro_f1": "eval_macro_f1",
     "balanced_accuracy": "eval_balanced_accuracy", "nll": "eval_cross_entropy",
-    "ece": "eval_ece", "brier": "eval_brier",
+    "ece": "eval_ece", "brier": "eval_brier", "perplexity": "eval_perplexity",
 }
 BASELINE = "cross_entropy"
 

@@ -26,7 +26,8 @@ from torch import nn
 
 from losslab.experiments.classification.runner import PreparedData, TrainingSettings
 
-MODEL_FAMILIES: tuple[str, ...] = ("mlp", "vgg", "lstm", "minilm")
+# "causal-lm": next-token prediction with a small Transformers decoder (see .language).
+MODEL_FAMILIES: tuple[str, ...] = ("mlp", "vgg", "lstm", "minilm", "causal-lm")
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,28 @@ _add(Task(
     training={"epochs": 5, "lr": 1e-3, "batch_size": 64},
     quick={"max_train": 2000, "max_test": 1000, "epochs": 2},
     needs_path=True,
+))
+
+# Language models (see .language): the same corpus and tokenizer, from scratch and continued
+# from a shared cross-entropy model pretrained on 3,000 other training reviews.
+_LM_QUICK = {"max_train": 1000, "max_test": 300, "epochs": 2}
+_add(Task(
+    "clothing-reviews-lm", "clothing-reviews", "causal-lm",
+    "Women's clothing reviews, next-token prediction: a tiny Llama (2 layers, width 64, "
+    "BPE vocabulary 1,024) from scratch, scored by held-out perplexity",
+    model_options={"init": "scratch"},
+    training={"epochs": 4, "lr": 3e-3, "batch_size": 32},
+    quick=_LM_QUICK,
+    full={"max_train": None, "max_test": None},
+))
+_add(Task(
+    "clothing-reviews-lm-finetune", "clothing-reviews", "causal-lm",
+    "Women's clothing reviews, next-token prediction continued from a shared cross-entropy "
+    "checkpoint (the fine-tuning case), scored by held-out perplexity",
+    model_options={"init": "pretrained"},
+    training={"epochs": 4, "lr": 1e-3, "batch_size": 32},
+    quick=_LM_QUICK,
+    full={"max_train": None, "max_test": None},
 ))
 
 
@@ -556,9 +579,16 @@ def planned_task(
         else:
             chosen[key] = value
     settings = TrainingSettings(**chosen)
-    source = DatasetSource(task.dataset, task.model, {**task.model_options, **(model_options or {})},
-                           options=data_options, path=None if path is None else str(path),
-                           root=root, cache_dir=cache_dir)
+    if task.model == "causal-lm":
+        from losslab.experiments.classification.language import LanguageModelSource
+
+        source: Any = LanguageModelSource(task.dataset, {**task.model_options, **(model_options or {})},
+                                          options=data_options, path=None if path is None else str(path),
+                                          root=root, cache_dir=cache_dir)
+    else:
+        source = DatasetSource(task.dataset, task.model, {**task.model_options, **(model_options or {})},
+                               options=data_options, path=None if path is None else str(path),
+                               root=root, cache_dir=cache_dir)
     return PlannedTask(label or task.name, source, settings)
 
 

@@ -12,6 +12,7 @@ schedules runs lives in :mod:`.runner`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import time
@@ -190,6 +191,8 @@ class PreparedData:
     batch of inputs to logits ``(B, num_classes)``. ``eval_split`` names what the eval
     arrays are (``"test"``, or ``"validation"`` for a learning-rate sweep). ``train_ids`` and
     ``eval_ids`` are the sample ids of both parts (see :mod:`.splits`; None if unknown).
+    ``objective`` replaces the (N, C) classifier's step and scoring for models that are not
+    one (a language model: see :class:`Objective`); None for classifiers.
     """
 
     x_train: Any
@@ -202,6 +205,26 @@ class PreparedData:
     info: dict[str, Any] = field(default_factory=dict)
     train_ids: Any = None
     eval_ids: Any = None
+    objective: Objective | None = None
+
+
+class Objective(Protocol):
+    """How a model that is not an (N, C) classifier is trained and scored (picklable).
+
+    The loop keeps everything else (seeding, data order, optimizer, schedule, clipping,
+    checkpoints); the objective says what a batch's loss is and what the eval split's metrics
+    are. A run's batch of ``inputs``/``targets`` is rows of ``x_train``/``y_train``.
+    """
+
+    def batch_loss(self, model: nn.Module, loss: str, loss_options: dict[str, Any],
+                   inputs: Any, targets: Tensor) -> tuple[Tensor, float]:
+        """(the batch's mean loss, to back-propagate; its accuracy, in [0, 1])."""
+
+    def evaluate(self, model: nn.Module, loss: str, loss_options: dict[str, Any],
+                 data: PreparedData, settings: TrainingSettings,
+                 device: torch.device) -> dict[str, Any]:
+        """The eval split's metrics: ``eval_loss``, ``eval_accuracy``,
+        ``eval_cross_entropy`` and any further ``eval_*`` ones."""
 
 
 class DataSource(Protocol):
@@ -330,6 +353,13 @@ def _evaluate(model: nn.Module, loss_fn: nn.Module, data: PreparedData,
     }
 
 
+def _autocast(device: torch.device, amp_dtype: torch.dtype | None) -> Any:
+    """``torch.autocast`` in ``amp_dtype``, or nothing when None (float32)."""
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=amp_dtype)
+
+
 def _check_finite(batch_loss: Tensor, loss: str, epoch: int, settings: TrainingSettings) -> None:
     if not torch.isfinite(batch_loss):
         raise FloatingPointError(
@@ -424,20 +454,25 @@ def train_epochs(
             grad_sum = grad_square_sum = 0.0
             for inputs, targets in _batches(x_train, y_train, order, settings.batch_size, pin=pin):
                 inputs, targets = _to_device(inputs, device), targets.to(device)
-                logit_grad = None
+                logit_grad = logits = None
                 if settings.train_step is not None:
                     batch_loss, logits = settings.train_step(model, loss_fn, inputs, targets, optimizer)
                     _check_finite(batch_loss, loss, epoch, settings)
                 else:
-                    if amp_dtype is None:
+                    if data.objective is not None:  # e.g. a language model: no (N, C) logits
+                        with _autocast(device, amp_dtype):
+                            batch_loss, batch_accuracy = data.objective.batch_loss(
+                                model, loss, settings.loss_options, inputs, targets)
+                    elif amp_dtype is None:
                         logits = model(inputs)
                     else:
                         with torch.autocast(device.type, dtype=amp_dtype):
                             logits = model(inputs)
                         # The loss itself in float32: the losses' own numerics stay exact.
                         logits = logits.float()
-                    logits.retain_grad()
-                    batch_loss = loss_fn(logits, targets)
+                    if logits is not None:
+                        logits.retain_grad()
+                        batch_loss = loss_fn(logits, targets)
                     _check_finite(batch_loss, loss, epoch, settings)
                     optimizer.zero_grad(set_to_none=True)
                     if scaler is None:
@@ -445,10 +480,10 @@ def train_epochs(
                         if settings.grad_clip is not None:
                             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
                         optimizer.step()
-                        logit_grad = logits.grad
+                        logit_grad = None if logits is None else logits.grad
                     else:
                         scaler.scale(batch_loss).backward()
-                        logit_grad = logits.grad / scaler.get_scale()
+                        logit_grad = None if logits is None else logits.grad / scaler.get_scale()
                         if settings.grad_clip is not None:
                             scaler.unscale_(optimizer)
                             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
@@ -458,14 +493,22 @@ def train_epochs(
                     scheduler.step()
                 size = targets.shape[0]
                 loss_sum += batch_loss.item() * size
-                correct += int((logits.detach().argmax(dim=1) == targets).sum())
+                if logits is None:  # an objective's accuracy (a share of its own items)
+                    correct += batch_accuracy * size
+                else:
+                    correct += int((logits.detach().argmax(dim=1) == targets).sum())
                 # The batch loss is a mean, so size * grad is each sample's own dLoss/dlogit;
                 # its mean absolute value over classes is the sample's gradient magnitude.
                 if logit_grad is not None:  # not measured under a custom train_step
                     per_sample = (logit_grad * size).abs().mean(dim=1).double()
                     grad_sum += float(per_sample.sum())
                     grad_square_sum += float((per_sample**2).sum())
-            evaluation = _evaluate(model, loss_fn, on_device, settings, device, amp_dtype)
+            if data.objective is not None:
+                with _autocast(device, amp_dtype):
+                    evaluation = data.objective.evaluate(model, loss, settings.loss_options,
+                                                         on_device, settings, device)
+            else:
+                evaluation = _evaluate(model, loss_fn, on_device, settings, device, amp_dtype)
             grad_mean = grad_sum / n_train
             grad_variance = max(grad_square_sum / n_train - grad_mean**2, 0.0)
             metrics = {
