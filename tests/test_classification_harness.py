@@ -26,7 +26,7 @@ from losslab.experiments.classification import (
     planned_task,
     run_grid,
 )
-from losslab.experiments.classification import store as store_module
+from losslab.experiments.classification.storage import sqlite as store_module
 
 METRICS = ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_cross_entropy",
            "grad_mean", "grad_sd")

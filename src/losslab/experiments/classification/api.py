@@ -467,7 +467,6 @@ def _run_until_decided(tasks: Sequence[PlannedTask], *, losses: Sequence[str],
                        seeds: int | Sequence[int], db: str | Path, until: Any,
                        **options: Any) -> ComparisonResult:
     """``run_planned`` in rounds of seeds per task (see :mod:`.sequential`)."""
-    import json
 
     from losslab.experiments.classification.runner import check_losses, check_seeds
     from losslab.experiments.classification.sequential import run_until_decided
@@ -496,9 +495,8 @@ def _run_until_decided(tasks: Sequence[PlannedTask], *, losses: Sequence[str],
         outcome = run_until_decided(run_seeds, first, until, log=options.get("log", print),
                                     label=task.label)
         outcomes[task.label] = outcome
-        with ResultsStore(db, timeout=options.get("timeout", 60.0)) as store, store.transaction() as cursor:
-            cursor.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                           (f"until_decided:{task.label}", json.dumps(outcome.to_dict())))
+        with ResultsStore(db, timeout=options.get("timeout", 60.0)) as store:
+            store.meta.put_until_decided(task.label, outcome.to_dict())
     results = list(last.values())
     merged = ComparisonResult(
         grid=results[-1].grid if results else None, db=Path(db),

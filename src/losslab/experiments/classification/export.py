@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from losslab.experiments.classification.store import ResultsStore
+from losslab.experiments.classification.store import ResultsStore, RunStore
 
 _SKIPPED_EPOCH_KEYS = ("reliability", "run_id")
 _SKIPPED_CONFIG_KEYS = ("samples", "selection")
@@ -29,11 +29,11 @@ def _flat(config: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _store(db: str | Path | ResultsStore) -> ResultsStore:
-    if isinstance(db, ResultsStore):
+    if isinstance(db, RunStore):
         return db
     if not Path(db).is_file():
         raise FileNotFoundError(f"db: no results database at {db}")
-    return ResultsStore(db)
+    return ResultsStore(db, readonly=True)
 
 
 def runs_frame(db: str | Path | ResultsStore, *, stage: str | None = "test") -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 from losslab.experiments.classification.runner import ANNOTATION_KEYS
 from losslab.experiments.classification.stats import LossComparison, compare_losses
-from losslab.experiments.classification.store import ResultsStore, config_hash
+from losslab.experiments.classification.store import ResultsStore, RunStore, config_hash
 from losslab.report import Figure, Report, Section
 
 _RUN_IDENTITY = ("loss", "seed", "stage")
@@ -115,7 +115,7 @@ def load_results(db: str | Path | ResultsStore, *, stage: str = "test") -> list[
     Runs of the same task label with different settings (epochs, lr, data sizes ...) form
     separate groups: only runs trained alike are compared.
     """
-    store = db if isinstance(db, ResultsStore) else _open_existing(db)
+    store = db if isinstance(db, RunStore) else _open_existing(db)
     groups: dict[tuple[str, str], TaskResults] = {}
     for run in store.runs(stage=stage):
         shared = group_config(run["config"])
@@ -175,7 +175,7 @@ def _open_existing(db: str | Path) -> ResultsStore:
     path = Path(db)
     if not path.is_file():
         raise FileNotFoundError(f"db: no results database at {path}")
-    return ResultsStore(path)
+    return ResultsStore(path, readonly=True)
 
 
 def _format(value: float | None, spec: str = ".3f") -> str:
@@ -546,14 +546,12 @@ def _format_options(options: Any) -> str:
 
 def _until_decided_note(store: ResultsStore, task: TaskResults) -> str:
     """The rounds of seeds that ``--until-decided`` ran for this task, if it did."""
-    import json
 
     from losslab.experiments.classification.sequential import RULE
 
-    rows = store.query("SELECT value FROM meta WHERE key = ?", (f"until_decided:{task.runs[0]['task']}",))
-    if not rows:
+    record = store.meta.get_until_decided(task.runs[0]["task"])
+    if record is None:
         return ""
-    record = json.loads(rows[0]["value"])
     rounds = " → ".join(str(len(r["seeds"])) for r in record["rounds"])
     target = 100 * record["target"]["target_width"]
     return (f"Seeds per round: {rounds}; stopped: {record['stopped']} (target half-width "
@@ -566,7 +564,7 @@ def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order:
     from losslab.experiments.classification.step_size import step_size_parts
 
     out = Path(out_dir)
-    store = db if isinstance(db, ResultsStore) else _open_existing(db)
+    store = db if isinstance(db, RunStore) else _open_existing(db)
     sections = []
     for index, task in enumerate(load_results(store)):
         stem = f"{_slug(task.label)}-{index}"

@@ -36,6 +36,7 @@ from losslab.experiments.classification.store import (
     DONE_STATUSES,
     ResultsStore,
     RunKey,
+    RunStore,
     config_hash,
 )
 from losslab.experiments.classification.training import (
@@ -240,7 +241,7 @@ def _run_planned_grid(tasks: Sequence[PlannedTask], losses: list[str], seeds: li
                       until_epoch: int | None, only: Any, lease: float,
                       environment: dict[str, Any]) -> GridResult:
     """Register the grid's runs, then train those left through the controller."""
-    store = db if isinstance(db, ResultsStore) else ResultsStore(db, timeout=timeout)
+    store = db if isinstance(db, RunStore) else ResultsStore(db, timeout=timeout)
     threads = execution.threads_per_run(threads)
     started = time.perf_counter()
 

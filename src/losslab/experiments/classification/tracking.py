@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from losslab.experiments.classification.store import ResultsStore, config_hash
+from losslab.experiments.classification.store import ResultsStore, RunStore, config_hash
 
 # Scalars exported per epoch (the reliability bins are not scalars).
 _SKIPPED = ("epoch", "run_id", "recorded_utc", "reliability")
@@ -53,7 +53,7 @@ def export_tensorboard(db: str | Path | ResultsStore, log_dir: str | Path, *,
     except ImportError as error:  # torch's writer needs the tensorboard package
         raise ImportError("--tensorboard needs the tensorboard package: pip install "
                           "'losslab[tracking]'") from error
-    store = db if isinstance(db, ResultsStore) else ResultsStore(db)
+    store = db if isinstance(db, RunStore) else ResultsStore(db, readonly=True)
     root = Path(log_dir)
     written = 0
     for run in _runs(store, run_ids):
@@ -108,7 +108,7 @@ def export_mlflow(db: str | Path | ResultsStore, tracking_uri: str, *,
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    store = db if isinstance(db, ResultsStore) else ResultsStore(db)
+    store = db if isinstance(db, RunStore) else ResultsStore(db, readonly=True)
     database = str(store.path.resolve())
     logged = 0
     parents: dict[str, str] = {}

@@ -38,7 +38,7 @@ from losslab.experiments.classification.runner import (
     run_grid,
 )
 from losslab.experiments.classification.splits import ValidationSplit
-from losslab.experiments.classification.store import ResultsStore, RunKey, config_hash
+from losslab.experiments.classification.store import ResultsStore, RunKey, RunStore, config_hash
 
 DEFAULT_LR_DECADES = 2.0
 DEFAULT_LR_POINTS = 5
@@ -364,10 +364,8 @@ def _sweep_scores(store: ResultsStore, test_config: Mapping[str, Any], protocol:
         for seed in protocol["sweep_seeds"]:
             key = sweep_key(test_config, protocol, lr, loss, int(seed))
             if key not in by_key:
-                rows = store.query(
-                    "SELECT run_id FROM runs WHERE task = ? AND loss = ? AND seed = ? AND stage = ? "
-                    "AND config_hash = ?", (key.task, key.loss, key.seed, key.stage, key.config_hash))
-                by_key[key] = rows[0]["run_id"] if rows else None
+                found = store.find_run(key)
+                by_key[key] = None if found is None else found[0]
             run_id = by_key[key]
             run = None if run_id is None else _run(store, run_id)
             if run is None or run["status"] not in ("finished", "diverged"):
@@ -386,13 +384,8 @@ def _sweep_scores(store: ResultsStore, test_config: Mapping[str, Any], protocol:
     return scores, diverged, missing, missing_rates
 
 
-def _run(store: ResultsStore, run_id: int) -> dict[str, Any]:
-    import json
-
-    row = store.query("SELECT * FROM runs WHERE run_id = ?", (run_id,))[0]
-    record = dict(row)
-    record["config"] = json.loads(record["config"])
-    return record
+def _run(store: ResultsStore, run_id: int) -> dict[str, Any] | None:
+    return store.run(run_id)
 
 
 # --- running the protocol ------------------------------------------------------------------
@@ -459,7 +452,7 @@ def run_tuned(
     unknown = [stage for stage in stages if stage not in ("sweep", "test")]
     if unknown or "sweep" not in stages:
         raise ValueError(f"stages: expected ('sweep',) or ('sweep', 'test'), got {tuple(stages)!r}")
-    store = db if isinstance(db, ResultsStore) else ResultsStore(db, timeout=timeout)
+    store = db if isinstance(db, RunStore) else ResultsStore(db, timeout=timeout)
     rows = [row for task in tasks for row in sweep_tasks(task, tuning)]
     log(f"[tune] sweep: {len(tasks)} task(s) × {len(losses)} loss(es) × "
         f"{len(rows) // max(1, len(tasks))} rate(s) × {len(tuning.seeds)} seed(s) on a "
@@ -517,17 +510,14 @@ def run_tuned(
     return TunedRun(sweep, test, selections, tested, failed)
 
 
-def _halving_key(test_config: Mapping[str, Any], protocol: Mapping[str, Any], loss: str) -> str:
-    return f"sweep_scheduler:{test_config['task']}:{config_hash({'config': test_config, 'protocol': protocol})}:{loss}"
+def _halving_digest(test_config: Mapping[str, Any], protocol: Mapping[str, Any]) -> str:
+    return config_hash({"config": test_config, "protocol": protocol})
 
 
 def read_halving(store: ResultsStore, test_config: Mapping[str, Any], protocol: Mapping[str, Any],
                  loss: str) -> dict[str, Any] | None:
     """The recorded successive-halving decisions of one (task, loss) sweep, or None."""
-    import json
-
-    rows = store.query("SELECT value FROM meta WHERE key = ?", (_halving_key(test_config, protocol, loss),))
-    return json.loads(rows[0]["value"]) if rows else None
+    return store.meta.get_halving(str(test_config["task"]), _halving_digest(test_config, protocol), loss)
 
 
 def _rung_score(store: ResultsStore, run_id: int | None, epoch: int) -> tuple[int, int] | None:
@@ -536,6 +526,8 @@ def _rung_score(store: ResultsStore, run_id: int | None, epoch: int) -> tuple[in
     if run_id is None:
         return None
     run = _run(store, run_id)
+    if run is None:
+        return None
     total = int(run["config"]["samples"]["eval"]["count"])
     epochs = store.epochs(run_id)
     if len(epochs) >= epoch:
@@ -554,7 +546,6 @@ def successive_halving(store: ResultsStore, task: PlannedTask, losses: Sequence[
     them and the epochs saved are recorded in the database's ``meta`` table (re-running
     recomputes the same decisions from the same scores and trains nothing twice).
     """
-    import json
 
     log = options.get("log", print)
     rows = sweep_tasks(task, tuning)
@@ -624,9 +615,8 @@ def successive_halving(store: ResultsStore, task: PlannedTask, losses: Sequence[
             "survivors": [rates[i] for i in alive[loss]],
             "epochs_trained": trained, "epochs_without": full, "epochs_saved": full - trained,
         }
-        with store.transaction() as cursor:
-            cursor.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                           (_halving_key(test_config, protocol, loss), json.dumps(record)))
+        store.meta.put_halving(str(test_config["task"]), _halving_digest(test_config, protocol), loss,
+                               record)
         log(f"[tune] successive halving: {task.label}/{loss}: stopped "
             + (", ".join(f"lr {lr:g} at epoch {epoch}" for lr, epoch in stopped[loss].items()) or "none")
             + f"; saved {full - trained} of {full} sweep epochs ({(full - trained) / full:.0%})")

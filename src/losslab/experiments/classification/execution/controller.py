@@ -13,18 +13,16 @@ records what the backend reports:
 - lost (its worker or node died): submitted again from its last recorded epoch up to the
   backend's ``max_retries``, then failed.
 
-While runs train, a heartbeat thread renews each in-flight run's lease every quarter of
-the lease (on its own database connection, so a long epoch in this process does not stop
-it). A run whose lease was taken over by another invocation is dropped here. When the
+While runs train, the store's heartbeat thread (:class:`..storage.LeaseKeeper`) renews
+each in-flight run's lease every quarter of the lease, on its own database handle, so a
+long epoch in this process does not stop it. A run whose lease was taken over by another invocation is dropped here. When the
 controller stops early (an interrupt, a dead worker) it releases the runs it holds so the
 next invocation resumes them at once.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,14 +38,16 @@ from losslab.experiments.classification.execution.backends.base import (
     StartedEvent,
     TrialBatch,
 )
+from losslab.experiments.classification.storage import (
+    DEFAULT_LEASE_SECONDS,
+    DONE_STATUSES,
+    LeaseKeeper,
+)
 
 if TYPE_CHECKING:
     from losslab.experiments.classification.execution.trial import RunSpec, Trial
-    from losslab.experiments.classification.store import ResultsStore
+    from losslab.experiments.classification.storage import Claim, RunStore
 
-# A run's lease: another invocation may take a run over once its owner has not renewed it
-# for this long (the heartbeat renews every quarter of it).
-DEFAULT_LEASE_SECONDS = 300.0
 POLL_SECONDS = 0.2
 
 
@@ -57,34 +57,6 @@ def check_lease(lease: Any) -> float:
             or lease <= 0:
         raise ValueError(f"lease: expected a positive number of seconds, got {lease!r}")
     return float(lease)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claimed run: our owner token, and the owner it was taken over from (None if free)."""
-
-    owner: str
-    taken_over_from: str | None = None
-
-
-def claim_run(store: ResultsStore, run_id: int, environment: Mapping[str, Any], *,
-              lease_seconds: float) -> Claim | None:
-    """Claim ``run_id`` under a lease (None when it is done or another owner holds it).
-
-    A store without leases (its ``claim`` takes no ``lease_seconds``) claims by process:
-    the run is ours unless a live process of this machine owns it.
-    """
-    parameters = inspect.signature(store.claim).parameters
-    if "lease_seconds" in parameters:
-        claim = store.claim(run_id, environment, lease_seconds=lease_seconds)
-        if claim is None or claim is False:
-            return None
-        return Claim(str(claim.owner), getattr(claim, "taken_over_from", None))
-    if not store.claim(run_id, environment):
-        return None
-    from losslab.experiments.classification import store as store_module
-
-    return Claim(store_module._owner_token())
 
 
 @dataclass
@@ -99,65 +71,10 @@ class Outcome:
     taken_over: list[str] = field(default_factory=list)
 
 
-class _Heartbeat:
-    """Renews the lease of every in-flight run every ``lease / 4`` seconds from a thread."""
-
-    def __init__(self, store: ResultsStore, lease_seconds: float, log: Callable[[str], None]) -> None:
-        self._store = store
-        self._interval = lease_seconds / 4
-        self._log = log
-        self._owners: dict[int, str] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.lost: set[int] = set()
-        self._thread: threading.Thread | None = None
-        if callable(getattr(store, "renew", None)) and getattr(store, "path", None) is not None:
-            self._thread = threading.Thread(target=self._beat, name="losslab-lease-heartbeat",
-                                            daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        if self._thread is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def hold(self, run_id: int, owner: str) -> None:
-        with self._lock:
-            self._owners[run_id] = owner
-
-    def release(self, run_id: int) -> None:
-        with self._lock:
-            self._owners.pop(run_id, None)
-
-    def _beat(self) -> None:
-        # Its own connection: sqlite3 connections stay in the thread that made them.
-        store = type(self._store)(self._store.path, timeout=getattr(self._store, "timeout", 60.0))
-        try:
-            while not self._stop.wait(self._interval):
-                with self._lock:
-                    owners = dict(self._owners)
-                for run_id, owner in owners.items():
-                    try:
-                        renewed = store.renew(run_id, owner)
-                    except Exception as error:  # a locked database: the next beat tries again
-                        self._log(f"[compare] could not renew the lease of run {run_id}: {error}")
-                        continue
-                    if not renewed:
-                        with self._lock:
-                            self._owners.pop(run_id, None)
-                            self.lost.add(run_id)
-        finally:
-            store.close()
-
-
 @dataclass
 class _Flight:
     spec: RunSpec
-    owner: str
+    claim: Claim
     tries: int = 1
 
 
@@ -179,7 +96,7 @@ class Controller:
         prepared: data already prepared in this process (used by the in-process backend).
     """
 
-    def __init__(self, store: ResultsStore, backend: Backend, trials: Sequence[Trial], *,
+    def __init__(self, store: RunStore, backend: Backend, trials: Sequence[Trial], *,
                  environment: Mapping[str, Any], threads: int,
                  lease_seconds: float = DEFAULT_LEASE_SECONDS,
                  log: Callable[[str], None] = print,
@@ -199,8 +116,6 @@ class Controller:
 
     def run(self, specs: Sequence[RunSpec]) -> Outcome:
         """Train every spec not done or held elsewhere; returns what happened."""
-        from losslab.experiments.classification.store import DONE_STATUSES
-
         outcome = Outcome()
         if not specs:
             return outcome
@@ -210,14 +125,14 @@ class Controller:
         batch = TrialBatch(self.trials, self.threads, len(specs), self.prepared)
         try:
             with self.backend.open(batch) as session, \
-                    _Heartbeat(self.store, self.lease_seconds, self.log) as heartbeat:
+                    LeaseKeeper(self.store) as heartbeat:
                 self._session, self._heartbeat, self._flights = session, heartbeat, flights
                 try:
                     while queue or flights:
                         while queue and session.free_slots() > 0:
                             spec = queue.popleft()
-                            claim = claim_run(self.store, spec.run_id, self.environment,
-                                              lease_seconds=self.lease_seconds)
+                            claim = self.store.claim(spec.run_id, self.environment,
+                                                     lease_seconds=self.lease_seconds)
                             if claim is None:
                                 done = self.store.status(spec.run_id) in DONE_STATUSES
                                 outcome.skipped += done
@@ -225,9 +140,8 @@ class Controller:
                                 continue
                             if claim.taken_over_from:
                                 outcome.taken_over.append(f"{spec.description} (from {claim.taken_over_from})")
-                                self.log(f"[compare] taken over: {outcome.taken_over[-1]}, whose "
-                                         f"lease had expired")
-                            self._submit(_Flight(spec, claim.owner))
+                                self.log(f"[compare] taken over: {outcome.taken_over[-1]}")
+                            self._submit(_Flight(spec, claim))
                         for run_id in sorted(heartbeat.lost & set(flights)):
                             flight = flights.pop(run_id)
                             session.cancel(run_id)
@@ -248,17 +162,15 @@ class Controller:
 
     def _submit(self, flight: _Flight) -> None:
         self._flights[flight.spec.run_id] = flight  # first: released if submitting fails
-        self._heartbeat.hold(flight.spec.run_id, flight.owner)
+        self._heartbeat.add(flight.claim)
         resume = self.store.resume_point(flight.spec.run_id)
         self._session.submit(replace(flight.spec, checkpoint=None if resume is None else resume.state))
 
     def _drop(self, run_id: int) -> _Flight:
-        self._heartbeat.release(run_id)
+        self._heartbeat.discard(run_id)
         return self._flights.pop(run_id)
 
     def _handle(self, event: Event, outcome: Outcome, bar: Any) -> None:
-        from losslab.experiments.classification.store import DONE_STATUSES
-
         flight = self._flights.get(event.run)
         if flight is None or event.run in self._heartbeat.lost:
             return  # cancelled, or taken over: its events are no longer ours to record
@@ -302,7 +214,7 @@ class Controller:
             if flight.tries <= self.backend.max_retries:
                 self.log(f"[compare] {spec.description}: {what} ({event.reason}); retrying from "
                          f"epoch {done} (attempt {flight.tries + 1} of {self.backend.max_retries + 1})")
-                self._submit(_Flight(spec, flight.owner, flight.tries + 1))
+                self._submit(_Flight(spec, flight.claim, flight.tries + 1))
             else:
                 self._fail(spec, f"{what} {flight.tries} time(s) ({event.reason}); {done} epoch(s) "
                            "are kept: run the same command again to resume", outcome)
