@@ -174,8 +174,15 @@ class ResultsStore(RunStore):
         self.meta = StoreMeta(self._meta_get, self._meta_put, self._reporter)
 
     def renewer(self) -> ResultsStore:
-        """A second handle on the same file, for a lease-renewing thread."""
-        return ResultsStore(self.path, timeout=self.timeout)
+        """A second handle on the same file, for a lease-renewing thread.
+
+        Made without probing the file again: the probe reads the header through a plain
+        file handle, and closing any handle on the database drops every POSIX lock this
+        process holds on it, the open connection's WAL locks included (other processes
+        then read a stale snapshot while this one writes on)."""
+        handle = ResultsStore.__new__(ResultsStore)
+        handle.__setstate__(self.__getstate__())
+        return handle
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
