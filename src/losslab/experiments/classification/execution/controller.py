@@ -22,7 +22,6 @@ next invocation resumes them at once.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -52,11 +51,14 @@ POLL_SECONDS = 0.2
 
 
 def check_lease(lease: Any) -> float:
-    """``lease`` as seconds if it is a positive finite number; a clear error otherwise."""
-    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not math.isfinite(lease) \
-            or lease <= 0:
-        raise ValueError(f"lease: expected a positive number of seconds, got {lease!r}")
-    return float(lease)
+    """``lease`` as seconds if it is a positive finite number; a clear error otherwise (the
+    store's own check, named for the ``lease`` option)."""
+    from losslab.experiments.classification.storage.sqlite import check_lease as check_seconds
+
+    try:
+        return check_seconds(lease)
+    except ValueError as error:
+        raise ValueError("lease" + str(error).removeprefix("lease_seconds")) from None
 
 
 @dataclass
