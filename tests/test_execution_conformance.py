@@ -10,17 +10,25 @@ All grids are tiny (digits, 160 training samples, 2 losses × 2 seeds, one torch
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import subprocess
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from losslab.experiments.classification import planned_task, run_grid
-from losslab.experiments.classification.execution import backend_names
+from losslab.experiments.classification.execution import (
+    Controller,
+    RunSpec,
+    backend_names,
+    get_backend,
+)
 from losslab.experiments.classification.runner import PlannedTask
-from losslab.experiments.classification.training import train_epochs
+from losslab.experiments.classification.store import EPOCH_FIELDS, ResultsStore, RunKey, config_hash
+from losslab.experiments.classification.training import EpochRecord, train_epochs
 from losslab.experiments.classification.tuning import TuningSettings, sweep_tasks
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -216,3 +224,62 @@ def test_a_callback_error_on_worker_processes_fails_that_run_only(tmp_path):
     assert sorted(seen) == sorted([(loss, seed, epoch) for loss in LOSSES for seed in SEEDS
                                    for epoch in (1, 2) if (loss, seed) != ("l", 1)] + [("l", 1, 1)])
     assert [epoch for epoch, *_ in _results(db)[("digits-mlp", "l", 1)]] == [1]
+
+
+# --- the trial seam: a run that is not a classification run ---------------------------------
+
+
+@dataclass(frozen=True)
+class PerplexityTrial:
+    """A stand-in for a language-model trial: its own metric (perplexity), its own state
+    (the checkpoint is the epoch number), no torch model. Picklable: local workers get it."""
+
+    label: str = "toy-lm"
+    epochs: int = 4
+
+    def prepare(self, stage: str) -> float:
+        return 2.0 if stage == "test" else 3.0
+
+    def train(self, data: float, spec, *, threads):
+        start = 0 if spec.checkpoint is None else int(spec.checkpoint.decode())
+        last = self.epochs if spec.stop_after is None else min(self.epochs, spec.stop_after)
+        for epoch in range(start + 1, last + 1):
+            loss = data / (epoch + spec.seed)
+            metrics = {name: 0.0 for name in EPOCH_FIELDS} | {"train_loss": loss,
+                                                              "perplexity": math.exp(loss)}
+            final = epoch == self.epochs
+            yield EpochRecord(epoch, metrics, None if final else str(epoch).encode(), final)
+
+    def environment(self, spec) -> dict:
+        return {"device": "none"}
+
+    def progress(self, metrics) -> str:
+        return f"ppl {metrics['perplexity']:.2f}"
+
+
+@pytest.mark.parametrize("backend", ["inprocess", "local"])
+def test_another_kind_of_trial_plugs_in_without_touching_controller_or_backend(backend, tmp_path):
+    store = ResultsStore(tmp_path / "lm.sqlite")
+    specs = []
+    for seed in (0, 1):
+        key = RunKey("toy-lm", "cross_entropy", seed, "test", config_hash({"toy": seed}))
+        run_id = store.ensure_run(key, {"toy": seed}, epochs=4)
+        specs.append(RunSpec(run_id, 0, "cross_entropy", seed, "test", stop_after=2,
+                             description=f"toy-lm/seed {seed}"))
+    seen = []
+    controller = Controller(store, get_backend(backend, workers=2), [PerplexityTrial()],
+                            environment={"host": "test"}, threads=1, log=lambda _: None,
+                            on_epoch=lambda *event: seen.append(event[2:4]))
+    first = controller.run(specs)  # up to epoch 2, then paused with the trial's own state
+    assert (first.trained, first.failed) == (2, [])
+    assert [store.status(spec.run_id) for spec in specs] == ["paused", "paused"]
+    second = controller.run([replace(spec, stop_after=None) for spec in specs])  # resumes at 3
+    assert (second.trained, second.failed) == (2, [])
+    assert sorted(seen) == [(seed, epoch) for seed in (0, 1) for epoch in (1, 2, 3, 4)]
+    for spec in specs:
+        epochs = store.epochs(spec.run_id)
+        assert [row["epoch"] for row in epochs] == [1, 2, 3, 4]
+        assert [row["perplexity"] for row in epochs] == [math.exp(2.0 / (e + spec.seed)) for e in (1, 2, 3, 4)]
+        assert store.status(spec.run_id) == "finished"
+        assert store.run(spec.run_id)["environment"] == {"host": "test", "device": "none"}
+    store.close()
