@@ -114,6 +114,20 @@ def test_a_csv_stem_with_spaces_is_a_valid_label(planter):
     assert [r["run_id"] for r in planter.store.runs()] == [run_id]
 
 
+@pytest.mark.parametrize("stem, label", [
+    ("digits", "digits"), ("my reviews", "my reviews"), ("reviews (2024)", "reviews _2024_"),
+    ("a/b\\c", "a_b_c"), ("<img src=x>", "_img src=x_"), ("..", "data"), ("  ", "data"),
+])
+def test_plain_label(stem, label):
+    from losslab.experiments.classification.storage.validation import (
+        identifier_problem,
+        plain_label,
+    )
+
+    assert plain_label(stem) == label
+    assert identifier_problem(plain_label(stem), "task", label=True) is None
+
+
 def test_epochs_checkpoints_and_resume(planter):
     store = planter.store
     run_id = _register(store)
@@ -320,6 +334,9 @@ def test_a_claim_abandoned_in_this_process_is_reclaimed_without_waiting(planter)
     ({"config": "{bad"}, "config is not a JSON object"),
     ({"config": json.dumps({**CONFIG, "loss": "l"})}, "config's loss does not match the loss column"),
     ({"environment": "null"}, "environment is not a JSON object"),
+    ({"config": json.dumps({**CONFIG, "training": [1]})}, "config's training is not an object"),
+    ({"config": json.dumps({**CONFIG, "samples": {"train": {"sha256": "x", "count": 1}}})},
+     "config's samples.train is not a sample record"),
     ({"owner": "a/b:1:x"}, "owner is not a plain owner token"),
     ({"lease_expires": "soon"}, "lease_expires is not a finite number"),
 ])

@@ -76,8 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _user_warning_printer(command: str, fallback):
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         from losslab.data._core import DataWarning  # here: only when a warning is shown
+        from losslab.experiments.classification.storage.validation import StoreRowWarning
 
-        if issubclass(category, DataWarning):
+        if issubclass(category, (DataWarning, StoreRowWarning)):
             print(f"losslab {command}: warning: {message}", file=sys.stderr)
         else:
             fallback(message, category, filename, lineno, file, line)

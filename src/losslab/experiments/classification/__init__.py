@@ -10,7 +10,8 @@
     >>> tuned.chosen_learning_rates()                               # doctest: +SKIP
 
 Modules: :mod:`.tasks` (the named tasks), :mod:`.runner` (training, resume, workers),
-:mod:`.store` (SQLite results), :mod:`.stats` (paired statistics), :mod:`.report` (tables and
+:mod:`.storage` (the results store: SQLite on disk, in memory for tests; :mod:`.store`
+re-exports it), :mod:`.stats` (paired statistics), :mod:`.report` (tables and
 learning curves), :mod:`.tuning` (the tuned protocol: a learning-rate sweep on a validation
 split, then the test), :mod:`.splits` (validation splits, recorded sample ids),
 :mod:`.step_size` (chosen rates, sensitivity and gradient-size report parts), :mod:`.section`

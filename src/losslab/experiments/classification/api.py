@@ -159,7 +159,9 @@ def csv_task(
                            cache_dir=cache_dir)
     # Fail now, in this process, on unknown columns or a single class (clear message).
     source.load()
-    return PlannedTask(label or file.stem, source, settings)
+    from losslab.experiments.classification.storage.validation import plain_label
+
+    return PlannedTask(label or plain_label(file.stem), source, settings)
 
 
 def compare(

@@ -53,7 +53,7 @@ POLL_SECONDS = 0.2
 def check_lease(lease: Any) -> float:
     """``lease`` as seconds if it is a positive finite number; a clear error otherwise (the
     store's own check, named for the ``lease`` option)."""
-    from losslab.experiments.classification.storage.sqlite import check_lease as check_seconds
+    from losslab.experiments.classification.storage.validation import check_lease as check_seconds
 
     try:
         return check_seconds(lease)

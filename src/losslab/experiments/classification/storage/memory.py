@@ -28,11 +28,12 @@ from losslab.experiments.classification.storage.contract import (
     coerce_status,
 )
 from losslab.experiments.classification.storage.meta import StoreMeta
-from losslab.experiments.classification.storage.sqlite import check_key, check_lease
 from losslab.experiments.classification.storage.validation import (
     RowReporter,
     check_checkpoint,
     check_epoch,
+    check_key,
+    check_lease,
     check_run,
 )
 

@@ -13,6 +13,7 @@ an immutable read-only look at its tables: nothing is written, no journal or WAL
 from __future__ import annotations
 
 import sqlite3
+import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,8 @@ def _read_only_uri(path: Path, *, immutable: bool) -> str:
 
 
 def read_only_connection(path: Path, *, immutable: bool, timeout: float) -> sqlite3.Connection:
-    """A connection that cannot write ``path`` (``immutable``: not even a lock or -shm file)."""
+    """A connection that cannot write ``path`` (``immutable``: not even a lock or -shm file);
+    for probing files that may not be losslab's."""
     return sqlite3.connect(_read_only_uri(path, immutable=immutable), uri=True, timeout=timeout,
                            isolation_level=None)
 
@@ -170,19 +172,28 @@ def probe(path: Path, *, timeout: float = 60.0) -> Probe:
     # A WAL file beside it means a writer is or was active: the header on disk may be older
     # than the database, so read through SQLite (read-only; the WAL is already there). Else
     # the header is the truth, and an immutable connection reads without locks or files.
+    # losslab writes its application id when it creates a file, before the switch to WAL, so
+    # the id on disk is always current for its own files (the version is checked again
+    # through SQLite once the store is open).
     wal_present = Path(f"{path}-wal").exists()
     application_id = int.from_bytes(header[68:72], "big", signed=True)
     user_version = int.from_bytes(header[60:64], "big", signed=True)
-    if application_id not in (0, APPLICATION_ID) and not wal_present:
+    if application_id == APPLICATION_ID:
+        return Probe("losslab", version=user_version)
+    if application_id != 0:
         return Probe("foreign", reason=f"its application id is {application_id:#x}, "
                                        f"not losslab's {APPLICATION_ID:#x}")
-    if application_id == APPLICATION_ID and not wal_present:
-        return Probe("losslab", version=user_version)
-    try:
-        application_id, user_version, tables, version = _look_inside(
-            path, immutable=not wal_present, timeout=timeout)
-    except sqlite3.DatabaseError as error:
-        return Probe("foreign", reason=f"SQLite cannot read it ({error})")
+    for attempt in range(3):
+        try:
+            application_id, user_version, tables, version = _look_inside(
+                path, immutable=not wal_present, timeout=timeout)
+            break
+        except sqlite3.OperationalError as error:  # a writer mid-checkpoint: look again
+            if attempt == 2:
+                return Probe("foreign", reason=f"SQLite cannot read it ({error})")
+            time.sleep(0.1)
+        except sqlite3.DatabaseError as error:
+            return Probe("foreign", reason=f"SQLite cannot read it ({error})")
     if application_id == APPLICATION_ID:
         return Probe("losslab", version=user_version)
     if application_id != 0:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -52,6 +51,8 @@ from losslab.experiments.classification.storage.validation import (
     RowReporter,
     check_checkpoint,
     check_epoch,
+    check_key,
+    check_lease,
     check_run,
     check_sample_set,
     identifier_problem,
@@ -64,25 +65,6 @@ BLOB_LIMIT_BYTES = 256 * 1024 * 1024
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def check_key(key: RunKey) -> None:
-    """Refuse a run key whose fields the store could not read back (ValueError)."""
-    for field, is_label in (("task", True), ("loss", False), ("stage", False),
-                            ("config_hash", False)):
-        problem = identifier_problem(getattr(key, field), field, label=is_label)
-        if problem:
-            raise ValueError(f"{field}: {problem.split(' is ', 1)[1]}; got {getattr(key, field)!r}")
-    if type(key.seed) is not int:
-        raise ValueError(f"seed: expected an integer, got {key.seed!r}")
-
-
-def check_lease(lease_seconds: float) -> float:
-    """``lease_seconds`` as a positive finite float (ValueError naming it otherwise)."""
-    if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, (int, float)) \
-            or not math.isfinite(lease_seconds) or lease_seconds <= 0:
-        raise ValueError(f"lease_seconds: expected a positive number of seconds, got {lease_seconds!r}")
-    return float(lease_seconds)
 
 
 class ResultsStore(RunStore):
@@ -115,14 +97,14 @@ class ResultsStore(RunStore):
             raise ResultsStoreError(
                 f"db: {self.path} is not a readable losslab results database ({found.reason}); "
                 "losslab left it unchanged: pass a new file name or a losslab results database")
-        if found.version > _schema.SCHEMA_VERSION:
-            raise ResultsStoreError(
-                f"db: {self.path} has schema version {found.version}, newer than this losslab's "
-                f"{_schema.SCHEMA_VERSION}; upgrade losslab to read it")
-        self.version = found.version or _schema.SCHEMA_VERSION
+        self._check_version(found.version)
         if self.readonly:
             if found.kind == "new":
                 raise ResultsStoreError(f"db: no results database at {self.path}")
+            with self._guard("open"):
+                # (version 1 files predate user_version: their probe found it in meta)
+                stored = self._connect().execute("PRAGMA user_version").fetchone()[0]
+                self._check_version(max(stored, found.version))
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,22 +117,33 @@ class ResultsStore(RunStore):
                 # concurrent opener sees an empty file or a marked one, never an unmarked one.
                 with self.transaction() as cursor:
                     _schema.create_or_migrate(cursor)
-            self.version = _schema.SCHEMA_VERSION
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
+            if found.kind == "legacy":  # a WAL file: put the new header on disk now
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._check_version(connection.execute("PRAGMA user_version").fetchone()[0])
+
+    def _check_version(self, version: int) -> None:
+        if version > _schema.SCHEMA_VERSION:
+            self.close()
+            raise ResultsStoreError(
+                f"db: {self.path} has schema version {version}, newer than this losslab's "
+                f"{_schema.SCHEMA_VERSION}; upgrade losslab to read it")
+        self.version = version
 
     # -- connection ------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             with self._guard("open"):
+                # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per epoch.
+                self._connection = sqlite3.connect(str(self.path), timeout=self.timeout,
+                                                   isolation_level=None)
                 if self.readonly:
-                    self._connection = _schema.read_only_connection(
-                        self.path, immutable=False, timeout=self.timeout)
+                    # Not mode=ro: a read-only and a read-write connection to one WAL file in
+                    # the same process can fail with I/O errors on the shared-memory index.
+                    self._connection.execute("PRAGMA query_only=ON")
                 else:
-                    # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per epoch.
-                    self._connection = sqlite3.connect(str(self.path), timeout=self.timeout,
-                                                       isolation_level=None)
                     self._connection.execute("PRAGMA foreign_keys=ON")
         return self._connection
 
@@ -174,12 +167,8 @@ class ResultsStore(RunStore):
         self.meta = StoreMeta(self._meta_get, self._meta_put, self._reporter)
 
     def renewer(self) -> ResultsStore:
-        """A second handle on the same file, for a lease-renewing thread.
-
-        Made without probing the file again: the probe reads the header through a plain
-        file handle, and closing any handle on the database drops every POSIX lock this
-        process holds on it, the open connection's WAL locks included (other processes
-        then read a stale snapshot while this one writes on)."""
+        """A second handle on the same (already checked) file, with its own connection, for a
+        lease-renewing thread."""
         handle = ResultsStore.__new__(ResultsStore)
         handle.__setstate__(self.__getstate__())
         return handle

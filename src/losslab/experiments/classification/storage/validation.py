@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from losslab.experiments.classification.storage.contract import EPOCH_FIELDS, RunStatus
+from losslab.experiments.classification.storage.contract import EPOCH_FIELDS, RunKey, RunStatus
 
 # Names losslab writes: loss names (registered names, with "key=value,..." options), stages,
 # split names, config hashes, owner tokens (host:pid:random).
@@ -46,6 +46,35 @@ def identifier_problem(value: object, field: str, *, label: bool = False) -> str
             "letters, digits and _ . : = , + -"
         return f"{field} is not a plain name ({allowed})"
     return None
+
+
+def check_key(key: RunKey) -> None:
+    """Refuse a run key whose fields the store could not read back (ValueError)."""
+    for field, is_label in (("task", True), ("loss", False), ("stage", False),
+                            ("config_hash", False)):
+        problem = identifier_problem(getattr(key, field), field, label=is_label)
+        if problem:
+            raise ValueError(f"{field}: {problem.split(' is ', 1)[1]}; got {getattr(key, field)!r}")
+    if type(key.seed) is not int:
+        raise ValueError(f"seed: expected an integer, got {key.seed!r}")
+
+
+def check_lease(lease_seconds: float) -> float:
+    """``lease_seconds`` as a positive finite float (ValueError naming it otherwise)."""
+    if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, (int, float)) \
+            or not math.isfinite(lease_seconds) or lease_seconds <= 0:
+        raise ValueError(f"lease_seconds: expected a positive number of seconds, got {lease_seconds!r}")
+    return float(lease_seconds)
+
+
+def plain_label(name: str) -> str:
+    """``name`` made a valid task label: characters outside :data:`LABEL` become ``_``
+    (a CSV file's stem such as ``reviews (2024)`` becomes ``reviews _2024_``). A valid name
+    is returned unchanged, so the labels (and config hashes) of existing runs stay."""
+    if identifier_problem(name, "task", label=True) is None:
+        return name
+    cleaned = re.sub(r"[^A-Za-z0-9_.:=,+ -]", "_", str(name)).strip(" ")[:_MAX_NAME]
+    return cleaned if cleaned and set(cleaned) != {"."} else "data"
 
 
 def _is_int(value: object) -> bool:
@@ -75,6 +104,24 @@ def _json_object(text: object) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _config_problem(config: Mapping[str, Any]) -> str | None:
+    """Why a run config does not have the shape losslab writes, or None."""
+    for part in ("data", "training"):
+        if part in config and not isinstance(config[part], dict):
+            return f"config's {part} is not an object"
+    samples = config.get("samples")
+    if samples is not None:
+        if not isinstance(samples, dict):
+            return "config's samples is not an object"
+        for part in ("train", "eval"):
+            record = samples.get(part)
+            if not (isinstance(record, dict) and isinstance(record.get("sha256"), str)
+                    and SHA256.fullmatch(record["sha256"]) and _is_int(record.get("count"))
+                    and record["count"] >= 0):
+                return f"config's samples.{part} is not a sample record (sha256, count)"
+    return None
+
+
 def check_run(row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """A ``runs`` row as a record (config and environment parsed, status a
     :class:`RunStatus`), or ``(None, problem)``."""
@@ -99,6 +146,9 @@ def check_run(row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None
     for field in ("task", "loss", "seed", "stage"):
         if field in config and config[field] != row[field]:
             return None, f"config's {field} does not match the {field} column"
+    problem = _config_problem(config)
+    if problem:
+        return None, problem
     environment = row.get("environment")
     if environment is not None:
         environment = _json_object(environment)
