@@ -298,7 +298,7 @@ def _cli_run(cli_run):
     ({"val_fraction": 1.0}, r"val_fraction must be a number strictly between 0 and 1, got 1\.0"),
     ({"val_fraction": -0.2}, r"val_fraction .* got -0\.2"),
     ({"sweep_epochs": 0}, r"sweep_epochs: expected a positive integer, got 0"),
-    ({"sweep_seeds": 0}, r"sweep_seeds: expected a positive number of seeds, got 0"),
+    ({"sweep_seeds": 0}, r"sweep_seeds: expected a number of seeds from 1 to 100,000, got 0"),
 ])
 def test_bad_tuning_arguments_are_named(tmp_path, options, pattern):
     db = tmp_path / "bad.sqlite"
@@ -350,7 +350,7 @@ def test_report_shows_both_protocols_chosen_rates_sensitivity_and_gradients(tmp_
                  for lr in (1e-3, 1e-2)]
         assert f"| {loss} | {rates[loss]:g} | {' | '.join(cells)} |" in text
     figures = {path.name.split("-digits")[0] for path in (tmp_path / "report" / "figures").glob("*.png")}
-    assert figures == {"curves", "reliability", "sensitivity", "gradients"}
+    assert figures == {"forest", "curves", "reliability", "sensitivity", "gradients"}
     assert len(list((tmp_path / "report" / "figures").glob("sensitivity-*.png"))) == 1  # tuned only
     # The gradient table's first-epoch mean is the seed-mean of what the runner recorded.
     store = ResultsStore(db)

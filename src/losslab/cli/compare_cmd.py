@@ -20,6 +20,9 @@ def _float_list(text: str) -> list[float]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from losslab.experiments.classification.execution.backends import backend_names
+    from losslab.experiments.classification.execution.controller import DEFAULT_LEASE_SECONDS
+
     parser = subparsers.add_parser(
         "compare", help="train each loss over several seeds on a task; paired statistics",
         description=(
@@ -112,10 +115,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="most seeds per loss with --until-decided (default: 20)")
     add_device_options(parser)
     scale = parser.add_argument_group("where runs train (--backend)")
-    scale.add_argument("--backend", choices=("local", "ray"), default="local",
+    scale.add_argument("--backend", choices=backend_names(), default="local",
                        help="local: this machine's processes (--workers); ray: one Ray task per run, "
                        "on a Ray instance started here or on a cluster (--ray-address); needs "
-                       "pip install 'losslab[ray]' (default: local)")
+                       "pip install 'losslab[ray]'; inprocess: this process, one run after "
+                       "another (debugging) (default: local)")
+    scale.add_argument("--lease", type=float, default=DEFAULT_LEASE_SECONDS, metavar="SECONDS",
+                       help="each claimed run is held under a lease renewed every SECONDS/4 while "
+                       "it trains; a run whose owner stopped renewing it for SECONDS (a killed "
+                       "process, on any host) is taken over by the next compare "
+                       f"(default: {DEFAULT_LEASE_SECONDS:g})")
     scale.add_argument("--ray-address", metavar="auto|HOST:PORT",
                        help="with --backend ray: join this cluster ('auto': the one this machine "
                        "belongs to); default: start Ray on this machine and stop it afterwards")
@@ -161,7 +170,7 @@ OPTION_NAMES: dict[str, str] = {
     "device": "--device", "amp": "--amp", "ray_address": "--ray-address",
     "cpus_per_run": "--cpus-per-run", "gpus_per_run": "--gpus-per-run", "backend": "--backend",
     "ray_address, gpus_per_run, resources": "--ray-address, --gpus-per-run, --ray-resource",
-    "resources": "--ray-resource",
+    "resources": "--ray-resource", "lease": "--lease",
 }
 
 
@@ -330,7 +339,8 @@ def run(args: argparse.Namespace) -> int:
         result = run_planned([planned], losses=args.losses, seeds=args.seeds, db=args.db,
                              workers=args.workers, threads=args.threads,
                              progress=not args.no_progress, timeout=args.timeout,
-                             protocol=args.protocol, tuning=tuning, until=until, backend=backend)
+                             protocol=args.protocol, tuning=tuning, until=until, backend=backend,
+                             lease=args.lease)
     except WorkerDiedError as error:
         raise CommandError(str(error)) from error
     except (ImportError, ConnectionError) as error:  # Ray missing, or no cluster at the address
@@ -349,6 +359,10 @@ def run(args: argparse.Namespace) -> int:
         comparisons = task.comparisons(metric=args.metric)
         print(statistics_markdown(comparisons, task.incomplete(), escape=str)
               if comparisons else "no finished runs")
+    if result.taken_over:
+        print(f"\n{len(result.taken_over)} run(s) taken over from an owner whose lease had expired:")
+        for line in result.taken_over:
+            print(f"  {line}")
     if result.failed:
         print(f"\n{len(result.failed)} run(s) failed (finished epochs are kept):")
         for line in result.failed:

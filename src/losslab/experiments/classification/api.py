@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from losslab.experiments.classification.execution.controller import (
+    DEFAULT_LEASE_SECONDS,
+    check_lease,
+)
 from losslab.experiments.classification.runner import (
     GridResult,
     PlannedTask,
@@ -50,6 +54,8 @@ class ComparisonResult:
         return result
 
     metric: str = "accuracy"  # the score the verdicts read
+    # runs this invocation took over from an owner whose lease had expired ("run (from owner)")
+    taken_over: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
         from losslab._escape import md_text
@@ -231,6 +237,7 @@ def compare(
     tensorboard: str | Path | None = None,
     mlflow: str | None = None,
     metric: str = "accuracy",
+    lease: float = DEFAULT_LEASE_SECONDS,
 ) -> ComparisonResult:
     """Train every loss on a task over several seeds, record it all in ``db``, and read it back.
 
@@ -291,8 +298,9 @@ def compare(
             run's config; the exact device is recorded in the run's environment.
         amp: ``"bf16"`` or ``"fp16"`` mixed precision (autocast; a gradient scaler for fp16),
             recorded in each run's config; None trains in float32.
-        backend: ``"local"`` (this machine's processes, see ``workers``) or ``"ray"`` (one
-            Ray task per run; see :mod:`.ray_backend`).
+        backend: ``"local"`` (this machine's processes, see ``workers``), ``"ray"`` (one
+            Ray task per run; see :mod:`.ray_backend`) or ``"inprocess"`` (this process, one
+            run after another; for debugging). See :mod:`.execution.backends`.
         ray_address: with ``backend="ray"``: None starts Ray on this machine for the call;
             ``"auto"`` or ``"HOST:PORT"`` joins a running cluster.
         cpus_per_run, gpus_per_run: the resources Ray reserves for each run.
@@ -301,6 +309,9 @@ def compare(
             one MLflow run per (task, loss, seed) under one per comparison.
         metric: the score the verdicts (and ``until_decided``'s precision) read: one of
             :data:`.metrics.METRICS` (accuracy, macro_f1, balanced_accuracy, nll, ece, brier).
+        lease: seconds each claimed run is held without a heartbeat (renewed every quarter
+            of it while the run trains); a run whose owner stopped renewing it (a killed
+            process, on any host) is taken over by the next call after that long.
     """
     _check_outputs(tensorboard=tensorboard, mlflow=mlflow, db=db)
     tuning = _tuning_settings(protocol, lr_grid=lr_grid, lr_decades=lr_decades, lr_points=lr_points,
@@ -340,7 +351,8 @@ def compare(
         planned = PlannedTask(label or "arrays", source, settings)
     result = run_planned([planned], losses=losses, seeds=seeds, db=db, workers=workers,
                          threads=threads, progress=progress, log=log, timeout=timeout,
-                         protocol=protocol, tuning=tuning, until=until, backend=execution)
+                         protocol=protocol, tuning=tuning, until=until, backend=execution,
+                         lease=lease)
     from losslab.experiments.classification.tracking import export_comparison
 
     export_comparison(result, tensorboard=tensorboard, mlflow=mlflow, log=log)
@@ -371,21 +383,24 @@ def _check_count(name: str, value: Any) -> None:
 
 def make_backend(backend: str, *, ray_address: str | None = None, cpus_per_run: float = 1.0,
                  gpus_per_run: float = 0.0, resources: dict[str, float] | None = None) -> Any:
-    """``"local"`` or a :class:`.ray_backend.RayBackend` from user-facing options (Ray's
-    options are checked even when unused: a typo is an error; an address or GPUs given with
-    the local backend are an error too)."""
-    from losslab.experiments.classification.ray_backend import BACKENDS, RayBackend
+    """A registered backend's name (``"local"``, ``"inprocess"``) or a
+    :class:`.ray_backend.RayBackend` from user-facing options (Ray's options are checked even
+    when unused: a typo is an error; an address or GPUs given with another backend are an
+    error too)."""
+    from losslab.experiments.classification.execution.backends import backend_names
+    from losslab.experiments.classification.execution.backends.base import Backend
+    from losslab.experiments.classification.ray_backend import RayBackend
 
-    if isinstance(backend, RayBackend):
+    if isinstance(backend, Backend):
         return backend
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend not in backend_names():
+        raise ValueError(f"backend: expected one of {', '.join(backend_names())}, got {backend!r}")
     options = RayBackend(address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
                          resources=dict(resources or {}))
-    if backend == "local":
+    if backend != "ray":
         if ray_address is not None or gpus_per_run or resources:
             raise ValueError("ray_address, gpus_per_run, resources: only go with backend='ray'")
-        return "local"
+        return backend
     return options
 
 
@@ -422,47 +437,45 @@ def _tuning_settings(protocol: str, **options: Any) -> Any:
 def run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: int | Sequence[int],
                 db: str | Path, workers: int = 1, threads: int | None = None, progress: bool = True,
                 log: Callable[[str], None] = print, timeout: float = 60.0, protocol: str = "fixed",
-                tuning: Any = None, until: Any = None, backend: Any = "local") -> ComparisonResult:
+                tuning: Any = None, until: Any = None, backend: Any = "local",
+                lease: float = DEFAULT_LEASE_SECONDS) -> ComparisonResult:
     """Run a grid of planned tasks under ``protocol`` and read their results back from ``db``.
 
     ``tuning`` (a :class:`.tuning.TuningSettings`) configures ``protocol="tuned"``; ``until``
     (a :class:`.sequential.PrecisionTarget`) makes ``seeds`` the first of rounds that go on
     until the comparison is precise (each task separately). ``backend``: see
     :func:`.runner.run_grid`; a Ray instance started for the call serves every grid of it
-    and stops at the end.
+    and stops at the end. ``lease``: see :func:`.runner.run_grid`.
     """
-    from losslab.experiments.classification.ray_backend import RayBackend, as_backend, ray_session
-    from losslab.experiments.classification.runner import (
-        _with_resolved_device,
-        check_device_available,
-    )
+    from losslab.experiments.classification.execution.backends import as_backend, get_backend
+    from losslab.experiments.classification.runner import _with_resolved_device
 
     _check_count("workers", workers)
     _check_count("threads", threads)  # torch refuses 0 threads only inside each run
+    lease = check_lease(lease)
     backend = as_backend(backend)
+    execution = get_backend(backend, workers=workers)
     tasks = [_with_resolved_device(task, backend) for task in tasks]
-    if not isinstance(backend, RayBackend):  # before the database is even opened
-        for device in sorted({task.settings_for(loss).device for task in tasks
-                              for loss in [None, *task.loss_settings]}):
-            check_device_available(device)
     options: dict[str, Any] = {"losses": losses, "seeds": seeds, "db": db, "workers": workers,
                                "threads": threads, "progress": progress, "log": log,
                                "timeout": timeout, "protocol": protocol, "tuning": tuning,
-                               "until": until, "backend": backend}
-    if isinstance(backend, RayBackend):
-        with ray_session(backend, log):
-            return _run_planned(tasks, **options)
-    return _run_planned(tasks, **options)
+                               "until": until, "backend": backend, "lease": lease}
+    with execution.session(log):  # Ray: one session serves every grid of the call
+        # Before the database is even opened: a device or cluster that could train no run.
+        execution.check_resources(sorted({task.settings_for(loss).device for task in tasks
+                                          for loss in [None, *task.loss_settings]}))
+        return _run_planned(tasks, **options)
 
 
 def _run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: int | Sequence[int],
                  db: str | Path, workers: int, threads: int | None, progress: bool,
                  log: Callable[[str], None], timeout: float, protocol: str, tuning: Any,
-                 until: Any, backend: Any) -> ComparisonResult:
+                 until: Any, backend: Any, lease: float) -> ComparisonResult:
     if until is not None:
         return _run_until_decided(tasks, losses=losses, seeds=seeds, db=db, workers=workers,
                                   threads=threads, progress=progress, log=log, timeout=timeout,
-                                  protocol=protocol, tuning=tuning, until=until, backend=backend)
+                                  protocol=protocol, tuning=tuning, until=until, backend=backend,
+                                  lease=lease)
     from losslab.experiments.classification.report import group_key, load_results
     from losslab.experiments.classification.store import ResultsStore, config_hash
     from losslab.experiments.classification.tuning import TuningSettings, run_tuned
@@ -476,20 +489,22 @@ def _run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: 
         if protocol == "tuned":
             tuned = run_tuned(tasks, losses, seeds, db=store, tuning=tuning or TuningSettings(),
                               workers=workers, threads=threads, progress=progress, log=log,
-                              timeout=timeout, backend=backend)
+                              timeout=timeout, backend=backend, lease=lease)
             grid, sweep, selections, failed = tuned.test, tuned.sweep, tuned.selections, tuned.failed
             wanted = {group_key(task) for task in tuned.tasks}
         else:
             grid = run_grid(tasks, losses, seeds, db=store, workers=workers, threads=threads,
-                            progress=progress, log=log, timeout=timeout, backend=backend)
+                            progress=progress, log=log, timeout=timeout, backend=backend,
+                            lease=lease)
             failed = list(grid.failed)
             wanted = {group_key(task) for task in tasks}
         results = [group for group in load_results(store)
                    if (group.runs[0]["task"], config_hash(group.config)) in wanted]
     finally:
         store.close()
+    taken_over = [line for part in (sweep, grid) if part is not None for line in part.taken_over]
     return ComparisonResult(grid=grid, db=Path(db), tasks=results, protocol=protocol, sweep=sweep,
-                            selections=selections, failed=failed)
+                            selections=selections, failed=failed, taken_over=taken_over)
 
 
 def _run_until_decided(tasks: Sequence[PlannedTask], *, losses: Sequence[str],
@@ -508,10 +523,12 @@ def _run_until_decided(tasks: Sequence[PlannedTask], *, losses: Sequence[str],
     first = check_seeds(seeds)
     outcomes: dict[str, Any] = {}
     last: dict[str, ComparisonResult] = {}
+    taken_over: list[str] = []
     for task in tasks:
         def run_seeds(round_seeds: list[int], task: PlannedTask = task) -> dict[str, dict[int, float]]:
             result = run_planned([task], losses=losses, seeds=round_seeds, db=db, **options)
             last[task.label] = result
+            taken_over.extend(result.taken_over)
             scores: dict[str, dict[int, float]] = {loss: {} for loss in losses}
             for group in result.tasks:
                 for loss, by_seed in group.final_scores(until.metric).items():
@@ -533,5 +550,6 @@ def _run_until_decided(tasks: Sequence[PlannedTask], *, losses: Sequence[str],
         selections={k: v for result in results for k, v in (result.selections or {}).items()} or None,
         failed=[line for result in results for line in (result.failed or [])],
         precision=outcomes,
+        taken_over=taken_over,
     )
     return merged

@@ -130,7 +130,7 @@ class MetricAccumulator:
             "nll": self.nll_sum / n,
             "ece": float(gaps.sum() / n),
             "brier": self.brier_sum / n,
-            "perplexity": math.exp(self.nll_sum / n),
+            "perplexity": _exp_or_inf(self.nll_sum / n),
         }
 
     def reliability(self) -> dict[str, list[float]]:
@@ -153,3 +153,12 @@ def classification_metrics(logits: Tensor, target: Tensor, num_classes: int | No
     accumulator = MetricAccumulator(int(num_classes or logits.shape[1]))
     accumulator.update(logits, target)
     return accumulator.result()
+
+
+def _exp_or_inf(value: float) -> float:
+    """``exp(value)``, infinite past float64's range: a diverged model's perplexity is a value
+    the caller judges (as it does a non-finite loss), not an OverflowError."""
+    try:
+        return math.exp(value)
+    except OverflowError:
+        return math.inf

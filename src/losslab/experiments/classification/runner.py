@@ -1,27 +1,39 @@
 """The grid runner: tasks × losses × seeds, trained and recorded epoch by epoch.
 
-One run (its settings, data and training loop) is :mod:`.training`; this module schedules
-them: the grid of (task, loss, seed, stage) runs on worker processes or another backend.
+One run (its settings, data and training loop) is :mod:`.training`; this module plans the
+grid of (task, loss, seed, stage) runs, registers them in the store and hands them to the
+controller of :mod:`.execution`, which trains them on a backend (this process, worker
+processes, Ray) and records them.
 
-After each epoch the runner writes, in one transaction, the epoch's metrics and the state to
-resume from (see :mod:`.store`). Killing the process at any moment loses at most the epoch in
-progress; running the same grid again skips finished runs and resumes the others.
+After each epoch the controller writes, in one transaction, the epoch's metrics and the
+state to resume from (see :mod:`.store`). Killing the process at any moment loses at most
+the epoch in progress; running the same grid again skips finished runs and resumes the
+others.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from losslab.experiments.classification.execution.backends import as_backend, get_backend
+from losslab.experiments.classification.execution.backends.base import WorkerDiedError
+from losslab.experiments.classification.execution.backends.inprocess import InProcessBackend
+from losslab.experiments.classification.execution.backends.local import (
+    LocalBackend,
+    default_threads,
+)
+from losslab.experiments.classification.execution.controller import (
+    DEFAULT_LEASE_SECONDS,
+    Controller,
+    check_lease,
+)
+from losslab.experiments.classification.execution.trial import ClassificationTrial, RunSpec
 from losslab.experiments.classification.store import (
     DONE_STATUSES,
-    LeaseKeeper,
     ResultsStore,
     RunKey,
     RunStore,
@@ -50,6 +62,7 @@ from losslab.experiments.classification.training import (
 __all__ = [
     "AMP_DTYPES",
     "ANNOTATION_KEYS",
+    "DEFAULT_LEASE_SECONDS",
     "DEVICE_CHOICES",
     "EVAL_SPLITS",
     "STAGES",
@@ -122,10 +135,6 @@ class Job:
     stop_after: int | None = None  # train up to this epoch, then pause (successive halving)
 
 
-class WorkerDiedError(RuntimeError):
-    """A worker process ended abruptly (killed, out of memory); recorded epochs are kept."""
-
-
 @dataclass
 class GridResult:
     """What a grid run did: run ids, and counts.
@@ -143,80 +152,10 @@ class GridResult:
     wall_time: float
     runs: dict[RunKey, int] = field(default_factory=dict)
     diverged: int = 0  # sweep runs whose loss became non-finite (recorded as "diverged")
+    taken_over: list[str] = field(default_factory=list)  # runs whose expired lease we took
 
 
 # --- the grid -------------------------------------------------------------------------------
-
-# Per-process state of a worker: its store, prepared data by task index, thread count, queue.
-_WORKER: dict[str, Any] = {}
-
-
-def _prepared(tasks: Sequence[PlannedTask], index: int, stage: str) -> PreparedData:
-    cache = _WORKER.setdefault("prepared", {})
-    if (index, stage) not in cache:
-        cache[(index, stage)] = tasks[index].source.prepare(stage)
-    return cache[(index, stage)]
-
-
-def _init_worker(db_path: str, timeout: float, tasks: Sequence[PlannedTask], threads: int,
-                 queue: Any) -> None:
-    _WORKER.update(store=ResultsStore(db_path, timeout=timeout), tasks=tasks, threads=threads,
-                   queue=queue, prepared={})
-    torch.set_num_threads(threads)
-
-
-def _execute(job: Job, run_id: int, environment: dict[str, Any]) -> str:
-    """Run one job in this process; returns "trained", "skipped" or "busy"."""
-    store: ResultsStore = _WORKER["store"]
-    tasks: Sequence[PlannedTask] = _WORKER["tasks"]
-    settings = tasks[job.task_index].settings_for(job.loss)
-    environment = {**environment, "device": describe_device(settings.device)}
-    claim = store.claim(run_id, environment)
-    if claim is None:
-        return "skipped" if store.status(run_id) in DONE_STATUSES else "busy"
-    task = tasks[job.task_index]
-    queue = _WORKER.get("queue")
-    callback = _WORKER.get("callback")
-
-    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-        event = (task.label, job.loss, job.seed, epoch, metrics)
-        if queue is not None:
-            queue.put(event)
-        if callback is not None:
-            callback(*event)
-
-    try:
-        data = _prepared(tasks, job.task_index, job.stage)
-        with LeaseKeeper(store, claim):  # renewed while it trains; a dead owner's lapses
-            train_run(store, run_id, data, job.loss, job.seed, settings,
-                      threads=_WORKER.get("threads"), on_epoch=on_epoch, stop_after=job.stop_after)
-        if job.stop_after is not None and store.status(run_id) not in DONE_STATUSES:
-            store.pause(run_id)  # at its rung: resumable by this or a later invocation
-    except FloatingPointError as error:
-        if job.stage != "sweep":
-            store.fail(run_id, f"{type(error).__name__}: {error}")
-            raise
-        # In a sweep a diverging loss is the answer for that rate: recorded, never retried.
-        store.diverge(run_id, f"{type(error).__name__}: {error}")
-        return "diverged"
-    except BaseException as error:
-        if not isinstance(error, KeyboardInterrupt):
-            store.fail(run_id, f"{type(error).__name__}: {error}")
-        raise
-    return "trained"
-
-
-def _execute_in_worker(job: Job, run_id: int, environment: dict[str, Any]) -> tuple[str, str | None]:
-    try:
-        return _execute(job, run_id, environment), None
-    except Exception as error:  # reported by the parent; the other runs go on
-        return "failed", f"{type(error).__name__}: {error}"
-
-
-def default_threads(workers: int) -> int:
-    """Torch threads per worker: the machine's cores split evenly among the workers."""
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
-
 
 def run_grid(
     tasks: Sequence[PlannedTask],
@@ -234,6 +173,7 @@ def run_grid(
     backend: Any = "local",
     until_epoch: int | None = None,
     only: Any = None,
+    lease: float = DEFAULT_LEASE_SECONDS,
 ) -> GridResult:
     """Train every (task, loss, seed) not already finished in ``db``; resume interrupted ones.
 
@@ -251,14 +191,19 @@ def run_grid(
         log: where one-line messages go.
         timeout: seconds to wait for a locked database before failing.
         on_epoch: ``on_epoch(task, loss, seed, epoch, metrics)`` after every recorded epoch
-            (in-process and Ray runs; not with ``workers > 1``).
-        backend: ``"local"`` (this process, or ``workers`` processes of this machine) or
-            ``"ray"`` / a :class:`.ray_backend.RayBackend` (one Ray task per run, on a local
-            Ray instance or a cluster; ``workers`` is then ignored). Either way this process
-            is the only writer of ``db`` and results are identical for the same settings.
+            (called in this process, whatever the backend).
+        backend: a registered backend name (see :mod:`.execution.backends`): ``"local"``
+            (this process, or ``workers`` processes of this machine), ``"inprocess"`` (this
+            process, whatever ``workers``) or ``"ray"`` / a :class:`.ray_backend.RayBackend`
+            (one Ray task per run, on a local Ray instance or a cluster; ``workers`` is then
+            ignored); or a :class:`.execution.backends.base.Backend` instance. Whichever,
+            this process is the only writer of ``db`` and results are identical for the
+            same settings.
         until_epoch: train every run only up to this epoch and pause it there (a rung of
             successive halving); a later call without it finishes the run.
         only: a set of ``(task index, loss)`` pairs: the grid's other runs are left out.
+        lease: seconds a run stays ours without a heartbeat; a run held by an owner that
+            has not renewed it for that long (a killed process, on any host) is taken over.
 
     Returns:
         A :class:`GridResult`. Runs that raised are recorded as failed (their finished epochs
@@ -271,40 +216,33 @@ def run_grid(
         raise ValueError(f"stage: expected one of {', '.join(STAGES)}, got {stage!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected a positive integer, got {workers!r}")
-    from losslab.experiments.classification.ray_backend import RayBackend, as_backend
+    lease = check_lease(lease)
+    named = as_backend(backend)
+    execution = get_backend(named, workers=workers)
+    with execution.session(log):  # Ray: one connected session for the grid
+        tasks = [_with_resolved_device(task, named) for task in tasks]
+        identities = [(task.label, config_hash(task.config())) for task in tasks]
+        if len(set(identities)) != len(identities):
+            raise ValueError(f"tasks: expected distinct (label, config) rows, got labels "
+                             f"{[task.label for task in tasks]} with repeated configs")
+        # Before anything is registered: no device or cluster that could never train a run.
+        execution.check_resources(sorted({task.settings_for(loss).device for task in tasks
+                                          for loss in losses}))
+        return _run_planned_grid(tasks, losses, seeds, db=db, workers=workers, threads=threads,
+                                 stage=stage, progress=progress, log=log, timeout=timeout,
+                                 on_epoch=on_epoch, execution=execution, until_epoch=until_epoch,
+                                 only=only, lease=lease, environment=environment_info())
 
-    backend = as_backend(backend)
-    on_ray = isinstance(backend, RayBackend)
-    if on_ray:
-        from losslab.experiments.classification.ray_backend import import_ray
 
-        import_ray()  # not installed: say how, before anything is registered
-        workers = 1
-    tasks = [_with_resolved_device(task, backend) for task in tasks]
-    if not on_ray:  # a Ray cluster's GPUs are checked against the cluster, not this machine
-        for device in sorted({task.settings_for(loss).device for task in tasks for loss in losses}):
-            check_device_available(device)
-    identities = [(task.label, config_hash(task.config())) for task in tasks]
-    if len(set(identities)) != len(identities):
-        raise ValueError(f"tasks: expected distinct (label, config) rows, got labels "
-                         f"{[task.label for task in tasks]} with repeated configs")
-    if on_ray:  # one Ray session for the grid; the cluster checked before anything is registered
-        from losslab.experiments.classification.ray_backend import check_cluster, ray_session
-
-        ray = import_ray()
-        if not ray.is_initialized():
-            with ray_session(backend, log):
-                return run_grid(tasks, losses, seeds, db=db, workers=workers, threads=threads,
-                                stage=stage, progress=progress, log=log, timeout=timeout,
-                                on_epoch=on_epoch, backend=backend, until_epoch=until_epoch,
-                                only=only)
-        check_cluster(ray, backend, sorted({task.settings_for(loss).device for task in tasks
-                                            for loss in losses}))
+def _run_planned_grid(tasks: Sequence[PlannedTask], losses: list[str], seeds: list[int], *,
+                      db: str | Path | ResultsStore, workers: int, threads: int | None, stage: str,
+                      progress: bool, log: Callable[[str], None], timeout: float,
+                      on_epoch: Callable[..., None] | None, execution: Any,
+                      until_epoch: int | None, only: Any, lease: float,
+                      environment: dict[str, Any]) -> GridResult:
+    """Register the grid's runs, then train those left through the controller."""
     store = db if isinstance(db, RunStore) else ResultsStore(db, timeout=timeout)
-    requested_threads = threads
-    threads = default_threads(workers) if threads is None else int(threads)
-    if on_ray:
-        threads = int(threads) if requested_threads is not None else max(1, int(backend.cpus_per_run))
+    threads = execution.threads_per_run(threads)
     started = time.perf_counter()
 
     # The grid, seed-major: complete pairs (all losses of a seed) arrive first.
@@ -337,8 +275,6 @@ def run_grid(
             store.put_sample_set(data.train_ids)
             store.put_sample_set(data.eval_ids)
             samples[(index, job_stage)] = sample_record(data.train_ids, data.eval_ids, data.eval_split)
-    if workers > 1 or on_ray:
-        prepared.clear()  # each worker prepares its own copy (caches make that cheap)
     # Register every run: the unique key makes this idempotent across re-runs.
     jobs: list[tuple[Job, int]] = []
     run_ids: dict[tuple[str, str, int], int] = {}
@@ -359,6 +295,7 @@ def run_grid(
         jobs.append((job, run_id))
     for triple in ambiguous:
         del run_ids[triple]
+
     def target(job: Job) -> int:
         epochs = tasks[job.task_index].settings_for(job.loss).epochs
         return epochs if until_epoch is None else min(epochs, until_epoch)
@@ -367,59 +304,29 @@ def run_grid(
                  for job, run_id in jobs if store.status(run_id) not in DONE_STATUSES}
     remaining = {run_id: left for run_id, left in remaining.items() if left > 0}
     pending = [(job, run_id) for job, run_id in jobs if run_id in remaining]
-    how = (f"on {backend.describe()} × {threads} thread(s)" if on_ray
-           else f"with {workers} worker(s) × {threads} thread(s)")
     log(f"[compare] {len(jobs)} {stage} runs in the grid: {len(jobs) - len(pending)} already finished, "
-        f"{len(pending)} to train ({sum(remaining.values())} epochs) {how}; results in {store.path}")
-    environment = environment_info()
-    bar = _progress_bar(sum(remaining.values()), progress)
-    counts = {"trained": 0, "skipped": len(jobs) - len(pending), "busy": 0, "diverged": 0}
-    failed: list[str] = []
-
-    def advance(task_label: str, loss: str, seed: int, epoch: int, metrics: dict[str, float]) -> None:
-        if bar is not None:
-            bar.set_postfix_str(f"{task_label} {loss} seed {seed} ep {epoch} "
-                                f"acc {metrics['eval_accuracy']:.3f}", refresh=False)
-            bar.update(1)
-        if on_epoch is not None:
-            on_epoch(task_label, loss, seed, epoch, metrics)
-
-    try:
-        if on_ray:
-            if pending:
-                from losslab.experiments.classification.ray_backend import run_on_ray
-
-                run_on_ray(store, tasks, pending, backend, threads, environment, counts, failed,
-                           advance, log, lambda job: _describe(tasks, job))
-        elif workers == 1 or len(pending) <= 1:
-            _WORKER.clear()
-            _WORKER.update(store=store, tasks=tasks, threads=threads, queue=None,
-                           callback=advance, prepared=prepared)
-            try:
-                for job, run_id in pending:
-                    try:
-                        counts[_execute(job, run_id, environment)] += 1
-                    except (KeyboardInterrupt, SystemExit):
-                        raise
-                    except Exception as error:
-                        failed.append(f"{_describe(tasks, job)}: {type(error).__name__}: {error}")
-                        log(f"[compare] failed: {failed[-1]}")
-                        if _is_store_error(error):
-                            raise
-            finally:
-                _WORKER.clear()
-        else:
-            _run_parallel(store, tasks, pending, workers, threads, timeout, environment,
-                          counts, failed, advance, log)
-    finally:
-        if bar is not None:
-            bar.close()
+        f"{len(pending)} to train ({sum(remaining.values())} epochs) {execution.summary(threads)}; "
+        f"results in {store.path}")
+    if isinstance(execution, LocalBackend) and len(pending) <= 1:
+        execution = InProcessBackend()  # one run: a worker process would only add start-up time
+    if not isinstance(execution, InProcessBackend):
+        prepared.clear()  # each worker prepares its own copy (caches make that cheap)
+    controller = Controller(store, execution, [ClassificationTrial(task) for task in tasks],
+                            environment=environment, threads=threads, lease_seconds=lease,
+                            log=log, on_epoch=on_epoch, prepared=dict(prepared),
+                            progress_total=sum(remaining.values()) if progress else None)
+    outcome = controller.run([RunSpec(run_id, job.task_index, job.loss, job.seed, job.stage,
+                                      job.stop_after, description=_describe(tasks, job))
+                              for job, run_id in pending])
     wall = time.perf_counter() - started
-    diverged = f", {counts['diverged']} diverged" if counts["diverged"] else ""
-    log(f"[compare] done in {wall:.1f} s: {counts['trained']} trained, {counts['skipped']} "
-        f"already finished, {counts['busy']} busy in another process{diverged}, {len(failed)} failed")
-    return GridResult(run_ids, counts["trained"], counts["skipped"], counts["busy"], failed, wall, runs,
-                      counts["diverged"])
+    diverged = f", {outcome.diverged} diverged" if outcome.diverged else ""
+    taken = f", {len(outcome.taken_over)} taken over" if outcome.taken_over else ""
+    log(f"[compare] done in {wall:.1f} s: {outcome.trained} trained, "
+        f"{len(jobs) - len(pending) + outcome.skipped} already finished, {outcome.busy} busy in "
+        f"another process{diverged}{taken}, {len(outcome.failed)} failed")
+    return GridResult(run_ids, outcome.trained, len(jobs) - len(pending) + outcome.skipped,
+                      outcome.busy, outcome.failed, wall, runs, outcome.diverged,
+                      outcome.taken_over)
 
 
 def _with_resolved_device(task: PlannedTask, backend: Any) -> PlannedTask:
@@ -450,72 +357,6 @@ def _describe(tasks: Sequence[PlannedTask], job: Job) -> str:
     task = tasks[job.task_index]
     text = f"{task.label}/{job.loss}/seed {job.seed}"
     return text + (f"/lr {task.settings_for(job.loss).lr:g}" if job.stage == "sweep" else "")
-
-
-def _is_store_error(error: BaseException) -> bool:
-    from losslab.experiments.classification.store import ResultsStoreError
-
-    return isinstance(error, ResultsStoreError)
-
-
-def _progress_bar(total: int, enabled: bool) -> Any:
-    if not enabled or total == 0:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is in the experiments extra; run without a bar otherwise
-        return None
-    return tqdm(total=total, unit="epoch", desc="compare", dynamic_ncols=True)
-
-
-def _run_parallel(store: ResultsStore, tasks: Sequence[PlannedTask], pending: list[tuple[Job, int]],
-                  workers: int, threads: int, timeout: float, environment: dict[str, Any],
-                  counts: dict[str, int], failed: list[str], advance: Callable[..., None],
-                  log: Callable[[str], None]) -> None:
-    import multiprocessing
-    import queue as queue_module
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    context = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
-    events = context.Queue()
-
-    def drain() -> None:
-        while True:
-            try:
-                advance(*events.get_nowait())
-            except queue_module.Empty:
-                return
-
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(pending)), mp_context=context, initializer=_init_worker,
-        initargs=(str(store.path), timeout, list(tasks), threads, events),
-    ) as pool:
-        futures = {pool.submit(_execute_in_worker, job, run_id, environment): job
-                   for job, run_id in pending}
-        remaining = set(futures)
-        while remaining:
-            done = [f for f in remaining if f.done()]
-            for future in done:
-                remaining.discard(future)
-                job = futures[future]
-                try:
-                    outcome, error = future.result()
-                except BrokenProcessPool as broken:
-                    raise WorkerDiedError(
-                        "a worker process died (killed or out of memory) while training "
-                        f"{_describe(tasks, job)}; every recorded "
-                        "epoch is kept: run the same command again to resume"
-                    ) from broken
-                if outcome == "failed":
-                    failed.append(f"{_describe(tasks, job)}: {error}")
-                    log(f"[compare] failed: {failed[-1]}")
-                else:
-                    counts[outcome] += 1
-            drain()
-            if remaining:  # wake on a finished run, or every 0.2 s to move the bar
-                wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
-        drain()
 
 
 def check_losses(losses: Sequence[str]) -> list[str]:

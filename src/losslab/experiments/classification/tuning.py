@@ -429,6 +429,7 @@ def run_tuned(
     on_epoch: Callable[..., None] | None = None,
     stages: Sequence[str] = ("sweep", "test"),
     backend: Any = "local",
+    lease: float | None = None,
 ) -> TunedRun:
     """Sweep each (task, loss)'s learning rate on a validation split, then test at the best.
 
@@ -439,6 +440,7 @@ def run_tuned(
         tuning: the sweep and selection settings (defaults: :class:`TuningSettings`).
         stages: ``("sweep",)`` to run the sweep and select without testing.
         backend: where the runs of both stages train (see :func:`.runner.run_grid`).
+        lease: each run's lease in seconds (see :func:`.runner.run_grid`; None: its default).
 
     Returns:
         A :class:`TunedRun`. A loss whose sweep has failed runs gets no test runs; it is
@@ -458,13 +460,13 @@ def run_tuned(
     options: dict[str, Any] = {"workers": workers, "threads": threads, "progress": progress,
                                "log": log, "timeout": timeout, "on_epoch": on_epoch,
                                "backend": backend}
+    if lease is not None:
+        options["lease"] = lease
     if tuning.scheduler == "asha":
         sweep = _merge([successive_halving(store, task, losses, tuning, **options) for task in tasks])
     else:
         sweep = run_grid(rows, losses, tuning.seeds, db=store, stage="sweep", **options)
-    sweep = _grow_grids(store, tasks, losses, tuning, sweep, workers=workers, threads=threads,
-                        progress=progress, log=log, timeout=timeout, on_epoch=on_epoch,
-                        backend=backend)
+    sweep = _grow_grids(store, tasks, losses, tuning, sweep, **options)
     selections: dict[tuple[str, str], Selection] = {}
     tested: list[PlannedTask] = []
     failed = list(sweep.failed)
@@ -501,9 +503,8 @@ def run_tuned(
         # One grid per task: each task's tested losses may differ when a sweep failed.
         results = []
         for row in tested:
-            results.append(run_grid([row], list(row.loss_settings), seeds, db=store, workers=workers,
-                                    threads=threads, stage="test", progress=progress, log=log,
-                                    timeout=timeout, on_epoch=on_epoch, backend=backend))
+            results.append(run_grid([row], list(row.loss_settings), seeds, db=store, stage="test",
+                                    **options))
         test = _merge(results)
         failed += test.failed
     return TunedRun(sweep, test, selections, tested, failed)
@@ -665,4 +666,5 @@ def _merge(results: Sequence[GridResult]) -> GridResult:
         merged.failed += result.failed
         merged.wall_time += result.wall_time
         merged.diverged += result.diverged
+        merged.taken_over += result.taken_over
     return merged
