@@ -63,9 +63,11 @@ from losslab.functional.classification import cross_entropy, poly_loss, softmax_
 __all__ = ["linear_loss", "linear_loss_chunk_size"]
 
 # One chunk's float32 logits: 64 MiB (512 rows at V = 32768, 128 at V = 131072). The loss's
-# temporaries on the chunk take 2-4 times that. Measured on 2 CPU cores at H = 512,
-# V = 32768: 256-row chunks made the three matrix products about 15 % slower than one
-# 1024-row product, 512-row chunks about 5 %; memory grows with the chunk.
+# temporaries on the chunk take 2-4 times that. On 2 shared CPU cores, cross-entropy at
+# N = 1024, H = 512, V = 32768 took 1.23x, 1.08x and 1.03x the unchunked time with 256-, 512-
+# and 1024-row chunks (one measurement; smaller matrix products are less efficient), while
+# the working memory grows with the chunk: 512 rows keep it under a quarter of the naive
+# path's from N = 4096 rows on (benchmarks/README.md).
 CHUNK_LOGIT_BYTES = 64 << 20
 
 
