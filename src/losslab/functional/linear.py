@@ -417,7 +417,9 @@ def linear_loss(
         float32 for float16 / bfloat16 inputs.
 
     Shape:
-        - hidden ``(..., H)``, weight ``(V, H)``, bias ``(V,)``, target ``(...)``.
+        - Hidden: ``(..., H)``.
+        - Weight: ``(V, H)``; bias: ``(V,)``.
+        - Target: ``(...)``, the hidden states' leading dimensions.
         - Output: ``()``, or ``(...)`` for ``"none"``.
 
     References:

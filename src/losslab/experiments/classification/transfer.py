@@ -361,7 +361,7 @@ def random_init_twin(planned: Any) -> Any:
     from dataclasses import replace
 
     options = {k: v for k, v in planned.source.model_options.items() if k != "pretrained"}
-    return replace(planned, label=f"{planned.label} (random init)",
+    return replace(planned, label=f"{planned.label} random-init",
                    source=replace(planned.source, model_options=options))
 
 
