@@ -50,6 +50,8 @@ class StandIn:
         target_width: add seeds until every paired 95% half-width is at most this many
             accuracy points (None: a fixed number of seeds).
         max_seeds: the most seeds per loss when adding seeds.
+        sweep_seeds: seeds of the tuned protocol's sweep (each rate on every one of them,
+            from the run's base seed up).
     """
 
     task: str
@@ -59,6 +61,7 @@ class StandIn:
     seeds: int = 3
     target_width: float | None = None
     max_seeds: int = 20
+    sweep_seeds: int = 3
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,9 @@ def _run_table(run: _TableRun, db: Any, *, workers: int, threads: int | None, se
                                 max_seeds=stand_in.max_seeds)
     failed: list[str] = []
     for protocol in stand_in.protocols:
-        tuning = TuningSettings(split_seed=seed, sweep_seeds=(seed,)) if protocol == "tuned" else None
+        sweep_seeds = tuple(seed + i for i in range(stand_in.sweep_seeds))
+        tuning = (TuningSettings(split_seed=seed, sweep_seeds=sweep_seeds)
+                  if protocol == "tuned" else None)
         started = time.perf_counter()
         result = run_planned([run.task], losses=list(PAPER_LOSSES), seeds=seeds, db=db,
                              workers=workers, threads=threads, progress=True, log=log,
