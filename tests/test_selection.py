@@ -137,3 +137,41 @@ def test_the_stored_sweep_is_chosen_by_the_rule_and_records_every_seed(tmp_path)
     assert "seed 2 at 0.5000" in record["rates"]["0.1"]["excluded"]
     assert record["rates"]["0.01"]["mean"] == pytest.approx(151 / 180, abs=1e-15)
     assert record["rates"]["0.01"]["sd"] == pytest.approx(statistics.stdev([50 / 60, 51 / 60, 50 / 60]), abs=1e-15)
+
+
+def test_the_edge_rule_grows_the_grid_and_the_rule_chooses_over_every_seed(tmp_path):
+    """Rates too small for a 3-epoch sweep (as in test_tuning's edge test), now on three sweep
+    seeds: the grid grows a decade upwards, and the choice equals the rule applied by hand to
+    every seed's recorded last-epoch score."""
+    import json
+    import sqlite3
+
+    from losslab.experiments.classification import compare
+
+    result = compare(task="digits-mlp", losses=["cross_entropy"], seeds=[0], db=tmp_path / "edge.sqlite",
+                     epochs=1, max_train=300, max_test=100, protocol="tuned", lr_grid=[1e-3, 3e-3],
+                     sweep_epochs=3, lr_extend_decades=1, sweep_seeds=3, progress=False,
+                     log=lambda _: None, threads=1)
+    selection = result.selections[("digits-mlp", "cross_entropy")]
+    assert selection.added_rates == [9.487e-3, 0.03] and selection.extended == {"low": 0, "high": 1}
+    with sqlite3.connect(tmp_path / "edge.sqlite") as connection:
+        rows = connection.execute(
+            "SELECT runs.config, runs.seed, epochs.eval_accuracy FROM runs JOIN epochs USING (run_id) "
+            "WHERE runs.stage = 'sweep' AND epochs.epoch = 3").fetchall()
+    by_rate: dict[float, dict[int, float]] = {}
+    for config, seed, accuracy in rows:
+        total = json.loads(config)["samples"]["eval"]["count"]
+        by_rate.setdefault(json.loads(config)["training"]["lr"], {})[seed] = round(accuracy * total) / total
+    assert sorted(by_rate) == [1e-3, 3e-3, 9.487e-3, 0.03] and all(len(s) == 3 for s in by_rate.values())
+    by_hand = choose_learning_rate({lr: [seeds[s] for s in (0, 1, 2)] for lr, seeds in by_rate.items()})
+    assert selection.lr == by_hand.lr
+    assert {lr: record.scores for lr, record in selection.choice.rates.items()} == {
+        lr: tuple(seeds[s] for s in (0, 1, 2)) for lr, seeds in by_rate.items()}
+    tested = _tested_rates(tmp_path / "edge.sqlite")
+    assert tested == [by_hand.lr]
+
+
+def _tested_rates(db) -> list[float]:
+    from losslab.experiments.classification import ResultsStore
+
+    return [run["config"]["training"]["lr"] for run in ResultsStore(db).runs(stage="test")]

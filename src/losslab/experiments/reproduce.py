@@ -63,7 +63,10 @@ def summary_section(sections: list[Section], wall_time: float) -> Section:
                   "| table | the paper's claim | verdict | why |", "|:---|:---|:---|:---|"]
         for claim in claims:
             reason = claim["reason"].replace("|", "/")
-            parts.append(f"| {claim['table']} | {claim['claim']} | **{claim['verdict']}** | {reason} |")
+            verdict = f"**{claim['verdict']}**"
+            if claim.get("across_rates"):  # the answer depends on the learning rate: say so
+                verdict += f" at the chosen rates; {claim['across_rates']}".replace("|", "/")
+            parts.append(f"| {claim['table']} | {claim['claim']} | {verdict} | {reason} |")
         parts.append("")
     for section in sections:
         for protocol in section.data.get("stand_in", {}).get("protocols", []):

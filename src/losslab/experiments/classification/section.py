@@ -410,6 +410,8 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
             figure.caption = f"Table {spec.number} stand-in, {protocol} protocol: " + figure.caption
         figures += extra_figures
         protocol_data.update(extra_data)
+        if protocol == primary and claim is not None and extra_data.get("across_rates_statement"):
+            claim["across_rates"] = extra_data["across_rates_statement"]
         wall = sum(e["wall_time"] for r in group.runs for e in r["epochs"])
         body.append(f"Training time recorded for these test runs: {wall:.1f} s; wall time of this "
                     f"protocol (sweep, selection and test runs): {run.wall.get(protocol, 0.0):.1f} s.")
@@ -419,7 +421,9 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
     settings = task.settings
     options = task.source.options
     parts += [*decision_part, "", f"**The paper's claim:** {claim['claim']} — "
-                              f"**{claim['verdict']}** ({claim['reason']}).", "",
+                              f"**{claim['verdict']}** ({claim['reason']})"
+                              + (f"; {claim['across_rates']}" if claim.get("across_rates") else "")
+                              + ".", "",
                               f"**Stand-in:** `{stand_in.task}` — {spec.differences}", "",
                               f"Training: Adam, task learning rate {settings.lr} (the tuned "
                               "protocol's grid is centred on it), batch "
@@ -446,6 +450,14 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
     from losslab.experiments.classification.store import ResultsStore
 
     preset = context.preset if context.preset in PRESETS else "full"
+    wanted = context.options.get("classification_tables")
+    if wanted is not None:  # a re-run of some tables only (losslab reproduce --tables)
+        known = [spec.number for spec in tables]
+        unknown = [number for number in wanted if number not in known]
+        if unknown:
+            raise ValueError(f"classification_tables: expected table numbers among "
+                             f"{', '.join(map(str, known))}, got {', '.join(map(str, unknown))}")
+        tables = tuple(spec for spec in tables if spec.number in wanted)
     out = context.subdir("classification")
     figures_dir = context.subdir("classification/figures")
     db = out / "results.sqlite"
