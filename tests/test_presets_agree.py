@@ -60,3 +60,24 @@ def test_the_published_quick_run_does_not_contradict_the_published_standard_run(
     light, heavy = claims_by_table(quick, name="quick"), claims_by_table(standard, name="standard")
     assert set(light) == set(heavy) == {1, 2, 3, 4, 5}  # every table compared
     assert verdict_conflicts(quick, standard) == []
+
+
+def test_reproduce_tables_rejects_unknown_tables_before_running(cli_run, tmp_path):
+    out = tmp_path / "out"
+    unknown = cli_run("reproduce", "--tables", "3,7", "--out", str(out))
+    assert unknown.returncode == 2
+    assert "--tables: expected table numbers among 2, 3, 4, 5, got 7" in unknown.stderr
+    words = cli_run("reproduce", "--tables", "three", "--out", str(out))
+    assert words.returncode == 2 and "--tables: expected comma-separated table numbers" in words.stderr
+    assert not out.exists()  # nothing ran, nothing was written
+
+
+def test_build_section_runs_only_the_tables_asked_for(tmp_path):
+    from losslab.experiments.classification.section import build_section
+    from losslab.experiments.reproduce import ReproduceContext
+
+    context = ReproduceContext(preset="quick", out_dir=tmp_path, seed=0, log=lambda _: None,
+                               options={"classification_tables": [9]})
+    with pytest.raises(ValueError, match=r"classification_tables: expected table numbers among "
+                                         r"2, 3, 4, 5, got 9"):
+        build_section(context)

@@ -470,7 +470,7 @@ def task_markdown(task: TaskResults, metric: str = "accuracy") -> str:
     data = task.config.get("data", {})
     if task.protocol == "tuned":
         protocol = task.config["protocol"]
-        rate = (f"learning rate tuned per loss (**tuned protocol**: the best of "
+        rate = (f"learning rate tuned per loss (**tuned protocol**: chosen from "
                 f"{', '.join(f'{lr:g}' for lr in protocol['lr_grid'])} on a "
                 f"{protocol['validation']['fraction']:g} validation split of the training data, "
                 f"{protocol['sweep_epochs']} sweep epoch(s), sweep seed(s) {protocol['sweep_seeds']}"

@@ -532,8 +532,12 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
         "**tuned** protocol each loss is first swept over 5 learning rates spanning 2 decades "
         "around the task's rate, each trained for half the task's epochs on 80% of the training "
         "data and scored on the other 20% (a stratified split seeded with the run's seed; the test "
-        "split is never read); a best rate at an edge of the grid grows the grid a decade on that "
-        "side (at most 2 per side). Each loss is then tested over the seeds at its chosen rate.",
+        "split is never read), on 3 sweep seeds; the rate is chosen by the mean validation "
+        "accuracy, never one where a sweep seed diverged or fell more than 5 points below the "
+        "rate's median, and among the rates within one standard error of the best mean the one "
+        "with the smallest spread (ties to the smaller rate); a best rate at an edge of the grid "
+        "grows the grid a decade on that side (at most 2 per side). Each loss is then tested over "
+        "the seeds at its chosen rate.",
         "",
         f"Preset **{preset}**; results database `{db.name}` in this folder (re-running resumes "
         f"it). Wall time of the classification grid: {grid_time:.1f} s.",
