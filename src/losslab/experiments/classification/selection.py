@@ -189,3 +189,36 @@ def choose_learning_rate(scores: Mapping[float, Sequence[float | None]], *,
     chosen = min(candidates, key=lambda record: (spread(record), record.lr))
     return RateChoice(chosen.lr, records, best.mean, within,
                       tuple(record.lr for record in candidates), None, far_below)
+
+
+def select_learning_rate(scores: Mapping[float, tuple[int, int] | int]) -> float:
+    """The rate with the most correct predictions; ties go to the smaller rate.
+
+    ``scores`` maps a rate to ``correct`` or ``(correct, total)`` (every rate must be scored
+    on the same validation samples, so counts compare exactly).
+    """
+    if not scores:
+        raise ValueError("scores: expected at least one scored learning rate, got none")
+    counts = {float(lr): int(v[0] if isinstance(v, tuple) else v) for lr, v in scores.items()}
+    # Sorting by (-correct, lr) puts the most correct first and, among equals, the smallest rate.
+    return min(counts, key=lambda lr: (-counts[lr], lr))
+
+
+def choose_from_sweep(per_seed: Mapping[float, Sequence[tuple[int, int, int, bool]]],
+                      protocol: Mapping[str, Any]) -> RateChoice:
+    """The protocol's rule over per-seed ``(seed, correct, total, diverged)`` sweep scores.
+
+    A protocol recorded before several sweep seeds were the rule (no ``"selection"`` entry)
+    keeps its own rule: the most correct predictions summed over the seeds, ties to the
+    smaller rate, a diverged run counting zero.
+    """
+    rule = protocol.get("selection")
+    if rule is None:
+        summed = {lr: sum(c for _, c, _, _ in seeds) for lr, seeds in per_seed.items()}
+        lr = select_learning_rate(summed)
+        return RateChoice(lr, {}, math.nan, math.nan, (lr,), None)
+    seeds = [seed for seed, *_ in next(iter(per_seed.values()))]
+    accuracies = {lr: [None if diverged else correct / total
+                       for _, correct, total, diverged in values]
+                  for lr, values in per_seed.items()}
+    return choose_learning_rate(accuracies, seeds=seeds, far_below=float(rule["far_below_median"]))

@@ -38,11 +38,12 @@ from losslab.experiments.classification.runner import (
     check_seeds,
     run_grid,
 )
-from losslab.experiments.classification.selection import (
+from losslab.experiments.classification.selection import (  # noqa: F401 - select_learning_rate re-exported
     RULE,
     RateChoice,
-    choose_learning_rate,
+    choose_from_sweep,
     rule_record,
+    select_learning_rate,
 )
 from losslab.experiments.classification.splits import ValidationSplit
 from losslab.experiments.classification.store import ResultsStore, RunKey, config_hash
@@ -286,19 +287,6 @@ class Selection:
         }
 
 
-def select_learning_rate(scores: Mapping[float, tuple[int, int] | int]) -> float:
-    """The rate with the most correct predictions; ties go to the smaller rate.
-
-    ``scores`` maps a rate to ``correct`` or ``(correct, total)`` (every rate must be scored
-    on the same validation samples, so counts compare exactly).
-    """
-    if not scores:
-        raise ValueError("scores: expected at least one scored learning rate, got none")
-    counts = {float(lr): int(v[0] if isinstance(v, tuple) else v) for lr, v in scores.items()}
-    # Sorting by (-correct, lr) puts the most correct first and, among equals, the smallest rate.
-    return min(counts, key=lambda lr: (-counts[lr], lr))
-
-
 def _correct_count(store: ResultsStore, run: Mapping[str, Any]) -> tuple[int, int]:
     """(correct, total) validation predictions of a done sweep run at its last epoch."""
     samples = run["config"].get("samples")
@@ -407,26 +395,6 @@ def _sweep_scores(store: ResultsStore, test_config: Mapping[str, Any], protocol:
             scores[lr] = (correct_sum, total_sum)
             per_seed[lr] = seed_scores
     return scores, diverged, missing, missing_rates, per_seed
-
-
-def choose_from_sweep(per_seed: Mapping[float, Sequence[tuple[int, int, int, bool]]],
-                      protocol: Mapping[str, Any]) -> RateChoice:
-    """The protocol's rule over per-seed ``(seed, correct, total, diverged)`` sweep scores.
-
-    A protocol recorded before several sweep seeds were the rule (no ``"selection"`` entry)
-    keeps its own rule: the most correct predictions summed over the seeds, ties to the
-    smaller rate, a diverged run counting zero.
-    """
-    rule = protocol.get("selection")
-    if rule is None:
-        summed = {lr: sum(c for _, c, _, _ in seeds) for lr, seeds in per_seed.items()}
-        lr = select_learning_rate(summed)
-        return RateChoice(lr, {}, math.nan, math.nan, (lr,), None)
-    seeds = [seed for seed, *_ in next(iter(per_seed.values()))]
-    accuracies = {lr: [None if diverged else correct / total
-                       for _, correct, total, diverged in values]
-                  for lr, values in per_seed.items()}
-    return choose_learning_rate(accuracies, seeds=seeds, far_below=float(rule["far_below_median"]))
 
 
 def _run(store: ResultsStore, run_id: int) -> dict[str, Any]:
