@@ -6,13 +6,16 @@ rate close to the edge of stability can win on one seed and collapse on another.
 (:func:`choose_learning_rate`, a pure function of the scores):
 
 1. **Unstable rates are dropped.** A rate is never chosen when any sweep seed diverged (its
-   loss became non-finite) or when any seed's validation accuracy lies more than
-   :data:`FAR_BELOW_MEDIAN` (5 accuracy points) below the median of that rate's seeds. The
-   median is robust to the collapsed seed itself, and 5 points is about three binomial
-   standard deviations of a single score on a validation split of a few hundred samples
-   (about 1.5 points at 90% accuracy on 300 samples), well above the seed-to-seed spread of
-   a stable rate (about 1 point), yet far below the collapses seen near the edge of
-   stability (10–25 points). With one sweep seed only divergence can be detected.
+   loss became non-finite) or when any seed's validation accuracy lies far below the median
+   of that rate's seeds: by more than :data:`FAR_BELOW_MEDIAN` (5 accuracy points) or, on a
+   small validation split, by more than :data:`BINOMIAL_MULTIPLE` (3) binomial standard
+   errors of one score at the median accuracy, ``3 · sqrt(m (1 − m) / n)``, whichever is
+   larger. The median is robust to the collapsed seed itself; 5 points is beyond the
+   seed-to-seed spread of a stable rate (about 1 point) and the counting noise of a few
+   hundred validation samples (1.5 points at 90% on 300), yet far below the collapses seen
+   near the edge of stability (10–25 points); the binomial term keeps a 60-sample split
+   (5 points of counting noise per score) from dropping rates for noise alone. With one
+   sweep seed only divergence can be detected.
 2. **Within noise, prefer stability.** Among the remaining rates, those whose mean validation
    accuracy is within one standard error of the best mean (the best rate's ``sd / sqrt(n)``,
    the "one-standard-error rule") are equally good; of those, the one with the smallest
@@ -47,6 +50,8 @@ from typing import Any
 
 # A seed this far (accuracy units) below its rate's median marks the rate as unstable.
 FAR_BELOW_MEDIAN = 0.05
+# ... or this many binomial standard errors of one score, when that is larger (small splits).
+BINOMIAL_MULTIPLE = 3.0
 # A spread counts as smaller only when it is under 1 / SPREAD_TIE_RATIO of the other's.
 SPREAD_TIE_RATIO = 2.0
 # Spreads are compared after rounding: sums of the same scores in another order differ in the
@@ -54,7 +59,8 @@ SPREAD_TIE_RATIO = 2.0
 _SPREAD_DIGITS = 10
 RULE_NAME = "stable within one standard error"
 RULE = ("the mean validation accuracy over the sweep seeds; a rate where a seed diverged or fell "
-        f"more than {100 * FAR_BELOW_MEDIAN:g} points below the rate's median is never chosen; "
+        f"more than {100 * FAR_BELOW_MEDIAN:g} points (or {BINOMIAL_MULTIPLE:g} binomial standard "
+        "errors of one score, if larger) below the rate's median is never chosen; "
         "among the rates within one standard error of the best mean, the smallest spread "
         f"(sd over seeds; spreads within a factor {SPREAD_TIE_RATIO:g} of the smallest tie) wins, "
         "ties to the smaller rate")
@@ -63,6 +69,7 @@ RULE = ("the mean validation accuracy over the sweep seeds; a rate where a seed 
 def rule_record() -> dict[str, Any]:
     """The rule's record, part of the tuned protocol (so choices by other rules never mix)."""
     return {"name": RULE_NAME, "rule": RULE, "far_below_median": FAR_BELOW_MEDIAN,
+            "binomial_multiple": BINOMIAL_MULTIPLE,
             "spread_tie_ratio": SPREAD_TIE_RATIO}
 
 
@@ -118,9 +125,14 @@ class RateChoice:
 
 
 def rate_record(lr: float, scores: Sequence[float | None], seeds: Sequence[int] | None = None,
-                *, far_below: float = FAR_BELOW_MEDIAN) -> RateRecord:
+                *, far_below: float = FAR_BELOW_MEDIAN, validation_size: int | None = None
+                ) -> RateRecord:
     """Mean, spread (sd, ``n - 1``), standard error and median of one rate's seed scores
-    (diverged seeds left out of them), and why the rate is dropped (None: it is not)."""
+    (diverged seeds left out of them), and why the rate is dropped (None: it is not).
+
+    ``validation_size`` (samples per score) widens ``far_below`` to
+    :data:`BINOMIAL_MULTIPLE` binomial standard errors at the median where that is larger.
+    """
     values = list(scores)
     seeds = list(range(len(values))) if seeds is None else [int(seed) for seed in seeds]
     if len(seeds) != len(values):
@@ -144,8 +156,11 @@ def rate_record(lr: float, scores: Sequence[float | None], seeds: Sequence[int] 
     if diverged:
         excluded = "diverged on seed " + ", ".join(str(seed) for seed in diverged)
     else:
+        margin = far_below
+        if validation_size:
+            margin = max(margin, BINOMIAL_MULTIPLE * math.sqrt(median * (1 - median) / validation_size))
         low = [(seed, value) for seed, value in zip(seeds, clean)
-               if value is not None and value < median - far_below]
+               if value is not None and value < median - margin]
         if low:
             excluded = "; ".join(f"seed {seed} at {value:.4f}, {100 * (median - value):.1f} points "
                                  f"below the median {median:.4f}" for seed, value in low)
@@ -155,7 +170,8 @@ def rate_record(lr: float, scores: Sequence[float | None], seeds: Sequence[int] 
 def choose_learning_rate(scores: Mapping[float, Sequence[float | None]], *,
                          seeds: Sequence[int] | None = None,
                          far_below: float = FAR_BELOW_MEDIAN,
-                         spread_tie_ratio: float = SPREAD_TIE_RATIO) -> RateChoice:
+                         spread_tie_ratio: float = SPREAD_TIE_RATIO,
+                         validation_size: int | None = None) -> RateChoice:
     """The learning rate to test at, by the rule of this module's docstring.
 
     Args:
@@ -165,6 +181,8 @@ def choose_learning_rate(scores: Mapping[float, Sequence[float | None]], *,
         seeds: the sweep seeds (default: 0, 1, ...), recorded with the scores.
         far_below: a seed this many accuracy units below its rate's median drops the rate.
         spread_tie_ratio: spreads within this factor of the smallest candidate's count as tied.
+        validation_size: validation samples behind each score (None: unknown); on a small
+            split it widens ``far_below`` (see :func:`rate_record`).
 
     Returns:
         A :class:`RateChoice` with the chosen rate and every rate's :class:`RateRecord`.
@@ -177,11 +195,15 @@ def choose_learning_rate(scores: Mapping[float, Sequence[float | None]], *,
     if not (isinstance(spread_tie_ratio, (int, float)) and not isinstance(spread_tie_ratio, bool)
             and math.isfinite(spread_tie_ratio) and spread_tie_ratio >= 1):
         raise ValueError(f"spread_tie_ratio: expected a number >= 1, got {spread_tie_ratio!r}")
+    if validation_size is not None and (isinstance(validation_size, bool)
+                                        or not isinstance(validation_size, int) or validation_size < 1):
+        raise ValueError(f"validation_size: expected a positive number of samples, got {validation_size!r}")
     lengths = {len(values) for values in scores.values()}
     if len(lengths) != 1:
         raise ValueError(f"scores: expected the same number of seeds at every rate, got "
                          f"{ {lr: len(v) for lr, v in scores.items()} }")
-    records = {float(lr): rate_record(lr, values, seeds, far_below=far_below)
+    records = {float(lr): rate_record(lr, values, seeds, far_below=far_below,
+                                      validation_size=validation_size)
                for lr, values in sorted(scores.items())}
     eligible = [record for record in records.values() if record.excluded is None]
     if not eligible:
@@ -238,5 +260,7 @@ def choose_from_sweep(per_seed: Mapping[float, Sequence[tuple[int, int, int, boo
     accuracies = {lr: [None if diverged else correct / total
                        for _, correct, total, diverged in values]
                   for lr, values in per_seed.items()}
+    sizes = {total for values in per_seed.values() for _, _, total, _ in values}
     return choose_learning_rate(accuracies, seeds=seeds, far_below=float(rule["far_below_median"]),
-                                spread_tie_ratio=float(rule["spread_tie_ratio"]))
+                                spread_tie_ratio=float(rule["spread_tie_ratio"]),
+                                validation_size=min(sizes))
