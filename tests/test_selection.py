@@ -41,6 +41,22 @@ def test_a_rate_with_one_seed_far_below_the_others_is_not_chosen():
     assert kept.rates[0.03].excluded is None and kept.lr == 0.03
 
 
+def test_on_a_small_validation_split_far_below_means_three_binomial_standard_errors():
+    # On 60 samples one score at 0.8167 has a binomial sd of sqrt(0.8167 * 0.1833 / 60) = 5.0
+    # points, so a seed 8.3 points below the median is noise there: margin 3 x 5.0 = 15 points.
+    scores = {0.01: [44 / 60, 49 / 60, 52 / 60], 0.1: [39 / 60, 42 / 60, 39 / 60]}
+    median = 49 / 60
+    margin = 3 * math.sqrt(median * (1 - median) / 60)
+    assert margin == pytest.approx(0.1500, abs=5e-4)
+    small = choose_learning_rate(scores, validation_size=60)
+    assert small.rates[0.01].excluded is None and small.lr == 0.01
+    # Without the split's size only the fixed 5 points apply, and 0.01 is dropped.
+    assert "8.3 points below" in choose_learning_rate(scores).rates[0.01].excluded
+    # On 300 samples the binomial term (3 x 2.2 points) is below 5 points: 5 points apply.
+    large = choose_learning_rate(scores, validation_size=300)
+    assert large.rates[0.01].excluded is not None and large.lr == 0.1
+
+
 def test_within_one_standard_error_the_steadier_rate_wins():
     steady = [0.930, 0.931, 0.929]
     noisy = [0.950, 0.920, 0.935]  # best mean 0.935, sd 0.015, SE 0.00866: 0.930 is within it
@@ -107,6 +123,7 @@ def test_when_every_rate_is_unstable_the_choice_says_so():
     ({0.1: [0.9, 0.8]}, {"seeds": [1]}, r"seeds: expected one seed per score \(2\), got 1"),
     ({0.1: [0.9]}, {"far_below": 0}, r"far_below: expected a positive accuracy difference, got 0"),
     ({0.1: [0.9]}, {"spread_tie_ratio": 0.5}, r"spread_tie_ratio: expected a number >= 1, got 0\.5"),
+    ({0.1: [0.9]}, {"validation_size": 0}, r"validation_size: expected a positive number of samples, got 0"),
 ])
 def test_bad_input_names_the_argument(scores, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
