@@ -123,8 +123,7 @@ def across_rates(differences: Mapping[float, Sequence[float]], *,
         kind = "reverses"
         statement = f"holds at {rate_ranges(holds, grid)}, reverses at {rate_ranges(reverses, grid)}"
     elif holds:
-        kind, statement = "some", f"holds at some rates ({rate_ranges(holds, grid)}), undecided or " \
-                                  "equivalent at the others"
+        kind, statement = "some", f"holds at some rates ({rate_ranges(holds, grid)})"
     else:
         kind = "none"
         statement = "holds at no rate" + (f" (worse at {rate_ranges(reverses, grid)})"
