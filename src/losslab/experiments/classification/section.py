@@ -110,7 +110,10 @@ TABLES: tuple[TableSpec, ...] = (
                      "`losslab compare --task imagenette-vgg --path imagenette2` (from scratch, no "
                      "pretrained weights)."),
         stand_ins={
-            "quick": StandIn("digits-mlp", {"epochs": 12}, protocols=("fixed", "tuned"), seeds=5,
+            # The standard preset's epochs: a shorter sweep budget favours larger rates (with
+            # 12 epochs cross-entropy chose 0.0316 and tested lower, reversing the verdict),
+            # and the same configuration makes the demo's runs the published run's first seeds.
+            "quick": StandIn("digits-mlp", {"epochs": 15}, protocols=("fixed", "tuned"), seeds=5,
                              target_width=1.5, max_seeds=10),
             "standard": StandIn("digits-mlp", {"epochs": 15}, protocols=("tuned",), seeds=6,
                                 target_width=1.0, max_seeds=40),
