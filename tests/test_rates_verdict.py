@@ -63,7 +63,8 @@ def test_a_claim_that_reverses_with_the_rate_says_where():
 
 def test_one_sweep_seed_gives_no_interval_and_decides_nothing():
     verdict = across_rates({0.01: [0.3], 0.1: [-0.3]})
-    assert verdict.kind == "none" and all(row.decision == "undecided" for row in verdict.rates)
+    assert verdict.kind == "untested" and all(row.decision == "undecided" for row in verdict.rates)
+    assert verdict.statement == "no interval at any rate (fewer than 2 paired sweep seeds)"
     assert all(math.isnan(row.low) for row in verdict.rates)
 
 

@@ -55,7 +55,7 @@ class AcrossRates:
     """One loss against the baseline at every rate, and the statement they support."""
 
     rates: tuple[RateDifference, ...]
-    kind: str  # "all", "none", "some" or "reverses"
+    kind: str  # "all", "none", "some", "reverses" or "untested"
     holds: tuple[float, ...]
     reverses: tuple[float, ...]
     statement: str
@@ -96,8 +96,8 @@ def across_rates(differences: Mapping[float, Sequence[float]], *,
 
     Returns:
         An :class:`AcrossRates`; ``kind`` is ``"all"`` (better at every rate), ``"none"``
-        (better at no rate), ``"some"`` (better at some, worse at none) or ``"reverses"``
-        (better at some rates, worse at others).
+        (better at no rate), ``"some"`` (better at some, worse at none), ``"reverses"``
+        (better at some rates, worse at others) or ``"untested"`` (no rate has 2 seeds).
     """
     if not differences:
         raise ValueError("differences: expected the paired differences at one rate or more, got none")
@@ -117,7 +117,9 @@ def across_rates(differences: Mapping[float, Sequence[float]], *,
     grid = [row.lr for row in rows]
     holds = tuple(row.lr for row in rows if row.decision == "better")
     reverses = tuple(row.lr for row in rows if row.decision == "worse")
-    if holds and len(holds) == len(rows):
+    if all(math.isnan(row.low) for row in rows):
+        kind, statement = "untested", "no interval at any rate (fewer than 2 paired sweep seeds)"
+    elif holds and len(holds) == len(rows):
         kind, statement = "all", f"holds at every rate ({rate_ranges(holds, grid)})"
     elif holds and reverses:
         kind = "reverses"
