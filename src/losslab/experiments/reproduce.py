@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from losslab._escape import md_text
 from losslab.experiments.environment import environment_info
 from losslab.report import Report, Section
 
@@ -65,7 +66,7 @@ def summary_section(sections: list[Section], wall_time: float) -> Section:
             reason = claim["reason"].replace("|", "/")
             verdict = f"**{claim['verdict']}**"
             if claim.get("across_rates"):  # the answer depends on the learning rate: say so
-                verdict += f" at the chosen rates; {claim['across_rates']}".replace("|", "/")
+                verdict += f" at the chosen rates; {md_text(claim['across_rates'])}"
             parts.append(f"| {claim['table']} | {claim['claim']} | {verdict} | {reason} |")
         parts.append("")
     for section in sections:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from losslab._escape import md_text
 from losslab.experiments.classification.stats import decide, t_interval
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ def across_rates_markdown(verdicts: Mapping[str, AcrossRates]) -> str:
             else:
                 cells.append(f"{100 * row.mean:+.2f} [{100 * row.low:+.2f}, {100 * row.high:+.2f}] "
                              f"{marks[row.decision]}")
-        lines.append(f"| {loss} | " + " | ".join(cells) + f" | {verdict.statement} |")
+        lines.append(f"| {md_text(loss)} | " + " | ".join(cells) + f" | {verdict.statement} |")
     return ("The verdict across rates: each loss's validation accuracy minus cross-entropy's at "
             "every rate of the sweep, in points (mean over the paired sweep seeds, "
             f"{100 * CONFIDENCE:g}% t-interval, not adjusted across rates; ▲ better, ▼ worse, "

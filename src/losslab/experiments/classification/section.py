@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from losslab._escape import md_text
 from losslab.report import Figure, Section
 
 # The paper's loss names (its tables' rows) and ours.
@@ -425,7 +426,8 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
     options = task.source.options
     parts += [*decision_part, "", f"**The paper's claim:** {claim['claim']} — "
                               f"**{claim['verdict']}** ({claim['reason']})"
-                              + (f"; {claim['across_rates']}" if claim.get("across_rates") else "")
+                              + (f"; {md_text(claim['across_rates'])}" if claim.get("across_rates")
+                                 else "")
                               + ".", "",
                               f"**Stand-in:** `{stand_in.task}` — {spec.differences}", "",
                               f"Training: Adam, task learning rate {settings.lr} (the tuned "

@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from losslab._escape import md_text
 from losslab.experiments.classification.store import ResultsStore
 from losslab.report import Figure
 
@@ -96,7 +97,7 @@ def seed_tables_markdown(selections: dict[str, Any]) -> str:
         if choice is None or not choice.rates:
             continue
         seeds = next(iter(choice.rates.values())).seeds
-        lines = [f"| {loss}: lr | mean | sd | SE | " + " | ".join(f"seed {seed}" for seed in seeds)
+        lines = [f"| {md_text(loss)}: lr | mean | sd | SE | " + " | ".join(f"seed {seed}" for seed in seeds)
                  + " | rule |", "|---|---:|---:|---:|" + "---:|" * len(seeds) + ":---|"]
 
         def number(value: float) -> str:
