@@ -456,7 +456,8 @@ def _asha(db: Path, **options):
 
     return compare(task="digits-mlp", losses=["cross_entropy", "l"], seeds=1, epochs=4, max_train=200,
                    max_test=80, protocol="tuned", sweep_scheduler="asha", lr_points=3,
-                   lr_extend_decades=0, threads=1, progress=False, log=lambda _: None, db=db, **options)
+                   lr_extend_decades=0, sweep_seeds=1, threads=1, progress=False, log=lambda _: None,
+                   db=db, **options)
 
 
 def _halving_records(db: Path) -> dict[str, dict]:

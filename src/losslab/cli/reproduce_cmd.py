@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_device_options(parser)
     parser.add_argument("--only", type=comma_list, default=None,
                         help="comma-separated sections to run (e.g. shapes,regression)")
+    parser.add_argument("--tables", type=comma_list, default=None, metavar="N,N,...",
+                        help="classification tables to run (e.g. 3 or 3,4; default: 2,3,4,5)")
     parser.set_defaults(handler=run)
 
 
@@ -56,6 +58,19 @@ def run(args: argparse.Namespace) -> int:
         options["classification_device"] = check_device(args.device)
     if args.amp is not None:
         options["classification_amp"] = args.amp
+    if args.tables is not None:
+        try:
+            options["classification_tables"] = [int(number) for number in args.tables]
+        except ValueError:
+            raise CommandError(f"--tables: expected comma-separated table numbers (2, 3, 4, 5), "
+                               f"got {','.join(args.tables)!r}") from None
+        from losslab.experiments.classification.section import TABLES
+
+        unknown = [n for n in options["classification_tables"] if n not in {t.number for t in TABLES}]
+        if unknown:
+            raise CommandError(f"--tables: expected table numbers among "
+                               f"{', '.join(str(t.number) for t in TABLES)}, got "
+                               f"{', '.join(map(str, unknown))}")
     started = time.perf_counter()
     out = args.out or f"reports/{args.preset}"
     reproduce(args.preset, out, seed=args.seed, only=tuple(args.only) if args.only else None,

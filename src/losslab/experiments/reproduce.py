@@ -67,8 +67,10 @@ def summary_section(sections: list[Section], wall_time: float) -> Section:
                   "| table | the paper's claim | verdict | why |", "|:---|:---|:---|:---|"]
         for claim in claims:
             reason = md_text(str(claim["reason"]).replace("|", "/"))
-            parts.append(f"| {claim['table']} | {claim['claim']} | **{md_text(claim['verdict'])}** "
-                         f"| {reason} |")
+            verdict = f"**{md_text(claim['verdict'])}**"
+            if claim.get("across_rates"):  # the answer depends on the learning rate: say so
+                verdict += f" at the chosen rates; {md_text(claim['across_rates'])}"
+            parts.append(f"| {claim['table']} | {claim['claim']} | {verdict} | {reason} |")
         parts.append("")
     for section in sections:
         for protocol in section.data.get("stand_in", {}).get("protocols", []):

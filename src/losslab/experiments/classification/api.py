@@ -222,7 +222,7 @@ def compare(
     val_fraction: float = 0.2,
     split_seed: int = 0,
     sweep_epochs: int | None = None,
-    sweep_seeds: int | Sequence[int] = 1,
+    sweep_seeds: int | Sequence[int] = 3,
     lr_extend_decades: int = 2,
     sweep_scheduler: str = "none",
     until_decided: bool = False,
@@ -282,7 +282,7 @@ def compare(
         val_fraction: share of the training data held out for validation, in (0, 1).
         split_seed: seed of the stratified validation split.
         sweep_epochs: epochs per sweep run (default: half the task's epochs, rounded up).
-        sweep_seeds: a number n (seeds 0..n-1) or explicit seeds of the sweep runs.
+        sweep_seeds: a number n (seeds 0..n-1, default 3) or explicit seeds of the sweep runs.
         lr_extend_decades: when a loss's best rate sits at an edge of the grid, the grid grows
             a decade on that side and is swept again, up to this many decades per side.
         sweep_scheduler: ``"asha"`` stops poor rates of the sweep early by successive

@@ -483,7 +483,7 @@ def task_markdown(task: TaskResults, metric: str = "accuracy") -> str:
     data = task.config.get("data", {})
     if task.protocol == "tuned":
         protocol = task.config["protocol"]
-        rate = (f"learning rate tuned per loss (**tuned protocol**: the best of "
+        rate = (f"learning rate tuned per loss (**tuned protocol**: chosen from "
                 f"{', '.join(_number(lr) for lr in protocol['lr_grid'])} on a "
                 f"{_number(protocol['validation']['fraction'])} validation split of the training "
                 f"data, {md_text(protocol['sweep_epochs'])} sweep epoch(s), sweep seed(s) "

@@ -63,7 +63,8 @@ def selection_markdown(task: Any, selections: dict[str, Any]) -> str:
             mismatched.append(f"{md_text(loss)} (test runs used {recorded[loss]:g}, sweep rows give "
                               f"{selection.lr:g})")
     text = [
-        f"Learning rate chosen per loss ({md_text(protocol['criterion'])}); validation accuracy "
+        f"Learning rate chosen per loss ({md_text(protocol['criterion'])}); validation accuracy (mean "
+        f"over the sweep seeds {md_text(', '.join(str(seed) for seed in protocol['sweep_seeds']))}) "
         f"after {md_text(protocol['sweep_epochs'])} sweep epoch(s) on a "
         f"{md_text(format(float(protocol['validation']['fraction']), 'g'))} stratified validation "
         f"split (seed {md_text(protocol['validation']['seed'])}) of the training "
@@ -89,6 +90,42 @@ def selection_markdown(task: Any, selections: dict[str, Any]) -> str:
         text += ["", "Warning: the sweep rows now select a different rate than the test runs used "
                  "(sweep rows changed after the test ran): " + "; ".join(mismatched)]
     return "\n".join(text)
+
+
+def seed_tables_markdown(selections: dict[str, Any]) -> str:
+    """Per loss, a compact table of the sweep: every rate's mean, spread (sd), standard error
+    and each seed's validation accuracy, and what the selection rule made of the rate."""
+    parts = []
+    for loss, selection in selections.items():
+        choice = selection.choice
+        if choice is None or not choice.rates:
+            continue
+        seeds = next(iter(choice.rates.values())).seeds
+        lines = [f"| {md_text(loss)}: lr | mean | sd | SE | " + " | ".join(f"seed {seed}" for seed in seeds)
+                 + " | rule |", "|---|---:|---:|---:|" + "---:|" * len(seeds) + ":---|"]
+
+        def number(value: float) -> str:
+            return "–" if math.isnan(value) else f"{value:.4f}"
+
+        for lr, record in choice.rates.items():
+            if lr == choice.lr:
+                status = "**chosen**" + (f" ({choice.fallback})" if choice.fallback else "")
+            elif record.excluded is not None:
+                status = f"dropped: {record.excluded}"
+            elif lr in choice.candidates:
+                status = "within one SE of the best mean, larger spread or rate"
+            else:
+                status = "below the best mean by more than one SE"
+            rate = f"**{_rate(lr)}**" if lr == choice.lr else _rate(lr)
+            scores = ["diverged" if score is None else f"{score:.4f}" for score in record.scores]
+            lines.append(f"| {rate} | {number(record.mean)} | {number(record.sd)} | "
+                         f"{number(record.se)} | " + " | ".join(scores) + f" | {status} |")
+        parts.append("\n".join(lines))
+    if not parts:
+        return ""
+    return ("Every rate on every sweep seed (validation accuracy; mean, sd and standard error "
+            "over the seeds; what the selection rule made of the rate):\n\n"
+            + "\n\n".join(parts))
 
 
 def sensitivity_figure(task: Any, selections: dict[str, Any], out_dir: str | Path, stem: str
@@ -211,6 +248,20 @@ def step_size_parts(store: ResultsStore, task: Any, out_dir: str | Path, stem: s
     if task.protocol == "tuned":
         selections = tuned_selections(store, task)
         parts += [selection_markdown(task, selections), ""]
+        seed_tables = seed_tables_markdown(selections)
+        if seed_tables:
+            parts += [seed_tables, ""]
+        from losslab.experiments.classification.rates import (
+            across_rates_markdown,
+            summary_statement,
+            table_across_rates,
+        )
+
+        verdicts = table_across_rates(selections)
+        if verdicts:
+            parts += [across_rates_markdown(verdicts), ""]
+            data["across_rates"] = {loss: verdict.to_dict() for loss, verdict in verdicts.items()}
+            data["across_rates_statement"] = summary_statement(verdicts)
         figure = sensitivity_figure(task, selections, out_dir, f"sensitivity-{stem}")
         if figure is not None:
             figures.append(figure)

@@ -8,11 +8,12 @@ better objective" with "a better step size". The tuned protocol separates the tw
    (default: 5 rates over 2 decades centred on the task's rate) for a short budget, on the
    training split minus a stratified, seeded validation part, and score on that validation
    part. The test split is never loaded for it (see :mod:`.splits` for the recorded ids).
-2. **Selection**: the rate with the most correct validation predictions after the sweep's
-   last epoch, summed over the sweep seeds. Counts are exact integers
-   (``round(accuracy × validation size)`` of the recorded accuracy), so "equal" means equal
-   counts; ties go to the smaller rate. A sweep run whose loss became non-finite counts as
-   zero correct. The choice is a pure function of the sweep rows in the database.
+2. **Selection**: every rate is swept on several seeds (default 3) and chosen by the mean
+   validation accuracy with a rule that prefers stability when rates are within noise and
+   never picks a rate where a seed diverged or collapsed (see :mod:`.selection`, which also
+   says why no search library is used). Counts are exact integers
+   (``round(accuracy × validation size)`` of the recorded accuracy). The choice is a pure
+   function of the sweep rows in the database.
 3. **Test** (stage ``"test"``): every loss at its chosen rate, over the comparison's seeds,
    trained on the full training split and scored on the test split. The run config records
    the protocol (grid, validation split, sweep budget) and, unhashed, the scores behind the
@@ -37,6 +38,13 @@ from losslab.experiments.classification.runner import (
     check_seeds,
     run_grid,
 )
+from losslab.experiments.classification.selection import (  # noqa: F401 - select_learning_rate re-exported
+    RULE,
+    RateChoice,
+    choose_from_sweep,
+    rule_record,
+    select_learning_rate,
+)
 from losslab.experiments.classification.splits import ValidationSplit
 from losslab.experiments.classification.store import ResultsStore, RunKey, RunStore, config_hash
 
@@ -48,9 +56,8 @@ DEFAULT_VAL_FRACTION = 0.2
 DEFAULT_LR_EXTEND_DECADES = 2
 SCHEDULERS: tuple[str, ...] = ("none", "asha")
 DEFAULT_HALVING_ETA = 3
-CRITERION = ("most correct validation predictions after the sweep's last epoch, summed over the "
-             "sweep seeds (exact integer counts); ties go to the smaller learning rate; a "
-             "diverged run counts as zero correct")
+DEFAULT_SWEEP_SEEDS = 3
+CRITERION = "after the sweep's last epoch, " + RULE
 
 
 def log_grid(centre: float, *, decades: float = DEFAULT_LR_DECADES,
@@ -104,7 +111,9 @@ class TuningSettings:
         sweep_epochs: epochs of a sweep run; None for half the task's epochs (rounded up).
             A short budget favours rates that learn fast early; pass the task's epochs to
             remove that bias at a higher cost.
-        sweep_seeds: a number n (seeds 0..n-1) or explicit seeds of the sweep runs.
+        sweep_seeds: a number n (seeds 0..n-1) or explicit seeds of the sweep runs; every
+            rate is swept on each of them (default 3; 1 still works, without the stability
+            part of the rule, see :mod:`.selection`).
         lr_extend_decades: when the chosen rate sits at an edge of the grid, the grid grows a
             decade on that side (same log spacing) and the new rates are swept, up to this many
             decades per side; 0 keeps the grid as given.
@@ -123,7 +132,7 @@ class TuningSettings:
     val_fraction: float = DEFAULT_VAL_FRACTION
     split_seed: int = 0
     sweep_epochs: int | None = None
-    sweep_seeds: int | tuple[int, ...] = 1
+    sweep_seeds: int | tuple[int, ...] = DEFAULT_SWEEP_SEEDS
     lr_extend_decades: int = DEFAULT_LR_EXTEND_DECADES
     scheduler: str = "none"
     halving_eta: int = DEFAULT_HALVING_ETA
@@ -178,6 +187,7 @@ class TuningSettings:
             "sweep_epochs": self.epochs_for(task.settings.epochs),
             "sweep_seeds": self.seeds,
             "criterion": CRITERION,
+            "selection": rule_record(),
             "lr_extension": {"max_decades_per_side": self.lr_extend_decades},
             **({"scheduler": self.scheduler_record(task)} if self.scheduler != "none" else {}),
         }
@@ -228,8 +238,10 @@ class Selection:
     """The learning rate chosen for one (task, loss), and the sweep scores behind it.
 
     ``scores`` maps each rate to ``(correct, total)`` validation predictions summed over the
-    sweep seeds; ``diverged`` lists rates where a sweep run's loss became non-finite;
-    ``lr`` is None while some sweep run of the grid is not done.
+    sweep seeds; ``per_seed`` to every seed's ``(seed, correct, total, diverged)``;
+    ``diverged`` lists rates where a sweep run's loss became non-finite; ``choice`` is the
+    rule's record (mean, spread, standard error and every seed's score per rate, see
+    :mod:`.selection`); ``lr`` is None while some sweep run of the grid is not done.
     """
 
     task: str
@@ -245,6 +257,8 @@ class Selection:
     at_edge: str | None = None  # "low" / "high": the choice still sits at that edge
     stopped: dict[float, int] = field(default_factory=dict)  # rate -> epoch successive halving stopped it
     scheduler: dict[str, Any] | None = None  # the halving record (rungs, decisions, epochs saved)
+    per_seed: dict[float, list[tuple[int, int, int, bool]]] = field(default_factory=dict)
+    choice: RateChoice | None = None
 
     @property
     def added_rates(self) -> list[float]:
@@ -265,22 +279,12 @@ class Selection:
             "added_rates": self.added_rates,
             "extended_decades": dict(self.extended),
             "at_edge": self.at_edge,
+            **({"rates": {repr(lr): record.to_dict() for lr, record in self.choice.rates.items()},
+                "within_one_se": self.choice.within, "candidates": list(self.choice.candidates),
+                "fallback": self.choice.fallback} if self.choice is not None else {}),
             **({"stopped_early": {repr(lr): epoch for lr, epoch in self.stopped.items()},
                 "scheduler": self.scheduler} if self.scheduler is not None else {}),
         }
-
-
-def select_learning_rate(scores: Mapping[float, tuple[int, int] | int]) -> float:
-    """The rate with the most correct predictions; ties go to the smaller rate.
-
-    ``scores`` maps a rate to ``correct`` or ``(correct, total)`` (every rate must be scored
-    on the same validation samples, so counts compare exactly).
-    """
-    if not scores:
-        raise ValueError("scores: expected at least one scored learning rate, got none")
-    counts = {float(lr): int(v[0] if isinstance(v, tuple) else v) for lr, v in scores.items()}
-    # Sorting by (-correct, lr) puts the most correct first and, among equals, the smallest rate.
-    return min(counts, key=lambda lr: (-counts[lr], lr))
 
 
 def _correct_count(store: ResultsStore, run: Mapping[str, Any]) -> tuple[int, int]:
@@ -325,20 +329,22 @@ def derive_selection(store: ResultsStore, test_config: Mapping[str, Any], protoc
     extended = {"low": 0, "high": 0}
     by_key: dict[RunKey, int | None] = {}
     while True:
-        scores, diverged, missing, missing_rates = _sweep_scores(
+        scores, diverged, missing, missing_rates, per_seed = _sweep_scores(
             store, test_config, protocol, loss, grid, by_key, stopped)
         if "scheduler" in protocol and halving is None:
             missing = missing or ["the successive-halving decisions"]
         if missing:
             return Selection(str(test_config["task"]), loss, None, grid, scores, diverged, missing,
-                             missing_rates, base, extended, stopped=stopped, scheduler=halving)
-        chosen = select_learning_rate(scores)
+                             missing_rates, base, extended, stopped=stopped, scheduler=halving,
+                             per_seed=per_seed)
+        choice = choose_from_sweep(per_seed, protocol)
+        chosen = choice.lr
         edges = [side for side, edge in (("low", grid[0]), ("high", grid[-1])) if chosen == edge]
         growable = [side for side in edges if extended[side] < limit]
         if not growable:
             return Selection(str(test_config["task"]), loss, chosen, grid, scores, diverged, [],
                              [], base, extended, edges[0] if edges else None, stopped=stopped,
-                             scheduler=halving)
+                             scheduler=halving, per_seed=per_seed, choice=choice)
         added: list[float] = []
         for side in growable:
             added += decade_beyond(base, grid[0] if side == "low" else grid[-1], side)
@@ -349,10 +355,12 @@ def derive_selection(store: ResultsStore, test_config: Mapping[str, Any], protoc
 def _sweep_scores(store: ResultsStore, test_config: Mapping[str, Any], protocol: Mapping[str, Any],
                   loss: str, grid: Sequence[float], by_key: dict[RunKey, int | None],
                   stopped: Mapping[float, int] | None = None,
-                  ) -> tuple[dict[float, tuple[int, int]], list[float], list[str], list[float]]:
-    """(scores, diverged rates, missing runs, rates with a missing run) over ``grid``; rates
-    that successive halving ``stopped`` early take no part."""
+                  ) -> tuple[dict[float, tuple[int, int]], list[float], list[str], list[float],
+                             dict[float, list[tuple[int, int, int, bool]]]]:
+    """(scores, diverged rates, missing runs, rates with a missing run, per-seed scores) over
+    ``grid``; rates that successive halving ``stopped`` early take no part."""
     scores: dict[float, tuple[int, int]] = {}
+    per_seed: dict[float, list[tuple[int, int, int, bool]]] = {}
     diverged: list[float] = []
     missing: list[str] = []
     missing_rates: list[float] = []
@@ -361,6 +369,7 @@ def _sweep_scores(store: ResultsStore, test_config: Mapping[str, Any], protocol:
             continue
         correct_sum = total_sum = 0
         complete = True
+        seed_scores: list[tuple[int, int, int, bool]] = []
         for seed in protocol["sweep_seeds"]:
             key = sweep_key(test_config, protocol, lr, loss, int(seed))
             if key not in by_key:
@@ -379,9 +388,11 @@ def _sweep_scores(store: ResultsStore, test_config: Mapping[str, Any], protocol:
             correct, total = _correct_count(store, run)
             correct_sum += correct
             total_sum += total
+            seed_scores.append((int(seed), correct, total, run["status"] == "diverged"))
         if complete:
             scores[lr] = (correct_sum, total_sum)
-    return scores, diverged, missing, missing_rates
+            per_seed[lr] = seed_scores
+    return scores, diverged, missing, missing_rates, per_seed
 
 
 def _run(store: ResultsStore, run_id: int) -> dict[str, Any] | None:

@@ -1,0 +1,68 @@
+"""Whether a lighter run's verdicts agree with a heavier one's (the demo with the published run).
+
+A run with fewer seeds and smaller stand-ins has wider intervals, so it may fail to decide
+where the heavier run decides: "undecided" against "holds" or "does not hold" is weaker, not
+a contradiction. Any other difference is one: "holds" against "does not hold", and also a
+decided verdict where the heavier run stays undecided (the lighter run would claim more than
+its evidence allows). :func:`verdict_conflicts` lists them from two ``reproduce`` JSON files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+VERDICTS: tuple[str, ...] = ("holds", "does not hold", "undecided")
+
+
+def claims_by_table(report: Mapping[str, Any] | Sequence[Mapping[str, Any]], *, name: str = "report"
+                    ) -> dict[int, str]:
+    """``{table: verdict}`` of a ``reproduce`` JSON (every section's ``claims``) or of a list of
+    claim records, each checked (a table number, a known verdict, no table twice)."""
+    if isinstance(report, Mapping):
+        sections = report.get("sections")
+        if not isinstance(sections, Mapping):
+            raise ValueError(f"{name}: expected a reproduce JSON with a 'sections' mapping, got "
+                             f"keys {sorted(report)!r}")
+        claims = [claim for section in sections.values() if isinstance(section, Mapping)
+                  for claim in section.get("claims", [])]
+    elif isinstance(report, Sequence) and not isinstance(report, (str, bytes)):
+        claims = list(report)
+    else:
+        raise TypeError(f"{name}: expected a reproduce JSON mapping or a list of claims, got "
+                        f"{type(report).__name__}")
+    verdicts: dict[int, str] = {}
+    for claim in claims:
+        if not isinstance(claim, Mapping):
+            raise ValueError(f"{name}: expected each claim to be a mapping, got {claim!r}")
+        table, verdict = claim.get("table"), claim.get("verdict")
+        if isinstance(table, bool) or not isinstance(table, int):
+            raise ValueError(f"{name}: expected an integer 'table' in each claim, got {table!r}")
+        if verdict not in VERDICTS:
+            raise ValueError(f"{name}: table {table}: expected a verdict among "
+                             f"{', '.join(VERDICTS)}, got {verdict!r}")
+        if verdicts.get(table, verdict) != verdict:
+            raise ValueError(f"{name}: table {table} has two verdicts, {verdicts[table]!r} and {verdict!r}")
+        verdicts[table] = verdict
+    return verdicts
+
+
+def verdict_conflicts(quick: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                      standard: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per table where the lighter run (``quick``) contradicts the heavier one
+    (``standard``): the same verdict or "undecided" in ``quick`` is compatible, anything else
+    is not. Tables only one of them ran are not compared."""
+    light = claims_by_table(quick, name="quick")
+    heavy = claims_by_table(standard, name="standard")
+    conflicts = []
+    for table in sorted(set(light) & set(heavy)):
+        if light[table] not in (heavy[table], "undecided"):
+            conflicts.append(f"Table {table}: the quick run says {light[table]!r}, the standard "
+                             f"run {heavy[table]!r}")
+    return conflicts
+
+
+def verdicts_compatible(quick: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                        standard: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> bool:
+    """True when no verdict of ``quick`` contradicts ``standard`` (see :func:`verdict_conflicts`)."""
+    return not verdict_conflicts(quick, standard)
