@@ -38,6 +38,10 @@ test: setup-test
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The loss library's unit tests alone: what a contributor runs before every commit.
+test-fast: setup-test
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS) -q
+
 lint: setup-test
 	$(VENV)/bin/ruff check .
 

@@ -1,10 +1,22 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules, and the suite's layout.
+
+``tests/unit``: the loss library (fast; ``make test-fast``). ``tests/lab``: the lab in-process
+(comparisons, stores, reports). ``tests/integration``: subprocesses, SIGKILL, Ray clusters,
+CUDA, the documentation build and Transformers, all marked ``slow``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/integration is ``slow`` (``-m "not slow"`` leaves them out)."""
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Adding a backend is one new module here (a :class:`.base.Backend` and its
 :class:`.base.Session`) and one line in :data:`BACKENDS`. Every registered backend runs the
-same conformance tests (``tests/test_execution_conformance.py``).
+same conformance tests (``tests/integration/test_execution_conformance.py``).
 """
 
 from __future__ import annotations

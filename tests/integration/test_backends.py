@@ -34,7 +34,7 @@ METRICS = ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_c
 GRID = ["--task", "digits-mlp", "--losses", "cross_entropy,l", "--seeds", "2",
         "--max-train", "200", "--max-test", "80", "--threads", "1", "--no-progress"]
 INSIDE = "LOSSLAB_TEST_PRIVATE_NETWORK"
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -114,7 +114,7 @@ def in_private_network(request: pytest.FixtureRequest, timeout: float = 1500) ->
         pytest.skip(problem)
     command = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
                sys.executable, "-m", "pytest", request.node.nodeid, "-q", "-rs", "-p", "no:cacheprovider"]
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     result = subprocess.run(command, cwd=root, env=_env(**{INSIDE: "1"}), capture_output=True,
                             text=True, timeout=timeout)
     output = result.stdout + result.stderr

@@ -22,7 +22,7 @@ from losslab.experiments.classification.storage import (
 )
 from losslab.experiments.classification.tuning import read_halving
 
-FIXTURE = Path(__file__).parent / "fixtures" / "legacy_main.sqlite"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "legacy_main.sqlite"
 SHARED = ["--task", "digits-mlp", "--losses", "cross_entropy,m", "--seeds", "2", "--epochs", "2",
           "--max-train", "300", "--max-test", "200", "--no-progress", "--threads", "1"]
 TUNED = ["--protocol", "tuned", "--lr-points", "3", "--lr-decades", "1", "--sweep-epochs", "2",

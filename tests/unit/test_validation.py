@@ -198,7 +198,7 @@ def test_module_constructors_validate(call, error, message):
 
 
 def test_keras_adapter_uses_the_same_validators():
-    os.environ.setdefault("KERAS_BACKEND", "torch")    # as tests/test_keras.py: no TensorFlow here
+    os.environ.setdefault("KERAS_BACKEND", "torch")    # as tests/unit/test_keras.py: no TensorFlow here
     pytest.importorskip("keras", reason="the Keras adapter needs Keras 3 (Python >= 3.11)")
     from losslab.keras import losses as LK
 

@@ -17,7 +17,7 @@ from losslab.experiments.classification.agreement import (
     verdicts_compatible,
 )
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
 def _claims(**verdicts: str) -> list[dict]:

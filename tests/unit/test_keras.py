@@ -2,7 +2,7 @@
 
 This module runs on the backend of ``KERAS_BACKEND`` (torch when unset). In that run,
 ``test_other_required_backends`` starts the same module in a child pytest for each other
-required backend (torch and JAX), so one ``pytest tests/test_keras.py`` checks both; a Keras
+required backend (torch and JAX), so one ``pytest tests/unit/test_keras.py`` checks both; a Keras
 backend is fixed per process, which is why a child process is needed.
 """
 
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.filterwarnings(
 BACKEND = keras.backend.backend()
 REQUIRED_BACKENDS = ("torch", "jax")
 CHILD = os.environ.get("LOSSLAB_KERAS_CHILD") == "1"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RTOL, ATOL = 1e-5, 1e-6
 
 KINDS = ("m", "full_m", "l", "full_l")

@@ -12,7 +12,7 @@ import pytest
 
 from losslab.registry import FAMILIES, list_losses
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 pytest.importorskip("sphinx", reason="the docs extra (sphinx) is not installed")
 

@@ -411,7 +411,7 @@ def test_linear_loss_on_cuda_equals_the_cpu_in_float64_and_runs_in_bfloat16(name
 
 # --- scripts/gpu-check (its CPU-side parts) ------------------------------------------------------
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu-check"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu-check"
 
 
 def _script(*args: str) -> subprocess.CompletedProcess:
@@ -424,8 +424,8 @@ def test_gpu_check_dry_run_lists_its_steps(tmp_path):
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert any("[setup]" in line and "install" in line and "torch==2.13.0" in line for line in lines)
-    assert any("[CUDA tests" in line and "-k cuda" in line and "tests/test_linear_loss.py" in line
-               and "tests/test_backends.py" in line for line in lines)
+    assert any("[CUDA tests" in line and "-k cuda" in line and "tests/unit/test_linear_loss.py" in line
+               and "tests/integration/test_backends.py" in line for line in lines)
     assert any("bench --linear --device cuda" in line and "8192x4096x131072" in line for line in lines)
     assert any("bench --device cuda" in line for line in lines)
     assert f"{tmp_path}/gpu-check-" in run.stdout

@@ -21,7 +21,7 @@ import pytest
 ARGUMENTS = ["--task", "digits-mlp", "--losses", "cross_entropy,m", "--seeds", "3", "--epochs", "20",
              "--max-train", "400", "--max-test", "150", "--threads", "1", "--workers", "2",
              "--no-progress"]
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _workers_of(pid: int) -> list[int]:

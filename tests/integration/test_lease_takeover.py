@@ -22,7 +22,7 @@ import pytest
 
 from losslab.experiments.classification import planned_task, run_grid
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 EPOCHS = 30
 # Small batches: epochs slow enough (about 0.2 s) to watch the lease while the run trains.
 ARGUMENTS = ["--task", "digits-mlp", "--losses", "cross_entropy", "--seeds", "1", "--epochs", str(EPOCHS),

@@ -2,7 +2,7 @@
 
 Each case runs once per name in the backend registry (so a new backend is tested as soon
 as it is registered): ``inprocess`` and ``local`` here, ``ray`` inside a private network
-namespace (``unshare -n``, see tests/test_backends.py). The reference results are computed
+namespace (``unshare -n``, see tests/integration/test_backends.py). The reference results are computed
 without the controller or any backend: :func:`train_epochs` called directly, epoch by epoch.
 
 All grids are tiny (digits, 160 training samples, 2 losses × 2 seeds, one torch thread).
@@ -197,7 +197,7 @@ def test_every_module_of_the_execution_package_imports_alone_in_a_fresh_interpre
     names += ["losslab.experiments.classification.runner",
               "losslab.experiments.classification.ray_backend"]
     assert len(names) >= 9
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     for name in names:
         # Each module first, alone: a cycle shows as an ImportError on a partly initialised module.
         done = subprocess.run([sys.executable, "-c", f"import sys; import {name}; print('ray' in sys.modules)"],
