@@ -438,3 +438,18 @@ def test_a_best_rate_at_the_edge_grows_the_grid_up_to_its_limit(tmp_path):
                     epochs=1, max_train=300, max_test=100, protocol="tuned", lr_grid=[1e-3, 3e-3], sweep_seeds=1,
                     sweep_epochs=3, lr_extend_decades=1, progress=False, log=lambda _: None)
     assert again.sweep.trained == 0 and again.grid.trained == 0
+
+
+def test_successive_halving_is_named_for_what_it_is_and_asha_stays_an_alias():
+    from losslab.experiments.classification.tasks import planned_task
+    from losslab.experiments.classification.tuning import TuningSettings
+
+    task = planned_task("digits-mlp", preset="quick", overrides={"epochs": 4})
+    new = TuningSettings(scheduler="successive-halving", lr_points=3, sweep_seeds=1)
+    old = TuningSettings(scheduler="asha", lr_points=3, sweep_seeds=1)
+    assert new.scheduler == old.scheduler == "successive-halving"
+    # the record keeps the name databases were written with, so their runs keep their hash
+    assert new.protocol(task) == old.protocol(task)
+    assert new.protocol(task)["scheduler"]["name"] == "asha"
+    with pytest.raises(ValueError, match="sweep_scheduler: expected one of none, successive-halving"):
+        TuningSettings(scheduler="hyperband")

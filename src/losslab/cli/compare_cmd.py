@@ -98,10 +98,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="when a loss's best rate sits at an edge of the grid, grow the grid a "
                        "decade on that side and sweep again, up to this many decades per side "
                        "(default: 2; 0 keeps the grid as given)")
-    tuned.add_argument("--sweep-scheduler", choices=("none", "asha"), default="none",
-                       help="asha: stop poor rates early by successive halving (each rung keeps the "
-                       "best third of the rates; rungs at epochs ..., budget/9, budget/3, budget), on "
-                       "the same backend; decisions and the epochs saved are recorded (default: none)")
+    tuned.add_argument("--sweep-scheduler", choices=("none", "successive-halving", "asha"),
+                       default="none",
+                       help="successive-halving: stop poor rates early (each rung keeps the best "
+                       "third of the rates; rungs at epochs ..., budget/9, budget/3, budget; every "
+                       "rate of a rung finishes before it decides), on the same backend; decisions "
+                       "and the epochs saved are recorded. asha is its earlier name (default: none)")
     parser.add_argument("--metric", default="accuracy",
                         choices=("accuracy", "macro_f1", "balanced_accuracy", "nll", "ece", "brier",
                                  "perplexity"),

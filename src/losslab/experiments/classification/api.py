@@ -285,8 +285,9 @@ def compare(
         sweep_seeds: a number n (seeds 0..n-1, default 3) or explicit seeds of the sweep runs.
         lr_extend_decades: when a loss's best rate sits at an edge of the grid, the grid grows
             a decade on that side and is swept again, up to this many decades per side.
-        sweep_scheduler: ``"asha"`` stops poor rates of the sweep early by successive
-            halving (see :class:`.tuning.TuningSettings`); ``"none"`` trains every rate fully.
+        sweep_scheduler: ``"successive-halving"`` (or its earlier name ``"asha"``) stops poor
+            rates of the sweep early by successive halving (see
+            :class:`.tuning.TuningSettings`); ``"none"`` trains every rate fully.
         until_decided: treat ``seeds`` as the first round and add seeds in rounds until every
             loss's paired 95% interval half-width against cross-entropy is at most
             ``target_width`` points, or ``max_seeds`` is reached (see :mod:`.sequential`:

@@ -35,7 +35,7 @@ rule needs every rate's full-budget score on every seed (its spread is part of t
 Optuna's ``GridSampler`` would enumerate the same grid again with a second store beside the
 results database, and its pruners (median, successive halving) stop rates on partial curves
 from single trials, which is what the rule must not do; Ray Tune's schedulers are the same
-idea on a cluster. Pruning stays available as the sweep's ``"asha"`` scheduler (see
+idea on a cluster. Pruning stays available as the sweep's ``"successive-halving"`` scheduler (see
 :mod:`.tuning`), and a closed-form rule over the recorded scores keeps the choice exactly
 reproducible from the database.
 """

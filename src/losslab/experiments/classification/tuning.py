@@ -54,7 +54,11 @@ DEFAULT_VAL_FRACTION = 0.2
 # A rate chosen at an edge of the grid may be beaten by one beyond it: the grid grows by a
 # decade on that side, at most this many decades per side, before the choice is final.
 DEFAULT_LR_EXTEND_DECADES = 2
-SCHEDULERS: tuple[str, ...] = ("none", "asha")
+SCHEDULERS: tuple[str, ...] = ("none", "successive-halving")
+# "asha" is the name this scheduler had first: still accepted, and still the name written into
+# the protocol record, so tuned runs recorded before the rename keep their config hash.
+SCHEDULER_ALIASES: dict[str, str] = {"asha": "successive-halving"}
+_RECORDED_NAME = {"successive-halving": "asha"}
 DEFAULT_HALVING_ETA = 3
 DEFAULT_SWEEP_SEEDS = 3
 CRITERION = "after the sweep's last epoch, " + RULE
@@ -117,13 +121,14 @@ class TuningSettings:
         lr_extend_decades: when the chosen rate sits at an edge of the grid, the grid grows a
             decade on that side (same log spacing) and the new rates are swept, up to this many
             decades per side; 0 keeps the grid as given.
-        scheduler: ``"none"`` (every rate trains the whole sweep budget) or ``"asha"``: poor
+        scheduler: ``"none"`` (every rate trains the whole sweep budget) or
+            ``"successive-halving"`` (``"asha"``, its earlier name, is accepted): poor
             rates stop early by successive halving (the synchronous form of ASHA) on the
             grid's backend: every rate trains to the first rung, the best 1/``halving_eta``
             (by the selection criterion at that epoch) go on to the next, and so on up to
             the sweep budget (see :func:`halving_rungs`). Decisions are a pure function of
             the recorded scores, stored in the database and described in the report.
-        halving_eta: the reduction factor of ``"asha"`` (an integer >= 2).
+        halving_eta: the reduction factor of successive halving (an integer >= 2).
     """
 
     lr_grid: tuple[float, ...] | None = None
@@ -156,6 +161,8 @@ class TuningSettings:
         extend = self.lr_extend_decades
         if isinstance(extend, bool) or not isinstance(extend, int) or not 0 <= extend <= 6:
             raise ValueError(f"lr_extend_decades: expected an integer from 0 to 6, got {extend!r}")
+        if isinstance(self.scheduler, str):
+            object.__setattr__(self, "scheduler", SCHEDULER_ALIASES.get(self.scheduler, self.scheduler))
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"sweep_scheduler: expected one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
         eta = self.halving_eta
@@ -193,9 +200,9 @@ class TuningSettings:
         }
 
     def scheduler_record(self, task: PlannedTask) -> dict[str, Any]:
-        """How ``"asha"`` prunes the sweep (part of the tuned runs' protocol)."""
+        """How successive halving prunes the sweep (part of the tuned runs' protocol)."""
         epochs = self.epochs_for(task.settings.epochs)
-        return {"name": self.scheduler, "method": "successive halving (synchronous ASHA)",
+        return {"name": _RECORDED_NAME[self.scheduler], "method": "successive halving (synchronous ASHA)",
                 "eta": self.halving_eta, "rungs": halving_rungs(epochs, self.halving_eta),
                 "rule": "at each rung keep the best ceil(n / eta) rates by the selection criterion "
                         "at that epoch (ties to the smaller rate); the others stop there"}
@@ -473,7 +480,7 @@ def run_tuned(
                                "backend": backend}
     if lease is not None:
         options["lease"] = lease
-    if tuning.scheduler == "asha":
+    if tuning.scheduler == "successive-halving":
         sweep = _merge([successive_halving(store, task, losses, tuning, **options) for task in tasks])
     else:
         sweep = run_grid(rows, losses, tuning.seeds, db=store, stage="sweep", **options)
@@ -548,7 +555,7 @@ def _rung_score(store: ResultsStore, run_id: int | None, epoch: int) -> tuple[in
 
 def successive_halving(store: ResultsStore, task: PlannedTask, losses: Sequence[str],
                        tuning: TuningSettings, **options: Any) -> GridResult:
-    """Sweep one task's grid with successive halving (``tuning.scheduler == "asha"``).
+    """Sweep one task's grid with successive halving (``tuning.scheduler == "successive-halving"``).
 
     Every rate trains to the first rung; per loss, the best ``ceil(n / eta)`` rates by the
     selection criterion at that epoch go on to the next rung, the others stop there; the last
