@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from losslab.experiments.classification import planned_task, run_grid
-from losslab.experiments.classification.runner import TrainingSettings
+from losslab.experiments.classification.execution.runner import TrainingSettings
 
 METRICS = ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_cross_entropy",
            "grad_mean", "grad_sd")

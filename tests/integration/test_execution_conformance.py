@@ -26,10 +26,15 @@ from losslab.experiments.classification.execution import (
     backend_names,
     get_backend,
 )
-from losslab.experiments.classification.runner import PlannedTask
-from losslab.experiments.classification.store import EPOCH_FIELDS, ResultsStore, RunKey, config_hash
-from losslab.experiments.classification.training import EpochRecord, train_epochs
-from losslab.experiments.classification.tuning import TuningSettings, sweep_tasks
+from losslab.experiments.classification.execution.runner import PlannedTask
+from losslab.experiments.classification.protocols.tuning import TuningSettings, sweep_tasks
+from losslab.experiments.classification.storage import (
+    EPOCH_FIELDS,
+    ResultsStore,
+    RunKey,
+    config_hash,
+)
+from losslab.experiments.classification.trial.training import EpochRecord, train_epochs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_backends import _namespace_problem, _ray_installed, in_private_network
@@ -194,8 +199,8 @@ def test_every_module_of_the_execution_package_imports_alone_in_a_fresh_interpre
 
     names = [package.__name__] + [info.name for info in pkgutil.walk_packages(package.__path__,
                                                                               package.__name__ + ".")]
-    names += ["losslab.experiments.classification.runner",
-              "losslab.experiments.classification.ray_backend"]
+    names += ["losslab.experiments.classification.execution.runner",
+              "losslab.experiments.classification.execution.ray_backend"]
     assert len(names) >= 9
     src = str(Path(__file__).resolve().parents[2] / "src")
     for name in names:

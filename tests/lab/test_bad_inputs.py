@@ -145,7 +145,7 @@ def test_a_huge_or_empty_number_of_seeds_is_a_clear_error(tmp_path, cli_run, see
 
 
 def test_python_seed_checks_refuse_huge_values():
-    from losslab.experiments.classification.runner import check_seeds
+    from losslab.experiments.classification.execution.runner import check_seeds
 
     with pytest.raises(ValueError, match=r"seeds: expected a number of seeds from 1 to 100,000"):
         check_seeds(10**30)

@@ -351,7 +351,12 @@ def test_report_command_writes_tables_and_curves(tmp_path, _cli_run):
 
 
 def test_reproduce_section_puts_paper_tables_beside_ours_and_skips_missing_data(tmp_path):
-    from losslab.experiments.classification.section import TABLES, StandIn, TableSpec, build_section
+    from losslab.experiments.classification.reporting.section import (
+        TABLES,
+        StandIn,
+        TableSpec,
+        build_section,
+    )
     from losslab.experiments.reproduce import ReproduceContext
 
     tiny = TableSpec(

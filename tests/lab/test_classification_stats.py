@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from losslab.experiments.classification.stats import (
+from losslab.experiments.classification.reporting.stats import (
     compare_losses,
     holm_adjust,
     paired_difference,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from losslab.experiments.classification.stats import (
+from losslab.experiments.classification.reporting.stats import (
     bootstrap_interval,
     compare_losses,
     decide,
@@ -159,7 +159,10 @@ def test_equivalence_reading():
 
 
 def test_the_report_opens_with_the_claims_and_the_ranked_lines():
-    from losslab.experiments.classification.report import decision_lines, statistics_markdown
+    from losslab.experiments.classification.reporting.report import (
+        decision_lines,
+        statistics_markdown,
+    )
     from losslab.experiments.reproduce import summary_section
     from losslab.report import Section
 
@@ -193,7 +196,7 @@ def test_the_report_opens_with_the_claims_and_the_ranked_lines():
 
 
 def test_groups_are_named_by_the_settings_that_differ():
-    from losslab.experiments.classification.report import differing_settings
+    from losslab.experiments.classification.reporting.report import differing_settings
 
     a = {"task": "t", "data": {"model": "mlp", "options": {"max_train": 100}},
          "training": {"epochs": 5, "lr": 0.001, "batch_size": 32}}
@@ -206,7 +209,7 @@ def test_groups_are_named_by_the_settings_that_differ():
 
 
 def test_rows_still_training_elsewhere_are_marked_incomplete():
-    from losslab.experiments.classification.report import TaskResults, statistics_markdown
+    from losslab.experiments.classification.reporting.report import TaskResults, statistics_markdown
 
     def run(loss, seed, status, accuracy):
         return {"loss": loss, "seed": seed, "status": status,

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from losslab.experiments.classification import planned_task, run_grid
-from losslab.experiments.classification.forest import (
+from losslab.experiments.classification.reporting.forest import (
     comparison_rows,
     forest_group,
     summary_forest,
     table_forest,
 )
-from losslab.experiments.classification.stats import compare_losses
+from losslab.experiments.classification.reporting.stats import compare_losses
 from losslab.plotting.forest import (
     ForestGroup,
     forest_figure,
@@ -94,7 +94,7 @@ def _table_cells(markdown: str, loss: str) -> tuple[float, float, float]:
 @pytest.fixture(scope="module")
 def small_report(tmp_path_factory):
     """A real comparison (digits, 3 losses, 3 seeds, 2 epochs) and its written report."""
-    from losslab.experiments.classification.report import write_report
+    from losslab.experiments.classification.reporting.report import write_report
 
     folder = tmp_path_factory.mktemp("report")
     db = folder / "r.sqlite"
@@ -124,7 +124,12 @@ def test_a_real_comparison_opens_with_its_forest_plot(small_report):
 
 
 def test_reproduce_tables_and_summary_carry_the_paper_marks(tmp_path):
-    from losslab.experiments.classification.section import TABLES, StandIn, TableSpec, build_section
+    from losslab.experiments.classification.reporting.section import (
+        TABLES,
+        StandIn,
+        TableSpec,
+        build_section,
+    )
     from losslab.experiments.reproduce import ReproduceContext, summary_section
 
     tiny = TableSpec(3, TABLES[1].paper_setting, TABLES[1].paper, differences="tiny digits",

@@ -17,7 +17,7 @@ pytest.importorskip("transformers", reason="the hf extra (transformers) is not i
 pytest.importorskip("tokenizers", reason="the hf extra (tokenizers) is not installed")
 
 from losslab.experiments.classification import language
-from losslab.experiments.classification.training import (
+from losslab.experiments.classification.trial.training import (
     PreparedData,
     TrainingSettings,
     train_epochs,
@@ -155,7 +155,7 @@ def test_finetuning_starts_from_the_cached_cross_entropy_checkpoint(tmp_path):
 
 
 def test_sweep_stage_never_reads_the_test_split(tmp_path):
-    from losslab.experiments.classification.splits import ValidationSplit
+    from losslab.experiments.classification.planning.splits import ValidationSplit
 
     source = _source(tmp_path)
     source.validation = ValidationSplit(0.25, seed=3)

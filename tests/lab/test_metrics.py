@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn import metrics as sk
 
-from losslab.experiments.classification.metrics import (
+from losslab.experiments.classification.trial.metrics import (
     METRICS,
     MetricAccumulator,
     check_metric,
@@ -84,7 +84,7 @@ def test_bad_input_is_named():
 
 def test_every_epoch_records_the_metrics_and_its_reliability_bins(tmp_path):
     from losslab.experiments.classification import compare
-    from losslab.experiments.classification.store import ResultsStore
+    from losslab.experiments.classification.storage import ResultsStore
 
     compare(task="digits-mlp", losses=["cross_entropy", "m"], seeds=1, epochs=2, max_train=200,
             max_test=90, db=tmp_path / "m.sqlite", progress=False, log=lambda _: None)
@@ -107,7 +107,7 @@ def test_exports_round_trip_through_pandas_and_csv(tmp_path, cli_run):
     import pandas as pd
 
     from losslab.experiments.classification import compare
-    from losslab.experiments.classification.store import ResultsStore
+    from losslab.experiments.classification.storage import ResultsStore
 
     db = tmp_path / "x.sqlite"
     result = compare(task="digits-mlp", losses=["cross_entropy", "l"], seeds=2, epochs=2,
@@ -142,7 +142,7 @@ def test_curves_round_trip_through_tensorboard_and_mlflow(tmp_path, cli_run):
     from mlflow import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from losslab.experiments.classification.store import ResultsStore
+    from losslab.experiments.classification.storage import ResultsStore
 
     db, board, tracking = tmp_path / "t.sqlite", tmp_path / "tb", tmp_path / "mlruns"
     arguments = ("compare", "--task", "digits-mlp", "--losses", "cross_entropy,full_m", "--seeds", "2",
@@ -191,7 +191,7 @@ def test_verdicts_and_precision_can_read_another_metric(tmp_path):
     outcome = result.precision["digits-mlp"]
     assert outcome.target.metric == "ece" and outcome.stopped == "max_seeds"
     ece = result.tasks[0].final_scores("ece")
-    from losslab.experiments.classification.sequential import half_widths
+    from losslab.experiments.classification.protocols.sequential import half_widths
 
     assert outcome.rounds[-1].half_widths == pytest.approx(
         half_widths(ece, outcome.seeds, "cross_entropy"))

@@ -128,7 +128,7 @@ def test_python_compare_checks_its_outputs_before_training(tmp_path):
 
 def test_tensorboard_folders_come_from_sanitised_names_and_stay_inside(tmp_path, trained):
     pytest.importorskip("tensorboard", reason="the TensorBoard exporter needs the tracking extra")
-    from losslab.experiments.classification.tracking import _run_folder, export_tensorboard
+    from losslab.experiments.classification.storage.tracking import _run_folder, export_tensorboard
 
     root = tmp_path / "tb"
     root.mkdir()

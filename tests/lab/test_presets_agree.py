@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from losslab.experiments.classification.agreement import (
+from losslab.experiments.classification.reporting.agreement import (
     claims_by_table,
     verdict_conflicts,
     verdicts_compatible,
@@ -78,7 +78,7 @@ def test_reproduce_tables_rejects_unknown_tables_before_running(cli_run, tmp_pat
 
 
 def test_build_section_runs_only_the_tables_asked_for(tmp_path):
-    from losslab.experiments.classification.section import build_section
+    from losslab.experiments.classification.reporting.section import build_section
     from losslab.experiments.reproduce import ReproduceContext
 
     context = ReproduceContext(preset="quick", out_dir=tmp_path, seed=0, log=lambda _: None,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from losslab.experiments.classification.rates import (
+from losslab.experiments.classification.reporting.rates import (
     across_rates,
     across_rates_markdown,
     rate_ranges,

@@ -1,6 +1,6 @@
 """Choosing a learning rate from several sweep seeds: plain numbers, then the stored sweep rows.
 
-The rule (see losslab.experiments.classification.selection): a rate where a seed diverged or
+The rule (see losslab.experiments.classification.protocols.selection): a rate where a seed diverged or
 fell more than 5 points below the rate's median is never chosen; among the rates within one
 standard error of the best mean, the smallest spread wins, ties to the smaller rate.
 """
@@ -12,7 +12,7 @@ import statistics
 
 import pytest
 
-from losslab.experiments.classification.selection import (
+from losslab.experiments.classification.protocols.selection import (
     FAR_BELOW_MEDIAN,
     choose_learning_rate,
     rate_record,
@@ -137,7 +137,7 @@ def test_the_stored_sweep_is_chosen_by_the_rule_and_records_every_seed(tmp_path)
     """Three sweep seeds of digits, then their last-epoch scores overwritten: the rate that
     wins on two seeds but collapses on the third is passed over for the steady one."""
     from losslab.experiments.classification import ResultsStore, planned_task
-    from losslab.experiments.classification.tuning import (
+    from losslab.experiments.classification.protocols.tuning import (
         TuningSettings,
         derive_selection,
         run_tuned,

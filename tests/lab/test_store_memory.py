@@ -9,8 +9,8 @@ from losslab.experiments.classification import (
     run_grid,
     run_tuned,
 )
+from losslab.experiments.classification.protocols.tuning import read_halving
 from losslab.experiments.classification.storage import EPOCH_FIELDS, MemoryStore
-from losslab.experiments.classification.tuning import read_halving
 
 FIELDS = tuple(name for name in EPOCH_FIELDS if name != "wall_time")
 

@@ -14,13 +14,13 @@ import pytest
 
 from losslab.cli import main as cli_main
 from losslab.experiments.classification import ResultsStore, TuningSettings, planned_task
-from losslab.experiments.classification.report import load_results
+from losslab.experiments.classification.protocols.tuning import read_halving
+from losslab.experiments.classification.reporting.report import load_results
 from losslab.experiments.classification.storage import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     StoreRowWarning,
 )
-from losslab.experiments.classification.tuning import read_halving
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "legacy_main.sqlite"
 SHARED = ["--task", "digits-mlp", "--losses", "cross_entropy,m", "--seeds", "2", "--epochs", "2",

@@ -18,10 +18,10 @@ from losslab.experiments.classification import (
     planned_task,
     run_grid,
 )
-from losslab.experiments.classification.export import runs_frame
-from losslab.experiments.classification.report import load_results
+from losslab.experiments.classification.reporting.report import load_results
 from losslab.experiments.classification.storage import StoreRowWarning
 from losslab.experiments.classification.storage import sqlite as sqlite_store
+from losslab.experiments.classification.storage.export import runs_frame
 
 METRICS = ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_cross_entropy",
            "grad_mean", "grad_sd")

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from losslab.experiments.classification import planned_task, run_grid
-from losslab.experiments.classification.optim import build_optimizer, build_scheduler
-from losslab.experiments.classification.runner import TrainingSettings
-from losslab.experiments.classification.store import ResultsStore
+from losslab.experiments.classification.execution.runner import TrainingSettings
+from losslab.experiments.classification.storage import ResultsStore
+from losslab.experiments.classification.trial.optim import build_optimizer, build_scheduler
 
 
 def _digits(**training):

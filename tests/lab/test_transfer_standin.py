@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from losslab.experiments.classification import planned_task
-from losslab.experiments.classification.tasks import get_task
-from losslab.experiments.classification.transfer import (
+from losslab.experiments.classification.planning.tasks import get_task
+from losslab.experiments.classification.planning.transfer import (
     PRETRAINING_VERSION,
     PretrainedCNN,
     PretrainSettings,
@@ -126,7 +126,12 @@ def test_the_pretrained_body_beats_random_initialisation(tmp_path):
 
 def test_table3_runs_the_transfer_stand_in_and_reports_the_check(tmp_path, monkeypatch):
     from losslab.experiments.classification import api
-    from losslab.experiments.classification.section import TABLES, StandIn, TableSpec, build_section
+    from losslab.experiments.classification.reporting.section import (
+        TABLES,
+        StandIn,
+        TableSpec,
+        build_section,
+    )
     from losslab.experiments.reproduce import ReproduceContext
 
     monkeypatch.setattr(api, "COMPARED_LOSSES", ("cross_entropy", "m"))  # two losses: a faster test

@@ -17,9 +17,13 @@ import pytest
 import torch
 
 from losslab.experiments.classification import ResultsStore, compare, planned_task
-from losslab.experiments.classification.splits import ValidationSplit, carve_validation, ids_digest
-from losslab.experiments.classification.tasks import ArraySource
-from losslab.experiments.classification.tuning import (
+from losslab.experiments.classification.planning.splits import (
+    ValidationSplit,
+    carve_validation,
+    ids_digest,
+)
+from losslab.experiments.classification.planning.tasks import ArraySource
+from losslab.experiments.classification.protocols.tuning import (
     TuningSettings,
     derive_selection,
     log_grid,
@@ -136,7 +140,7 @@ def test_a_spy_test_split_is_not_read_by_the_sweep_only_by_the_test_stage(tmp_pa
     x_test, y_test = _points(30, 1)
     spy = _SpyDataset(x_test, y_test)
     source = ArraySource(x_train, y_train, spy, y_test, _linear_4_3, 3, name="spy")
-    from losslab.experiments.classification.runner import PlannedTask, TrainingSettings
+    from losslab.experiments.classification.execution.runner import PlannedTask, TrainingSettings
 
     planned = PlannedTask("spy", source, TrainingSettings(epochs=2, lr=1e-2, batch_size=16))
     tuning = TuningSettings(lr_grid=(1e-3, 1e-2, 1e-1), sweep_epochs=2, val_fraction=0.3, sweep_seeds=1,
@@ -265,7 +269,7 @@ def test_sigkill_during_the_sweep_then_rerun_loses_and_repeats_nothing(tmp_path)
 def test_a_diverging_rate_is_recorded_and_not_retrained(tmp_path):
     x_train, y_train = _points(60, 2)
     x_test, y_test = _points(20, 3)
-    from losslab.experiments.classification.runner import PlannedTask, TrainingSettings
+    from losslab.experiments.classification.execution.runner import PlannedTask, TrainingSettings
 
     source = ArraySource(x_train, y_train, x_test, y_test, _linear_4_3, 3, name="points")
     task = PlannedTask("points", source, TrainingSettings(epochs=1, lr=1e-2, batch_size=60))
@@ -335,7 +339,7 @@ def test_cli_names_bad_tuning_options(tmp_path, _cli_run):
 
 
 def test_report_shows_both_protocols_chosen_rates_sensitivity_and_gradients(tmp_path):
-    from losslab.experiments.classification.report import write_report
+    from losslab.experiments.classification.reporting.report import write_report
 
     db = tmp_path / "both.sqlite"
     common = {"task": "digits-mlp", "losses": ["cross_entropy", "m"], "seeds": 2, "db": db,
@@ -363,7 +367,12 @@ def test_report_shows_both_protocols_chosen_rates_sensitivity_and_gradients(tmp_
 
 
 def test_reproduce_section_runs_both_protocols_where_asked(tmp_path):
-    from losslab.experiments.classification.section import TABLES, StandIn, TableSpec, build_section
+    from losslab.experiments.classification.reporting.section import (
+        TABLES,
+        StandIn,
+        TableSpec,
+        build_section,
+    )
     from losslab.experiments.reproduce import ReproduceContext
 
     assert TABLES[0].stand_in("quick").protocols == ("fixed",)  # Table 2's demo: one shared rate
@@ -399,7 +408,7 @@ def test_reproduce_section_runs_both_protocols_where_asked(tmp_path):
     assert "table3-digits-mlp-tuned-curves.png" in names and any(n.startswith("sensitivity-") for n in names)
 
 def test_decade_beyond_keeps_the_grid_spacing():
-    from losslab.experiments.classification.tuning import decade_beyond
+    from losslab.experiments.classification.protocols.tuning import decade_beyond
 
     grid = (1e-4, 3.162e-4, 1e-3, 3.162e-3, 1e-2)
     assert decade_beyond(grid, 1e-2, "high") == [0.03162, 0.1]
@@ -441,8 +450,8 @@ def test_a_best_rate_at_the_edge_grows_the_grid_up_to_its_limit(tmp_path):
 
 
 def test_successive_halving_is_named_for_what_it_is_and_asha_stays_an_alias():
-    from losslab.experiments.classification.tasks import planned_task
-    from losslab.experiments.classification.tuning import TuningSettings
+    from losslab.experiments.classification.planning.tasks import planned_task
+    from losslab.experiments.classification.protocols.tuning import TuningSettings
 
     task = planned_task("digits-mlp", preset="quick", overrides={"epochs": 4})
     new = TuningSettings(scheduler="successive-halving", lr_points=3, sweep_seeds=1)

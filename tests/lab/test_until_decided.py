@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from losslab.experiments.classification.sequential import (
+from losslab.experiments.classification.protocols.sequential import (
     PrecisionTarget,
     extend_seeds,
     half_widths,

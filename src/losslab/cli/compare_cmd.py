@@ -233,7 +233,7 @@ def describe_setup(planned, protocol: str, val_fraction: float) -> str:  # type:
 
 def _list_tasks() -> int:
     from losslab.cli._common import text_table
-    from losslab.experiments.classification.tasks import list_tasks
+    from losslab.experiments.classification.planning.tasks import list_tasks
 
     rows = [(t.name, t.dataset + (" (--path)" if t.needs_path else ""), t.model, t.description)
             for t in list_tasks()]
@@ -245,11 +245,14 @@ def run(args: argparse.Namespace) -> int:
     if args.list_tasks:
         return _list_tasks()
     from losslab.experiments.classification import csv_task, planned_task, run_planned
-    from losslab.experiments.classification.report import statistics_markdown, write_report
-    from losslab.experiments.classification.runner import check_losses
+    from losslab.experiments.classification.execution.runner import check_losses
+    from losslab.experiments.classification.reporting.report import (
+        statistics_markdown,
+        write_report,
+    )
 
     check_losses(args.losses)  # before loading any data
-    from losslab.experiments.classification.runner import MAX_SEEDS
+    from losslab.experiments.classification.execution.runner import MAX_SEEDS
 
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise CommandError(f"--seeds: expected a number of seeds from 1 to {MAX_SEEDS:,}, got {args.seeds}")
@@ -257,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     check_paths(folders=[("--out", args.out), ("--tensorboard", args.tensorboard)],
                 files=[("--db", args.db)])
     if args.mlflow is not None:
-        from losslab.experiments.classification.tracking import check_mlflow_uri
+        from losslab.experiments.classification.storage.tracking import check_mlflow_uri
 
         try:
             check_mlflow_uri(args.mlflow)
@@ -300,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
     if args.until_decided and args.seeds > args.max_seeds:
         raise CommandError(f"--seeds {args.seeds} is more than --max-seeds {args.max_seeds}")
     from losslab.experiments.classification.api import make_backend
-    from losslab.experiments.classification.runner import check_device
+    from losslab.experiments.classification.execution.runner import check_device
 
     try:
         if args.device is not None:
@@ -338,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
             model_options=dict(args.model_option),
         ))
     print(describe_setup(planned, args.protocol, args.val_fraction))
-    from losslab.experiments.classification.runner import WorkerDiedError
+    from losslab.experiments.classification.execution.runner import WorkerDiedError
 
     try:
         result = run_planned([planned], losses=args.losses, seeds=args.seeds, db=args.db,
@@ -372,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{len(result.failed)} run(s) failed (finished epochs are kept):")
         for line in result.failed:
             print(f"  {line}")
-    from losslab.experiments.classification.tracking import export_comparison
+    from losslab.experiments.classification.storage.tracking import export_comparison
 
     export_comparison(result, tensorboard=args.tensorboard, mlflow=args.mlflow)
     if args.out:

@@ -29,14 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from losslab.cli._common import check_paths
-    from losslab.experiments.classification.report import write_report
+    from losslab.experiments.classification.reporting.report import write_report
 
     # both outputs checked before either is written
     check_paths(folders=[("--out", args.out), ("--csv", args.csv)], files=[("--db", args.db)])
     md_path, html_path = write_report(args.db, args.out, metric=args.metric)
     print(f"report: {md_path} and {html_path}")
     if args.csv:
-        from losslab.experiments.classification.export import write_csv
+        from losslab.experiments.classification.storage.export import write_csv
 
         runs_path, curves_path = write_csv(args.db, args.csv)
         print(f"tables: {runs_path} and {curves_path}")

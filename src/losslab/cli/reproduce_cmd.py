@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_paths(folders=[("--out", args.out)])
     from losslab.cli.compare_cmd import as_option_error
-    from losslab.experiments.classification.runner import check_device, check_device_available
+    from losslab.experiments.classification.execution.runner import (
+        check_device,
+        check_device_available,
+    )
 
     options: dict[str, object] = {"classification_workers": args.workers}
     if args.device is not None:
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise CommandError(f"--tables: expected comma-separated table numbers (2, 3, 4, 5), "
                                f"got {','.join(args.tables)!r}") from None
-        from losslab.experiments.classification.section import TABLES
+        from losslab.experiments.classification.reporting.section import TABLES
 
         unknown = [n for n in options["classification_tables"] if n not in {t.number for t in TABLES}]
         if unknown:

@@ -15,13 +15,17 @@ from losslab.experiments.classification.execution.controller import (
     DEFAULT_LEASE_SECONDS,
     check_lease,
 )
-from losslab.experiments.classification.runner import (
+from losslab.experiments.classification.execution.runner import (
     GridResult,
     PlannedTask,
     TrainingSettings,
     run_grid,
 )
-from losslab.experiments.classification.tasks import ArraySource, DatasetSource, planned_task
+from losslab.experiments.classification.planning.tasks import (
+    ArraySource,
+    DatasetSource,
+    planned_task,
+)
 from losslab.registry import PAPER_LOSSES, get_info
 
 # What a comparison trains by default: cross-entropy and the multiclass forms of the paper's
@@ -59,7 +63,7 @@ class ComparisonResult:
 
     def markdown(self) -> str:
         from losslab._escape import md_text
-        from losslab.experiments.classification.report import task_markdown
+        from losslab.experiments.classification.reporting.report import task_markdown
 
         return "\n\n".join(f"### {md_text(task.label)}\n\n{task_markdown(task, self.metric)}"
                              for task in self.tasks)
@@ -67,7 +71,7 @@ class ComparisonResult:
     def to_pandas(self, kind: str = "runs") -> Any:
         """The results as a pandas DataFrame: ``"runs"`` (one row per run of this comparison:
         config as dotted columns and final metrics) or ``"curves"`` (one row per epoch)."""
-        from losslab.experiments.classification.export import curves_frame, runs_frame
+        from losslab.experiments.classification.storage.export import curves_frame, runs_frame
 
         if kind not in ("runs", "curves"):
             raise ValueError(f"kind: expected 'runs' or 'curves', got {kind!r}")
@@ -248,7 +252,7 @@ def compare(
 
     Args:
         train, test: your data (when ``task`` is None).
-        task: a registered task name (see ``losslab.experiments.classification.tasks``).
+        task: a registered task name (see ``losslab.experiments.classification.planning.tasks``).
         model_factory: builds the model for your data (called after ``torch.manual_seed``).
         num_classes: classes of your data (default: largest label + 1).
         losses: registered classification loss names.
@@ -354,7 +358,7 @@ def compare(
                          threads=threads, progress=progress, log=log, timeout=timeout,
                          protocol=protocol, tuning=tuning, until=until, backend=execution,
                          lease=lease)
-    from losslab.experiments.classification.tracking import export_comparison
+    from losslab.experiments.classification.storage.tracking import export_comparison
 
     export_comparison(result, tensorboard=tensorboard, mlflow=mlflow, log=log)
     result.metric = metric
@@ -370,7 +374,7 @@ def _check_outputs(*, tensorboard: str | Path | None, mlflow: str | None, db: st
     if tensorboard is not None:
         check_folder(tensorboard, option="tensorboard")
     if mlflow is not None:
-        from losslab.experiments.classification.tracking import check_mlflow_uri
+        from losslab.experiments.classification.storage.tracking import check_mlflow_uri
 
         check_mlflow_uri(mlflow)
         if "://" not in mlflow and not mlflow.startswith("file:"):
@@ -390,7 +394,7 @@ def make_backend(backend: str, *, ray_address: str | None = None, cpus_per_run: 
     error too)."""
     from losslab.experiments.classification.execution.backends import backend_names
     from losslab.experiments.classification.execution.backends.base import Backend
-    from losslab.experiments.classification.ray_backend import RayBackend
+    from losslab.experiments.classification.execution.ray_backend import RayBackend
 
     if isinstance(backend, Backend):
         return backend
@@ -409,11 +413,11 @@ def precision_target(until_decided: bool, *, target_width: float, max_seeds: int
                      metric: str = "accuracy") -> Any:
     """The ``until_decided`` stopping rule from user-facing units (points), checked even when
     off (a typo is an error); None when ``until_decided`` is False."""
-    from losslab.experiments.classification.sequential import PrecisionTarget
+    from losslab.experiments.classification.protocols.sequential import PrecisionTarget
 
     if isinstance(target_width, bool) or not isinstance(target_width, (int, float)):
         raise ValueError(f"target_width: expected a positive number of points, got {target_width!r}")
-    from losslab.experiments.classification.metrics import check_metric
+    from losslab.experiments.classification.trial.metrics import check_metric
 
     target = PrecisionTarget(target_width=float(target_width) / 100.0, max_seeds=max_seeds,
                              metric=check_metric(metric))
@@ -422,7 +426,7 @@ def precision_target(until_decided: bool, *, target_width: float, max_seeds: int
 
 def _tuning_settings(protocol: str, **options: Any) -> Any:
     """The tuned protocol's settings, checked (None for the fixed protocol)."""
-    from losslab.experiments.classification.tuning import TuningSettings
+    from losslab.experiments.classification.protocols.tuning import TuningSettings
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
@@ -449,7 +453,7 @@ def run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: i
     and stops at the end. ``lease``: see :func:`.runner.run_grid`.
     """
     from losslab.experiments.classification.execution.backends import as_backend, get_backend
-    from losslab.experiments.classification.runner import _with_resolved_device
+    from losslab.experiments.classification.execution.runner import _with_resolved_device
 
     _check_count("workers", workers)
     _check_count("threads", threads)  # torch refuses 0 threads only inside each run
@@ -477,9 +481,9 @@ def _run_planned(tasks: Sequence[PlannedTask], *, losses: Sequence[str], seeds: 
                                   threads=threads, progress=progress, log=log, timeout=timeout,
                                   protocol=protocol, tuning=tuning, until=until, backend=backend,
                                   lease=lease)
-    from losslab.experiments.classification.report import group_key, load_results
-    from losslab.experiments.classification.store import ResultsStore, config_hash
-    from losslab.experiments.classification.tuning import TuningSettings, run_tuned
+    from losslab.experiments.classification.protocols.tuning import TuningSettings, run_tuned
+    from losslab.experiments.classification.reporting.report import group_key, load_results
+    from losslab.experiments.classification.storage import ResultsStore, config_hash
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
@@ -513,9 +517,9 @@ def _run_until_decided(tasks: Sequence[PlannedTask], *, losses: Sequence[str],
                        **options: Any) -> ComparisonResult:
     """``run_planned`` in rounds of seeds per task (see :mod:`.sequential`)."""
 
-    from losslab.experiments.classification.runner import check_losses, check_seeds
-    from losslab.experiments.classification.sequential import run_until_decided
-    from losslab.experiments.classification.store import ResultsStore
+    from losslab.experiments.classification.execution.runner import check_losses, check_seeds
+    from losslab.experiments.classification.protocols.sequential import run_until_decided
+    from losslab.experiments.classification.storage import ResultsStore
 
     losses = check_losses(losses)
     if until.baseline not in losses:

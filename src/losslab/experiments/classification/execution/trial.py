@@ -36,7 +36,7 @@ from losslab.experiments.classification.execution.backends.base import (
 )
 
 if TYPE_CHECKING:
-    from losslab.experiments.classification.training import EpochRecord, TrainingSettings
+    from losslab.experiments.classification.trial.training import EpochRecord, TrainingSettings
 
 
 @dataclass(frozen=True)
@@ -102,13 +102,13 @@ class ClassificationTrial:
         return self.task.source.prepare(stage)
 
     def train(self, data: Any, spec: RunSpec, *, threads: int | None) -> Iterator[EpochRecord]:
-        from losslab.experiments.classification.training import train_epochs
+        from losslab.experiments.classification.trial.training import train_epochs
 
         return train_epochs(data, spec.loss, spec.seed, self.settings(spec), checkpoint=spec.checkpoint,
                             threads=threads, stop_after=spec.stop_after)
 
     def environment(self, spec: RunSpec) -> dict[str, Any]:
-        from losslab.experiments.classification.training import describe_device
+        from losslab.experiments.classification.trial.training import describe_device
 
         return {"device": describe_device(self.settings(spec).device)}
 

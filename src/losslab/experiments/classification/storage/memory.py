@@ -227,7 +227,7 @@ class MemoryStore(RunStore):
     def put_sample_set(self, ids: Any) -> str:
         import numpy as np
 
-        from losslab.experiments.classification.splits import ids_digest
+        from losslab.experiments.classification.planning.splits import ids_digest
 
         array = np.ascontiguousarray(np.asarray(ids, dtype="<i8"))
         digest = ids_digest(array)
@@ -240,7 +240,7 @@ class MemoryStore(RunStore):
     def sample_set(self, digest: str) -> Any:
         import numpy as np
 
-        from losslab.experiments.classification.splits import ids_digest
+        from losslab.experiments.classification.planning.splits import ids_digest
 
         with self._lock:
             row = next((r for r in self.tables["sample_sets"] if r.get("sha256") == digest), None)

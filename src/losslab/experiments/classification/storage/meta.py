@@ -3,7 +3,7 @@
 The keys and JSON are those every losslab release wrote, so old databases read the same:
 
 - ``until_decided:<task label>``: the rounds of seeds ``until_decided`` ran for a task
-  (:meth:`~losslab.experiments.classification.sequential.SequentialOutcome.to_dict`);
+  (:meth:`~losslab.experiments.classification.protocols.sequential.SequentialOutcome.to_dict`);
 - ``sweep_scheduler:<task label>:<protocol digest>:<loss>``: the successive-halving decisions
   of one (task, loss) learning-rate sweep (:func:`~..tuning.successive_halving`);
 - ``schema_version``: written by the store itself (:mod:`.schema`).

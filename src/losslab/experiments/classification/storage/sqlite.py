@@ -452,7 +452,7 @@ class ResultsStore(RunStore):
 
         import numpy as np
 
-        from losslab.experiments.classification.splits import ids_digest
+        from losslab.experiments.classification.planning.splits import ids_digest
 
         array = np.ascontiguousarray(np.asarray(ids, dtype="<i8"))
         digest = ids_digest(array)
@@ -468,7 +468,7 @@ class ResultsStore(RunStore):
 
         import numpy as np
 
-        from losslab.experiments.classification.splits import ids_digest
+        from losslab.experiments.classification.planning.splits import ids_digest
 
         rows = self._rows("SELECT sha256, count, ids FROM sample_sets WHERE sha256 = ?", (str(digest),))
         problem = check_sample_set(rows[0]) if rows else None

@@ -158,7 +158,7 @@ class Backend(ABC):
 
     def check_resources(self, devices: Sequence[str]) -> None:
         """Fail before any run is registered when no run could train on ``devices``."""
-        from losslab.experiments.classification.training import check_device_available
+        from losslab.experiments.classification.trial.training import check_device_available
 
         for device in devices:
             check_device_available(device)

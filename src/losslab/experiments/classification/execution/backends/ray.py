@@ -171,7 +171,7 @@ def ray_session(backend: RayBackend, log: Callable[[str], None] = print) -> Iter
 
 def check_cluster(ray: Any, backend: RayBackend, devices: Sequence[str]) -> None:
     """Fail before any run starts when no node of the cluster can take a run."""
-    from losslab.experiments.classification.training import device_type
+    from losslab.experiments.classification.trial.training import device_type
 
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     where = "this machine's Ray instance" if backend.address is None else f"the Ray cluster at {backend.address}"

@@ -32,14 +32,14 @@ from losslab.experiments.classification.execution.controller import (
     check_lease,
 )
 from losslab.experiments.classification.execution.trial import ClassificationTrial, RunSpec
-from losslab.experiments.classification.store import (
+from losslab.experiments.classification.storage import (
     DONE_STATUSES,
     ResultsStore,
     RunKey,
     RunStore,
     config_hash,
 )
-from losslab.experiments.classification.training import (
+from losslab.experiments.classification.trial.training import (
     AMP_DTYPES,
     ANNOTATION_KEYS,
     DEVICE_CHOICES,
@@ -270,7 +270,7 @@ def _run_planned_grid(tasks: Sequence[PlannedTask], losses: list[str], seeds: li
     samples: dict[tuple[int, str], dict[str, Any]] = {}
     for (index, job_stage), data in prepared.items():
         if data.train_ids is not None and data.eval_ids is not None:
-            from losslab.experiments.classification.splits import sample_record
+            from losslab.experiments.classification.planning.splits import sample_record
 
             store.put_sample_set(data.train_ids)
             store.put_sample_set(data.eval_ids)

@@ -24,10 +24,10 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from losslab.experiments.classification.optim import build_optimizer, build_scheduler
-from losslab.experiments.classification.store import (
+from losslab.experiments.classification.storage import (
     ResultsStore,
 )
+from losslab.experiments.classification.trial.optim import build_optimizer, build_scheduler
 
 # "test": train on the training split, score on the test split. "sweep": a learning-rate
 # sweep, trained on part of the training split and scored on a validation split carved from
@@ -105,7 +105,7 @@ class TrainingSettings:
         check_device(self.device)
         if self.amp is not None and self.amp not in AMP_DTYPES:
             raise ValueError(f"amp: expected one of {', '.join(AMP_DTYPES)} or None, got {self.amp!r}")
-        from losslab.experiments.classification.optim import check_training_options
+        from losslab.experiments.classification.trial.optim import check_training_options
 
         check_training_options(self)
 
@@ -113,7 +113,7 @@ class TrainingSettings:
         """What determines the results. The eval batch size does not; of the device only its
         kind does (``"cpu"``, ``"cuda"``, ``"mps"``: a run on another GPU of the same kind is
         the same run)."""
-        from losslab.experiments.classification.optim import callable_name
+        from losslab.experiments.classification.trial.optim import callable_name
 
         defaults = TrainingSettings()
         config: dict[str, Any] = {}
@@ -322,7 +322,7 @@ def _evaluate(model: nn.Module, loss_fn: nn.Module, data: PreparedData,
               amp_dtype: torch.dtype | None = None) -> dict[str, Any]:
     """The eval split's mean loss, accuracy, cross-entropy, and the metrics of
     :mod:`.metrics` (macro-F1, balanced accuracy, ECE, Brier) with the reliability bins."""
-    from losslab.experiments.classification.metrics import MetricAccumulator
+    from losslab.experiments.classification.trial.metrics import MetricAccumulator
 
     model.eval()
     total_loss = total_ce = 0.0

@@ -371,7 +371,7 @@ def transfer_check(planned: Any, *, seeds: list[int], db: Any, workers: int = 1,
     initialisation, same seeds, data, rate and epochs (fixed protocol; finished runs in ``db``
     are reused). Returns both mean accuracies and the paired difference in points."""
     from losslab.experiments.classification.api import run_planned
-    from losslab.experiments.classification.stats import paired_difference
+    from losslab.experiments.classification.reporting.stats import paired_difference
 
     twin = random_init_twin(planned)
     result = run_planned([planned, twin], losses=["cross_entropy"], seeds=seeds, db=db,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from losslab._paths import UnsafePathError, ensure_folder, inside, safe_component
-from losslab.experiments.classification.store import ResultsStore, RunStore, config_hash
+from losslab.experiments.classification.storage import ResultsStore, RunStore, config_hash
 
 # Scalars exported per epoch (the reliability bins are not scalars).
 _SKIPPED = ("epoch", "run_id", "recorded_utc", "reliability")

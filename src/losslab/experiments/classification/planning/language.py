@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from losslab.experiments.classification.training import PreparedData, TrainingSettings
+from losslab.experiments.classification.trial.training import PreparedData, TrainingSettings
 
 if TYPE_CHECKING:
     import tokenizers
@@ -185,7 +185,7 @@ class CausalLMObjective:
 
     def evaluate(self, model: nn.Module, loss: str, loss_options: dict[str, Any],
                  data: PreparedData, settings: TrainingSettings, device: torch.device) -> dict[str, Any]:
-        from losslab.experiments.classification.metrics import MetricAccumulator
+        from losslab.experiments.classification.trial.metrics import MetricAccumulator
         from losslab.functional import linear_loss
         from losslab.integrations.transformers import causal_lm_inputs
 
@@ -302,7 +302,7 @@ class LanguageModelSource:
         return {**ARCHITECTURE, **PRETRAINING, "init": "scratch", **self.model_options}
 
     def config(self) -> dict[str, Any]:
-        from losslab.experiments.classification.tasks import _jsonable
+        from losslab.experiments.classification.planning.tasks import _jsonable
 
         config: dict[str, Any] = {"dataset": self.dataset, "model": MODEL_FAMILY,
                                   "model_options": _jsonable(self.settings()),

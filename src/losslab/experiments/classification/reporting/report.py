@@ -23,9 +23,9 @@ from typing import Any
 
 from losslab._escape import md_code, md_text
 from losslab._paths import check_folder, inside
-from losslab.experiments.classification.runner import ANNOTATION_KEYS
-from losslab.experiments.classification.stats import LossComparison, compare_losses
-from losslab.experiments.classification.store import ResultsStore, RunStore, config_hash
+from losslab.experiments.classification.execution.runner import ANNOTATION_KEYS
+from losslab.experiments.classification.reporting.stats import LossComparison, compare_losses
+from losslab.experiments.classification.storage import ResultsStore, RunStore, config_hash
 from losslab.report import Figure, Report, Section
 
 _RUN_IDENTITY = ("loss", "seed", "stage")
@@ -99,7 +99,7 @@ class TaskResults:
     def final_scores(self, metric: str = "accuracy") -> dict[str, dict[int, float]]:
         """``{loss: {seed: metric after the last epoch}}`` of the finished runs that recorded
         it (see :mod:`.metrics`; runs recorded before a metric existed are left out)."""
-        from losslab.experiments.classification.metrics import check_metric
+        from losslab.experiments.classification.trial.metrics import check_metric
 
         column = EPOCH_COLUMNS[check_metric(metric)]
         result: dict[str, dict[int, float]] = defaultdict(dict)
@@ -110,7 +110,7 @@ class TaskResults:
         return {loss: result[loss] for loss in self.losses if loss in result}
 
     def comparisons(self, baseline: str = BASELINE, metric: str = "accuracy") -> list[LossComparison]:
-        from losslab.experiments.classification.metrics import METRIC_NAMES, METRICS
+        from losslab.experiments.classification.trial.metrics import METRIC_NAMES, METRICS
 
         scores = self.final_scores(metric)
         return compare_losses(scores, baseline=baseline, metric=METRIC_NAMES[metric],
@@ -320,7 +320,7 @@ _MARKS = {"better": "▲", "worse": "▼", "equivalent": "=", "undecided": "?"}
 def metrics_markdown(task: TaskResults, baseline: str = BASELINE) -> str:
     """Every loss on every recorded metric: mean over seeds, and how it compares with the
     baseline (▲ better, ▼ worse, = within ±1 point, ? undecided; Holm-adjusted per metric)."""
-    from losslab.experiments.classification.metrics import METRIC_NAMES, METRICS
+    from losslab.experiments.classification.trial.metrics import METRIC_NAMES, METRICS
 
     columns = []
     for metric in METRICS:
@@ -571,7 +571,7 @@ def _number(value: Any) -> str:
 def _until_decided_note(store: ResultsStore, task: TaskResults) -> str:
     """The rounds of seeds that ``--until-decided`` ran for this task, if it did."""
 
-    from losslab.experiments.classification.sequential import RULE
+    from losslab.experiments.classification.protocols.sequential import RULE
 
     record = store.meta.get_until_decided(task.runs[0]["task"])
     if record is None:
@@ -586,8 +586,8 @@ def _until_decided_note(store: ResultsStore, task: TaskResults) -> str:
 def build_sections(db: str | Path | ResultsStore, out_dir: str | Path, *, order: int = 50,
                    metric: str = "accuracy") -> list[Section]:
     """One report section per task configuration in the database."""
-    from losslab.experiments.classification.forest import forest_record, task_forest
-    from losslab.experiments.classification.step_size import step_size_parts
+    from losslab.experiments.classification.reporting.forest import forest_record, task_forest
+    from losslab.experiments.classification.reporting.step_size import step_size_parts
 
     out = Path(out_dir)
     figures_dir = inside(out, "figures")  # refuses a 'figures' symlink that leads elsewhere
@@ -617,7 +617,7 @@ def write_report(db: str | Path, out_dir: str | Path, *, metric: str = "accuracy
                  ) -> tuple[Path, Path]:
     """``losslab report``: Markdown + HTML report of every task in ``db``; returns both paths.
     ``metric`` is the score the verdicts read (the other metrics are tabled beside it)."""
-    from losslab.experiments.classification.metrics import check_metric
+    from losslab.experiments.classification.trial.metrics import check_metric
     from losslab.experiments.environment import environment_info
 
     check_metric(metric)

@@ -175,7 +175,7 @@ TABLES: tuple[TableSpec, ...] = (
 
 def _planned(spec: TableSpec, preset: str, cache_dir: str,
              training: dict[str, Any] | None = None) -> Any:
-    from losslab.experiments.classification.tasks import planned_task
+    from losslab.experiments.classification.planning.tasks import planned_task
 
     stand_in = spec.stand_in(preset)
     return planned_task(stand_in.task, preset="quick" if preset == "quick" else "full",
@@ -287,8 +287,8 @@ def _run_table(run: _TableRun, db: Any, *, workers: int, threads: int | None, se
                log: Any) -> list[str]:
     """Train (or resume) one table's stand-in under each of its protocols; returns failures."""
     from losslab.experiments.classification.api import COMPARED_LOSSES, run_planned
-    from losslab.experiments.classification.sequential import PrecisionTarget
-    from losslab.experiments.classification.tuning import TuningSettings
+    from losslab.experiments.classification.protocols.sequential import PrecisionTarget
+    from losslab.experiments.classification.protocols.tuning import TuningSettings
 
     stand_in = run.stand_in
     seeds = [seed + i for i in range(stand_in.seeds)]
@@ -324,8 +324,12 @@ def _final_scores(group: Any, seeds: list[int] | None) -> dict[str, dict[int, fl
 def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int,
                    skipped: str | None = None) -> tuple[Section, dict[str, Any], dict[str, Any]]:
     """(section, data, claim) of one table."""
-    from losslab.experiments.classification.forest import forest_group, forest_record, table_forest
-    from losslab.experiments.classification.report import (
+    from losslab.experiments.classification.reporting.forest import (
+        forest_group,
+        forest_record,
+        table_forest,
+    )
+    from losslab.experiments.classification.reporting.report import (
         decision_lines,
         learning_curves,
         metrics_markdown,
@@ -333,8 +337,8 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
         precision_line,
         reliability_figure,
     )
-    from losslab.experiments.classification.stats import compare_losses
-    from losslab.experiments.classification.step_size import step_size_parts
+    from losslab.experiments.classification.reporting.stats import compare_losses
+    from losslab.experiments.classification.reporting.step_size import step_size_parts
 
     spec = run.spec if run is not None else None
     title = f"Table {spec.number}: {spec.paper_setting}"
@@ -471,7 +475,7 @@ def _transfer_part(run: _TableRun, data: dict[str, Any]) -> list[str]:
     table's ``data`` ([] and nothing recorded for other stand-ins)."""
     if run.transfer is None:
         return []
-    from losslab.experiments.classification.transfer import transfer_line
+    from losslab.experiments.classification.planning.transfer import transfer_line
 
     data["transfer_check"] = run.transfer
     return [transfer_line(run.transfer, run.transfer.get("pretraining")), ""]
@@ -487,9 +491,9 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
     """
     from losslab.data import data_dir
     from losslab.experiments.classification import transfer
-    from losslab.experiments.classification.forest import forest_record, summary_forest
-    from losslab.experiments.classification.report import STATISTICS_NOTE
-    from losslab.experiments.classification.store import ResultsStore
+    from losslab.experiments.classification.reporting.forest import forest_record, summary_forest
+    from losslab.experiments.classification.reporting.report import STATISTICS_NOTE
+    from losslab.experiments.classification.storage import ResultsStore
 
     preset = context.preset if context.preset in PRESETS else "full"
     wanted = context.options.get("classification_tables")

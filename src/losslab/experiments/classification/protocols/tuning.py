@@ -31,22 +31,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from losslab.experiments.classification.runner import (
+from losslab.experiments.classification.execution.runner import (
     GridResult,
     PlannedTask,
     check_losses,
     check_seeds,
     run_grid,
 )
-from losslab.experiments.classification.selection import (  # noqa: F401 - select_learning_rate re-exported
+from losslab.experiments.classification.planning.splits import ValidationSplit
+from losslab.experiments.classification.protocols.selection import (  # noqa: F401 - select_learning_rate re-exported
     RULE,
     RateChoice,
     choose_from_sweep,
     rule_record,
     select_learning_rate,
 )
-from losslab.experiments.classification.splits import ValidationSplit
-from losslab.experiments.classification.store import ResultsStore, RunKey, RunStore, config_hash
+from losslab.experiments.classification.storage import ResultsStore, RunKey, RunStore, config_hash
 
 DEFAULT_LR_DECADES = 2.0
 DEFAULT_LR_POINTS = 5
@@ -62,6 +62,12 @@ _RECORDED_NAME = {"successive-halving": "asha"}
 DEFAULT_HALVING_ETA = 3
 DEFAULT_SWEEP_SEEDS = 3
 CRITERION = "after the sweep's last epoch, " + RULE
+# With one sweep seed the stable-mean rule is the earlier rule (the single best count, ties to
+# the smaller rate), so such a protocol is recorded as before: databases tuned on one sweep seed
+# keep their config hashes and resume without training.
+SINGLE_SEED_CRITERION = ("most correct validation predictions after the sweep's last epoch, "
+                         "summed over the sweep seeds (exact integer counts); ties go to the "
+                         "smaller learning rate; a diverged run counts as zero correct")
 
 
 def log_grid(centre: float, *, decades: float = DEFAULT_LR_DECADES,
@@ -193,8 +199,8 @@ class TuningSettings:
             "validation": self.validation.config(),
             "sweep_epochs": self.epochs_for(task.settings.epochs),
             "sweep_seeds": self.seeds,
-            "criterion": CRITERION,
-            "selection": rule_record(),
+            **({"criterion": SINGLE_SEED_CRITERION} if len(self.seeds) == 1
+               else {"criterion": CRITERION, "selection": rule_record()}),
             "lr_extension": {"max_decades_per_side": self.lr_extend_decades},
             **({"scheduler": self.scheduler_record(task)} if self.scheduler != "none" else {}),
         }

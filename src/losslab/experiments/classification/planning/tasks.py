@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from losslab.experiments.classification.runner import PreparedData, TrainingSettings
+from losslab.experiments.classification.execution.runner import PreparedData, TrainingSettings
 
 # "causal-lm": next-token prediction with a small Transformers decoder (see .language).
 MODEL_FAMILIES: tuple[str, ...] = ("mlp", "vgg", "lstm", "minilm", "causal-lm")
@@ -272,7 +272,7 @@ def _model_factory(family: str, options: Mapping[str, Any], *, num_classes: int,
     if family == "mlp" or family == "minilm":
         return functools.partial(models.MLP, int(np.prod(input_shape)), num_classes, **options)
     if family == "vgg" and "pretrained" in options:  # a body pretrained once, fine-tuned
-        from losslab.experiments.classification.transfer import pretrained_factory
+        from losslab.experiments.classification.planning.transfer import pretrained_factory
 
         pretrained = options.pop("pretrained")
         return pretrained_factory(pretrained, options, num_classes=num_classes, input_shape=input_shape)
@@ -348,7 +348,7 @@ def _validation_view(data: Any, split: Any) -> tuple[Any, np.ndarray, np.ndarray
     sample ids of both parts.
     """
     from losslab.data import ClassificationData
-    from losslab.experiments.classification.splits import carve_validation
+    from losslab.experiments.classification.planning.splits import carve_validation
 
     y = np.asarray(data.y_train)
     fit, validation = carve_validation(y, split, class_names=list(data.classes))
@@ -389,7 +389,7 @@ class DatasetSource:
         if "pretrained" in self.model_options:
             # A changed pretraining procedure gives another body: runs on the old one are not
             # reused (the option's settings are already in model_options).
-            from losslab.experiments.classification.transfer import PRETRAINING_VERSION
+            from losslab.experiments.classification.planning.transfer import PRETRAINING_VERSION
 
             config["pretraining_version"] = PRETRAINING_VERSION
         if self.path is not None:
@@ -506,7 +506,7 @@ class ArraySource:
             raise ValueError(f"stage: expected 'test' or 'sweep', got {stage!r}")
         if self.validation is None:
             raise ValueError("stage: 'sweep' needs a validation split (ArraySource.validation)")
-        from losslab.experiments.classification.splits import carve_validation
+        from losslab.experiments.classification.planning.splits import carve_validation
 
         y = torch.as_tensor(self.y_train)
         fit, validation = carve_validation(y.numpy(), self.validation)
@@ -551,7 +551,7 @@ def planned_task(
     :class:`.runner.TrainingSettings` (``epochs``, ``lr``, ``batch_size``, ``weight_decay``,
     ``optimizer``, ``scheduler``, ``device``, ``amp`` ...; ``None`` values are ignored).
     """
-    from losslab.experiments.classification.runner import PlannedTask
+    from losslab.experiments.classification.execution.runner import PlannedTask
 
     task = get_task(task) if isinstance(task, str) else task
     if preset not in ("quick", "full"):
@@ -580,7 +580,7 @@ def planned_task(
             chosen[key] = value
     settings = TrainingSettings(**chosen)
     if task.model == "causal-lm":
-        from losslab.experiments.classification.language import LanguageModelSource
+        from losslab.experiments.classification.planning.language import LanguageModelSource
 
         source: Any = LanguageModelSource(task.dataset, {**task.model_options, **(model_options or {})},
                                           options=data_options, path=None if path is None else str(path),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from losslab.experiments.classification.store import ResultsStore, RunStore
+from losslab.experiments.classification.storage import ResultsStore, RunStore
 
 _SKIPPED_EPOCH_KEYS = ("reliability", "run_id")
 _SKIPPED_CONFIG_KEYS = ("samples", "selection")

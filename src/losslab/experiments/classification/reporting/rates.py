@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from losslab._escape import md_text
-from losslab.experiments.classification.stats import decide, t_interval
+from losslab.experiments.classification.reporting.stats import decide, t_interval
 
 if TYPE_CHECKING:
-    from losslab.experiments.classification.tuning import Selection
+    from losslab.experiments.classification.protocols.tuning import Selection
 
 CONFIDENCE = 0.95
 

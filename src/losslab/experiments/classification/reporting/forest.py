@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from losslab.experiments.classification.stats import POINT
+from losslab.experiments.classification.reporting.stats import POINT
 
 if TYPE_CHECKING:
-    from losslab.experiments.classification.report import TaskResults
-    from losslab.experiments.classification.stats import LossComparison
+    from losslab.experiments.classification.reporting.report import TaskResults
+    from losslab.experiments.classification.reporting.stats import LossComparison
     from losslab.plotting.forest import ForestGroup, ForestRow
     from losslab.report import Figure
 
@@ -98,7 +98,7 @@ def task_forest(task: TaskResults, out_dir: str | Path, stem: str, *,
                 metric: str = "accuracy") -> Figure | None:
     """The forest plot that opens a task's section in ``losslab report`` / ``compare --out``:
     the same comparisons as the section's statistics table."""
-    from losslab.experiments.classification.metrics import METRIC_NAMES
+    from losslab.experiments.classification.trial.metrics import METRIC_NAMES
 
     group = forest_group(task.label, task.comparisons(metric=metric))
     return draw_forest([group], out_dir, stem, f"{task.label}: {FOREST_CAPTION}",

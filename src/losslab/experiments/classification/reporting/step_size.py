@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from losslab._escape import md_text
-from losslab.experiments.classification.store import ResultsStore
+from losslab.experiments.classification.storage import ResultsStore
 from losslab.report import Figure
 
 
@@ -29,7 +29,7 @@ def _rate(lr: float) -> str:
 
 def tuned_selections(store: ResultsStore, task: Any) -> dict[str, Any]:
     """``{loss: Selection}`` re-derived from the sweep rows of a tuned comparison."""
-    from losslab.experiments.classification.tuning import derive_selection
+    from losslab.experiments.classification.protocols.tuning import derive_selection
 
     protocol = task.config["protocol"]
     return {loss: derive_selection(store, task.config, protocol, loss) for loss in task.losses}
@@ -251,7 +251,7 @@ def step_size_parts(store: ResultsStore, task: Any, out_dir: str | Path, stem: s
         seed_tables = seed_tables_markdown(selections)
         if seed_tables:
             parts += [seed_tables, ""]
-        from losslab.experiments.classification.rates import (
+        from losslab.experiments.classification.reporting.rates import (
             across_rates_markdown,
             summary_statement,
             table_across_rates,

@@ -1,0 +1,1 @@
+"""What to train: the named tasks, their data and splits, pretrained bodies."""
