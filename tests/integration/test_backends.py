@@ -34,6 +34,7 @@ METRICS = ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_c
 GRID = ["--task", "digits-mlp", "--losses", "cross_entropy,l", "--seeds", "2",
         "--max-train", "200", "--max-test", "80", "--threads", "1", "--no-progress"]
 INSIDE = "LOSSLAB_TEST_PRIVATE_NETWORK"
+CLUSTER_EPOCHS = 120
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
@@ -364,7 +365,11 @@ def test_two_node_cluster_every_run_once_and_a_killed_node_loses_nothing(tmp_pat
         _wait_for_nodes(env, 2)
 
         db = tmp_path / "cluster.sqlite"
-        arguments = [*GRID, "--epochs", "6", "--backend", "ray", "--ray-address", "127.0.0.1:6379",
+        # Enough epochs that a run on the second node is still training when that node is
+        # killed and its death is noticed (health checks every second): on a quiet machine six
+        # epochs of this grid finish in a few seconds, before the kill lands.
+        epochs = CLUSTER_EPOCHS
+        arguments = [*GRID, "--epochs", str(epochs), "--backend", "ray", "--ray-address", "127.0.0.1:6379",
                      "--ray-resource", "slot=1", "--db", str(db)]
         log = tmp_path / "driver.log"
         with log.open("w") as sink:
@@ -411,7 +416,7 @@ def test_two_node_cluster_every_run_once_and_a_killed_node_loses_nothing(tmp_pat
         assert killed or driver.returncode == 0, output[-3000:]
         before = _results(db)
         print(f"driver killed mid-grid: {killed}; epochs recorded: "
-              f"{sum(len(epochs) for epochs in before.values())} of 24")
+              f"{sum(len(recorded) for recorded in before.values())} of {4 * epochs}")
 
         # Re-running completes the grid (on the head alone): nothing lost, nothing twice.
         rerun = subprocess.run(_cli(*arguments), env=env, capture_output=True, text=True, timeout=900)
@@ -419,12 +424,13 @@ def test_two_node_cluster_every_run_once_and_a_killed_node_loses_nothing(tmp_pat
         after = _results(db)
         runs = _runs(db)
         assert len(runs) == 4 and all(run["status"] == "finished" for run in runs)
-        assert all([epoch for epoch, _ in epochs] == list(range(1, 7)) for epochs in after.values())
-        for key, epochs in before.items():
-            assert after[key][: len(epochs)] == epochs
+        assert all([epoch for epoch, _ in recorded] == list(range(1, epochs + 1))
+                   for recorded in after.values())
+        for key, recorded in before.items():
+            assert after[key][: len(recorded)] == recorded
 
         local_db = tmp_path / "local.sqlite"
-        task = planned_task("digits-mlp", overrides={"epochs": 6, "max_train": 200, "max_test": 80})
+        task = planned_task("digits-mlp", overrides={"epochs": epochs, "max_train": 200, "max_test": 80})
         run_grid([task], ["cross_entropy", "l"], [0, 1], db=local_db, threads=1, progress=False,
                  log=lambda _: None)
         assert after == _results(local_db)
