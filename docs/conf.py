@@ -54,3 +54,6 @@ html_static_path: list[str] = []
 html_show_sourcelink = False
 # A published reproduction, served as it was written (its own self-contained HTML).
 html_extra_path = ["_published"]
+# The folder is filled when the build starts (loss_pages.copy_published); Sphinx checks that
+# it exists before that, and a fresh clone does not have it (it is not tracked).
+(HERE / "_published").mkdir(exist_ok=True)
