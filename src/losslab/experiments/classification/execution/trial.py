@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from losslab.experiments.classification.execution.backends.base import (
+from losslab.experiments.classification.execution.events import (
     EpochEvent,
     Event,
     FailedEvent,

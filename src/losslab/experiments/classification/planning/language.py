@@ -302,11 +302,11 @@ class LanguageModelSource:
         return {**ARCHITECTURE, **PRETRAINING, "init": "scratch", **self.model_options}
 
     def config(self) -> dict[str, Any]:
-        from losslab.experiments.classification.planning.tasks import _jsonable
+        from losslab.experiments.classification.planning.config import jsonable
 
         config: dict[str, Any] = {"dataset": self.dataset, "model": MODEL_FAMILY,
-                                  "model_options": _jsonable(self.settings()),
-                                  "options": _jsonable(self.options)}
+                                  "model_options": jsonable(self.settings()),
+                                  "options": jsonable(self.options)}
         if self.validation is not None:
             config["validation"] = self.validation.config()
         return config

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from losslab.experiments.classification.execution.runner import PreparedData, TrainingSettings
+from losslab.experiments.classification.planning.config import jsonable
 
 # "causal-lm": next-token prediction with a small Transformers decoder (see .language).
 MODEL_FAMILIES: tuple[str, ...] = ("mlp", "vgg", "lstm", "minilm", "causal-lm")
@@ -382,8 +383,8 @@ class DatasetSource:
 
     def config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"dataset": self.dataset, "model": self.model,
-                                  "model_options": _jsonable(self.model_options),
-                                  "options": _jsonable(self.options)}
+                                  "model_options": jsonable(self.model_options),
+                                  "options": jsonable(self.options)}
         if self.validation is not None:
             config["validation"] = self.validation.config()
         if "pretrained" in self.model_options:
@@ -452,14 +453,6 @@ class DatasetSource:
 
     def __getstate__(self) -> dict[str, Any]:  # workers prepare their own tensors
         return {k: v for k, v in self.__dict__.items() if k != "_prepared"}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in sorted(value.items())}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 @dataclass

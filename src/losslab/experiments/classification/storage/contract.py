@@ -13,10 +13,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from losslab.experiments.classification.storage.meta import StoreMeta
+
+class MetaRecords(Protocol):
+    """Typed access to a store's metadata records (implemented by :class:`.meta.StoreMeta`)."""
+
+    def get_until_decided(self, task: str) -> dict[str, Any] | None: ...
+    def put_until_decided(self, task: str, record: Mapping[str, Any]) -> None: ...
+    def get_halving(self, task: str, digest: str, loss: str) -> dict[str, Any] | None: ...
+    def put_halving(self, task: str, digest: str, loss: str, record: Mapping[str, Any]) -> None: ...
+
 
 # How long a claim stays valid without a renewal. The process training a run renews it every
 # DEFAULT_LEASE_SECONDS / 4 (see :class:`~.lease.LeaseKeeper`), so three missed renewals in a
@@ -134,7 +141,7 @@ class RunStore(ABC):
     """
 
     path: Path
-    meta: StoreMeta
+    meta: MetaRecords
 
     # -- lifetime --------------------------------------------------------------------------
 

@@ -21,60 +21,29 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+
+# The events live in their own module so that the trial (which sends them) and the backends
+# (which carry them) both import it without importing each other.
+from losslab.experiments.classification.execution.events import (
+    TERMINAL_EVENTS,
+    EpochEvent,
+    Event,
+    FailedEvent,
+    FinishedEvent,
+    LostEvent,
+    StartedEvent,
+)
 
 if TYPE_CHECKING:
     from losslab.experiments.classification.execution.trial import RunSpec, Trial
 
-
-@dataclass(frozen=True)
-class StartedEvent:
-    """The run started on a worker; ``environment`` describes where (device, host, pid)."""
-
-    run: int
-    environment: Mapping[str, Any]
+__all__ = ["TERMINAL_EVENTS", "Backend", "EpochEvent", "Event", "FailedEvent", "FinishedEvent",
+           "LostEvent", "Session", "StartedEvent", "TrialBatch", "WorkerDiedError"]
 
 
-@dataclass(frozen=True)
-class EpochEvent:
-    """One finished epoch: its metrics and the checkpoint after it (None after the last)."""
-
-    run: int
-    epoch: int
-    metrics: Mapping[str, Any]
-    checkpoint_bytes: bytes | None
-    final: bool
-
-
-@dataclass(frozen=True)
-class FinishedEvent:
-    """The run trained every epoch it was asked to (all of them, or up to ``stop_after``)."""
-
-    run: int
-
-
-@dataclass(frozen=True)
-class FailedEvent:
-    """The trial raised ``error`` (``"Type: message"``); ``diverged`` when the loss or a
-    metric became non-finite (the controller decides what that means for the run's stage)."""
-
-    run: int
-    error: str
-    diverged: bool = False
-
-
-@dataclass(frozen=True)
-class LostEvent:
-    """The process or node training the run died; every epoch it reported is recorded."""
-
-    run: int
-    reason: str
-
-
-Event = StartedEvent | EpochEvent | FinishedEvent | FailedEvent | LostEvent
-TERMINAL_EVENTS: tuple[type, ...] = (FinishedEvent, FailedEvent, LostEvent)
 
 
 class WorkerDiedError(RuntimeError):
