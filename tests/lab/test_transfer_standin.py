@@ -22,10 +22,10 @@ from losslab.experiments.classification.planning.transfer import (
     architecture,
     pretrained_body,
     random_init_twin,
-    transfer_check,
     transfer_line,
     weights_checksum,
 )
+from losslab.experiments.classification.reporting.transfer_check import transfer_check
 
 TINY = PretrainSettings(max_train=2000, max_test=1000, epochs=1, batch_size=64, seed=0)
 ARCH = architecture(get_task("mnist-finetune").model_options)

@@ -490,9 +490,10 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
     runs train.
     """
     from losslab.data import data_dir
-    from losslab.experiments.classification import transfer
+    from losslab.experiments.classification.planning import transfer
     from losslab.experiments.classification.reporting.forest import forest_record, summary_forest
     from losslab.experiments.classification.reporting.report import STATISTICS_NOTE
+    from losslab.experiments.classification.reporting.transfer_check import transfer_check
     from losslab.experiments.classification.storage import ResultsStore
 
     preset = context.preset if context.preset in PRESETS else "full"
@@ -542,7 +543,7 @@ def build_section(context: Any, tables: tuple[TableSpec, ...] = TABLES) -> list[
         failed += _run_table(run, db, workers=workers, threads=threads, seed=context.seed,
                              log=context.log)
         if transfer.is_pretrained(run.task):
-            run.transfer = transfer.transfer_check(
+            run.transfer = transfer_check(
                 run.task, seeds=[context.seed + i for i in range(run.stand_in.seeds)], db=db,
                 workers=workers, threads=threads, log=context.log)
     grid_time = time.perf_counter() - started
