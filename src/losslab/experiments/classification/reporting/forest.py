@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from losslab.experiments.classification.reporting.stats import POINT
 
 if TYPE_CHECKING:
-    from losslab.experiments.classification.reporting.report import TaskResults
     from losslab.experiments.classification.reporting.stats import LossComparison
     from losslab.plotting.forest import ForestGroup, ForestRow
     from losslab.report import Figure
@@ -94,7 +93,15 @@ def forest_record(figure: Figure | None) -> dict[str, object] | None:
     return read_forest_data(figure.data)
 
 
-def task_forest(task: TaskResults, out_dir: str | Path, stem: str, *,
+class ComparedTask(Protocol):
+    """What a task's forest plot reads (a :class:`.report.TaskResults` is one)."""
+
+    label: str
+
+    def comparisons(self, *, metric: str = ...) -> list[LossComparison]: ...
+
+
+def task_forest(task: ComparedTask, out_dir: str | Path, stem: str, *,
                 metric: str = "accuracy") -> Figure | None:
     """The forest plot that opens a task's section in ``losslab report`` / ``compare --out``:
     the same comparisons as the section's statistics table."""
