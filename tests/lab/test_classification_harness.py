@@ -380,7 +380,7 @@ def test_reproduce_section_puts_paper_tables_beside_ours_and_skips_missing_data(
     assert "**The paper's claim:**" in text
     # The paper's Table 3 numbers and their differences from CE sit beside ours.
     assert "| M | 0.7800 | +4.00 |" in text and "| CE / BCE | 0.7400 |  |" in text
-    ours = overview.data["tables"][3]["fixed"]["ours"]
+    ours = overview.data["tables"]["3"]["fixed"]["ours"]
     assert set(ours) == {"cross_entropy", "l", "m", "full_l", "full_m"}
     assert all(row["summary"]["n"] == 3 for row in ours.values())
     store = ResultsStore(tmp_path / "classification" / "results.sqlite")

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         unknown = [n for n in options["classification_tables"] if n not in {t.number for t in TABLES}]
         if unknown:
             raise CommandError(f"--tables: expected table numbers among "
-                               f"{', '.join(str(t.number) for t in TABLES)}, got "
+                               f"{', '.join(str(n) for n in sorted({t.number for t in TABLES}))}, got "
                                f"{', '.join(map(str, unknown))}")
     started = time.perf_counter()
     out = args.out or f"reports/{args.preset}"

@@ -70,7 +70,8 @@ def summary_section(sections: list[Section], wall_time: float) -> Section:
             verdict = f"**{md_text(claim['verdict'])}**"
             if claim.get("across_rates"):  # the answer depends on the learning rate: say so
                 verdict += f" at the chosen rates; {md_text(claim['across_rates'])}"
-            parts.append(f"| {claim['table']} | {claim['claim']} | {verdict} | {reason} |")
+            table = md_text(f"{claim['table']}" + (f" ({claim['part']})" if claim.get("part") else ""))
+            parts.append(f"| {table} | {claim['claim']} | {verdict} | {reason} |")
         parts.append("")
     for section in sections:
         for protocol in section.data.get("stand_in", {}).get("protocols", []):
