@@ -442,6 +442,10 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
                                   "seeds; the rule reads only the spread of the differences, never "
                                   "their mean or significance, so the intervals keep their "
                                   "coverage)."]
+            widths = verdict_width(comparisons, stand_in.target_width, outcome)
+            if widths is not None:
+                protocol_data["verdict_width"] = widths
+                decision_part += ["", widths["statement"]]
         markdown, paper_data = _paper_markdown(spec, comparisons)
         protocol_data.update(paper_data)
         body += [f"**{name}:**", "", markdown, ""]
@@ -503,6 +507,46 @@ def _table_section(run: _TableRun, store: Any, preset: str, out: Any, index: int
                       markdown="\n".join(parts).strip(), figures=figures, order=51 + index, data=data,
                       lead=[lead] if lead else [])
     return section, data, claim
+
+
+def verdict_width(comparisons: list[Any], target_points: float | None,
+                  outcome: Any = None) -> dict[str, Any] | None:
+    """The widest interval the verdicts read (Holm-level), against the precision target, with
+    the reason when it is wider: the seed limit came first, or Holm's step levels widen an
+    interval whose plain 95% half-width met the target (the seed rule reads the plain one, so
+    that adding seeds never depends on the tests). None when no loss was tested."""
+    tested = [c for c in comparisons if c.decision not in ("baseline", "untested")
+              and c.paired is not None and c.paired.n >= 2 and math.isfinite(c.adjusted_high)]
+    if not tested:
+        return None
+    widest = max(tested, key=lambda c: c.adjusted_high - c.adjusted_low)
+    half = 100 * (widest.adjusted_high - widest.adjusted_low) / 2
+    plain = 100 * widest.precision.half_width if widest.precision is not None else math.nan
+    record: dict[str, Any] = {"loss": widest.loss, "half_width_points": half,
+                              "confidence": widest.adjusted_confidence,
+                              "plain_95_half_width_points": plain, "target_points": target_points}
+    shown = (f"the widest interval a verdict reads is ±{half:.2f} points ({md_text(widest.loss)}, "
+             f"{100 * widest.adjusted_confidence:.3g}% Holm-level, n={widest.paired.n})")
+    if target_points is None:
+        record["within_target"] = None
+        record["statement"] = f"Width: {shown}; this preset adds no seeds for precision."
+    elif half <= target_points + 1e-9:
+        record["within_target"] = True
+        record["statement"] = f"Width: {shown}, within the ±{target_points:g}-point target."
+    else:
+        record["within_target"] = False
+        if outcome is not None and outcome.stopped == "max_seeds" and plain > target_points:
+            why = (f"the seed limit ({outcome.target.max_seeds}) came before the target: the "
+                   f"plain 95% half-width is still ±{plain:.2f}")
+        elif outcome is not None and outcome.stopped == "incomplete":
+            why = "runs of the last round are not finished (rerun to continue)"
+        else:
+            why = (f"the seeds were added until every plain 95% half-width was within the target "
+                   f"(this one ±{plain:.2f}); Holm's step level widens it by the ratio of the t "
+                   "quantiles, and the seed rule never reads the tests")
+        record["statement"] = (f"Width: {shown}, wider than the ±{target_points:g}-point target: "
+                               f"{why}.")
+    return record
 
 
 def _transfer_part(run: _TableRun, data: dict[str, Any]) -> list[str]:
