@@ -58,7 +58,12 @@ def test_a_claim_that_reverses_with_the_rate_says_where():
     assert verdict.statement == "holds at 0.001–0.01, reverses at 0.0316"
     line = summary_statement({"l": verdict, "m": across_rates({0.01: NOISE})})
     assert line == "across the sweep's rates (validation): l holds at 0.001–0.01, reverses at 0.0316"
-    assert summary_statement({"m": across_rates({0.01: NOISE})}) is None
+    assert summary_statement({"m": across_rates({0.01: NOISE})}) == (
+        "across the sweep's rates (validation): no loss beats cross-entropy at any rate of the grid")
+    assert summary_statement({"m": across_rates({0.01: NOISE}),
+                              "l": across_rates({0.01: [0.3], 0.1: [-0.3]})}) is None  # one untested
+    assert summary_statement({"m": across_rates({0.01: BETTER, 0.1: BETTER})}) == (
+        "across the sweep's rates (validation): m holds at every rate (0.01–0.1)")
 
 
 def test_one_sweep_seed_gives_no_interval_and_decides_nothing():

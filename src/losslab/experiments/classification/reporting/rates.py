@@ -164,13 +164,17 @@ def table_across_rates(selections: Mapping[str, Selection], baseline: str = "cro
 
 
 def summary_statement(verdicts: Mapping[str, AcrossRates]) -> str | None:
-    """One line for the summary when the answer depends on the rate (a loss that holds at some
-    rates only, or reverses), else None."""
+    """One line for the summary: the losses whose answer depends on the rate (holds at some
+    rates only, or reverses) or holds at every rate; when every loss was tested and none is
+    better at any rate, that; else (nothing tested) None."""
+    prefix = "across the sweep's rates (validation): "
     parts = [f"{loss} {verdict.statement}" for loss, verdict in verdicts.items()
-             if verdict.kind in ("reverses", "some")]
-    if not parts:
-        return None
-    return "across the sweep's rates (validation): " + "; ".join(parts)
+             if verdict.kind in ("reverses", "some", "all")]
+    if parts:
+        return prefix + "; ".join(parts)
+    if verdicts and all(verdict.kind == "none" for verdict in verdicts.values()):
+        return prefix + "no loss beats cross-entropy at any rate of the grid"
+    return None
 
 
 def across_rates_markdown(verdicts: Mapping[str, AcrossRates]) -> str:
