@@ -22,6 +22,8 @@ from losslab.experiments.classification.reporting.forest import (
 from losslab.experiments.classification.reporting.stats import compare_losses
 from losslab.plotting.forest import (
     ForestGroup,
+    ForestRow,
+    axis_reach,
     forest_figure,
     read_forest_data,
 )
@@ -67,6 +69,21 @@ def test_synthetic_rows_are_the_verdict_intervals_in_points(tmp_path):
     assert record["equivalence_margin"] == 1.0 and record["unit"] == "points"
     # The JSON round-trips into the same rows.
     assert ForestGroup.from_dict(record["groups"][0]).rows[:3] == group.rows[:3]
+
+
+def test_a_diverged_interval_is_cut_at_the_axis_and_its_numbers_stay_exact(tmp_path):
+    wide = ForestRow("full M", -7.28, -50.40, 35.83, 0.95, "undecided", 3, claim=0.0)
+    narrow = ForestRow("L", -0.97, -1.83, -0.11, 0.975, "worse", 10, claim=3.0)
+    # the cap: 8 × the margin, or 1.5 × the largest claim when that is larger
+    assert axis_reach([wide, narrow], 1.0) == 8.0
+    assert axis_reach([wide, ForestRow("M", 1.0, 0.0, 2.0, 0.95, "undecided", 3, claim=6.0)], 1.0) == 9.0
+    # nothing to cut: every number with room, at least 1.6 × the margin
+    assert axis_reach([narrow], 1.0) == pytest.approx(3.0 * 1.08)
+    assert axis_reach([ForestRow("M", 0.1, -0.2, 0.3, 0.95, "equivalent", 5)], 1.0) == 1.6
+    figure = forest_figure([ForestGroup("diverged", (wide, narrow))], tmp_path, "cut", "caption")
+    rows = read_forest_data(figure.data)["groups"][0]["rows"]
+    assert (rows[0]["low"], rows[0]["high"], rows[0]["difference"]) == (-50.40, 35.83, -7.28)
+    assert "-7.28 [-50.40, +35.83] undecided" in figure.svg.read_text()  # the printed numbers
 
 
 def test_bad_input_is_named(tmp_path):

@@ -96,6 +96,19 @@ def _row_text(row: ForestRow) -> str:
     return f"{row.difference:+.2f} [{row.low:+.2f}, {row.high:+.2f}] {plot_text(row.decision)}"
 
 
+def axis_reach(rows: Sequence[ForestRow], margin: float) -> float:
+    """Half the x range of a forest plot: every difference, claim and interval end, with room,
+    but at most ``max(8 × margin, 1.5 × the largest claim)``. One diverged run can give an
+    interval of ±50 points; drawn in full it would squash every other row into the band, so
+    intervals (and differences) beyond the cap are cut at the axis's edge with an arrowhead,
+    and the numbers printed beside each row stay exact."""
+    values = [v for r in rows for v in (r.difference, r.low, r.high, r.claim)
+              if v is not None and not math.isnan(v)]
+    claims = [abs(r.claim) for r in rows if r.claim is not None and not math.isnan(r.claim)]
+    cap = max([8.0 * margin, *(1.5 * c for c in claims)])
+    return min(max([margin * 1.6, *(abs(v) * 1.08 for v in values)]), cap)
+
+
 def forest_figure(groups: Sequence[ForestGroup], out_dir: str | Path, stem: str, caption: str, *,
                   margin: float = 1.0, xlabel: str = "difference from cross-entropy (points)",
                   unit: str = "points") -> Figure:
@@ -126,9 +139,7 @@ def forest_figure(groups: Sequence[ForestGroup], out_dir: str | Path, stem: str,
     fig, axes = plt.subplots(len(shown), 1, sharex=True, squeeze=False,
                              figsize=(10.5, 0.9 + 0.42 * sum(heights)),
                              gridspec_kw={"height_ratios": heights})
-    values = [v for g in shown for r in g.rows
-              for v in (r.difference, r.low, r.high, r.claim) if v is not None and not math.isnan(v)]
-    reach = max([margin * 1.6, *(abs(v) * 1.08 for v in values)])
+    reach = axis_reach([row for group in shown for row in group.rows], margin)
     for axis, group in zip(axes[:, 0], shown):
         axis.axvspan(-margin, margin, color="#9ecae1", alpha=0.35, linewidth=0)
         axis.axvline(0.0, color="#333333", linewidth=1)
@@ -136,14 +147,19 @@ def forest_figure(groups: Sequence[ForestGroup], out_dir: str | Path, stem: str,
             y = len(group.rows) - 1 - position  # first row on top
             color = _DECISION_COLORS.get(row.decision, "#1f77b4")
             if not math.isnan(row.low):
-                axis.plot([row.low, row.high], [y, y], color=color, linewidth=2.4,
-                          solid_capstyle="butt")
-            axis.plot(row.difference, y, "o", color=color, markersize=7)
+                # An interval beyond the axis is cut at its edge, with an arrowhead there.
+                axis.plot([max(row.low, -reach), min(row.high, reach)], [y, y], color=color,
+                          linewidth=2.4, solid_capstyle="butt")
+                for end, edge, marker in ((row.low, -reach, "<"), (row.high, reach, ">")):
+                    if abs(end) > reach and (end < 0) == (edge < 0):
+                        axis.plot(edge, y, marker, color=color, markersize=9, clip_on=False)
+            if abs(row.difference) <= reach:
+                axis.plot(row.difference, y, "o", color=color, markersize=7)
             if row.claim is not None:
                 axis.plot(row.claim, y, "D", markerfacecolor="none", markeredgecolor="#7b3294",
                           markeredgewidth=1.6, markersize=8)
             axis.annotate(_row_text(row), xy=(1.0, y), xycoords=("axes fraction", "data"),
-                          xytext=(8, 0), textcoords="offset points", va="center", fontsize=9)
+                          xytext=(14, 0), textcoords="offset points", va="center", fontsize=9)
         axis.set_yticks(range(len(group.rows)))
         axis.set_yticklabels([plot_text(row.label) for row in reversed(group.rows)], fontsize=10)
         axis.set_ylim(-0.7, len(group.rows) - 0.3)

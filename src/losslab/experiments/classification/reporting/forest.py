@@ -25,7 +25,9 @@ POINTS = 100.0
 FOREST_CAPTION = (
     "Forest plot: each loss's mean paired difference from cross-entropy (dot) with the interval "
     "its verdict reads (Holm-level t interval; green better, red worse, grey equivalent, orange "
-    "undecided); the shaded band is the ±1-point equivalence margin, the line at 0 no difference."
+    "undecided); the shaded band is the ±1-point equivalence margin, the line at 0 no difference; "
+    "an interval wider than the axis is cut at its edge (arrowhead), the numbers on the right are "
+    "exact."
 )
 CLAIM_CAPTION = " Open diamonds: the paper's claimed gain over cross-entropy from its single runs."
 
