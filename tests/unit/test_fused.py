@@ -325,11 +325,16 @@ def test_auto_falls_back_when_the_target_needs_a_gradient():
 
 
 def test_auto_uses_the_fused_path():
+    from losslab.functional._fused import binary, elementwise
+
     z = torch.randn(8, requires_grad=True)
     value = binary_m_loss(z, torch.rand(8))
-    assert type(value.grad_fn).__name__ == "_BinaryFusedBackward"
+    assert type(value.grad_fn).__name__ == "FusedLossBackward"
+    assert value.grad_fn.forward_function is binary._binary_forward
     value = smae_loss(z, torch.rand(8))
-    assert type(value.grad_fn).__name__ == "_RegressionFusedBackward"
+    assert type(value.grad_fn).__name__ == "FusedLossBackward"
+    assert value.grad_fn.forward_function is elementwise._regression_forward
+    assert type(binary_m_loss(z, torch.rand(8), impl="reference").grad_fn).__name__ != "FusedLossBackward"
 
 
 @pytest.mark.parametrize("function", [m_loss, l_loss], ids=["full_m", "full_l"])
@@ -367,9 +372,9 @@ def test_binary_l_chunks_mixing_hard_and_soft_targets(monkeypatch, full):
     # Chunks of two rows: the full-L fast path for hard 0/1 targets is chosen per chunk, so
     # hard chunks, soft chunks and a chunk with one soft value must all match the reference,
     # with the clamp active in some chunks (|z| > 16.1) and weights broadcast over rows.
-    from losslab.functional import _fused
+    from losslab.functional._fused import binary
 
-    monkeypatch.setattr(_fused, "_L_CHUNK_ELEMENTS", 64)
+    monkeypatch.setattr(binary, "_L_CHUNK_ELEMENTS", 64)
     generator = torch.Generator().manual_seed(5)
     z = _logits(8, 32, scale=8.0, seed=4)
     target = torch.randint(0, 2, (8, 32), generator=generator).double()
@@ -397,9 +402,9 @@ def test_multiclass_full_indices_across_chunks(monkeypatch, function):
     # line up with them; the clamp acts in some chunks only (rows 0-2 and 9-11 hold
     # near-certain and underflowing classes), targets hit the top class, ignored samples are
     # spread over chunks, and spatial dims ride along.
-    from losslab.functional import _fused
+    from losslab.functional._fused import multiclass
 
-    monkeypatch.setattr(_fused, "_MULTICLASS_CHUNK_ELEMENTS", 3 * 7 * 2)
+    monkeypatch.setattr(multiclass, "_MULTICLASS_CHUNK_ELEMENTS", 3 * 7 * 2)
     generator = torch.Generator().manual_seed(12)
     z = torch.randn(14, 7, 2, generator=generator, dtype=torch.float64)
     z[0:3, 2] += 30.0
@@ -476,9 +481,9 @@ def _focal_by_autograd(z, y, alpha, gamma, reduction):
 @pytest.mark.parametrize("alpha", [0.25, -1.0])
 def test_sigmoid_focal_fused_gradient_across_chunks(monkeypatch, gamma, alpha):
     # chunks of 24 elements over an (8, 30) input: rows of hard and soft targets mixed
-    from losslab.functional import _fused
+    from losslab.functional._fused import elementwise
 
-    monkeypatch.setattr(_fused, "_FOCAL_CHUNK_ELEMENTS", 24)
+    monkeypatch.setattr(elementwise, "_FOCAL_CHUNK_ELEMENTS", 24)
     generator = torch.Generator().manual_seed(21)
     z = (torch.randn(8, 30, generator=generator, dtype=torch.float64) * 4).requires_grad_()
     y = torch.randint(0, 2, (8, 30), generator=generator).double()
@@ -505,9 +510,9 @@ def test_sigmoid_focal_fused_gradient_across_chunks(monkeypatch, gamma, alpha):
 def test_binary_hinge_fused_across_chunks_and_label_kinds(monkeypatch, squared):
     # chunks of 20 elements; labels as {0, 1} floats, {-1, +1} ints and bools give the same
     # loss; scores placed exactly on the kink (m - t z = 0) take clamp_min's subgradient
-    from losslab.functional import _fused
+    from losslab.functional._fused import chunks
 
-    monkeypatch.setattr(_fused, "CHUNK_ELEMENTS", 20)
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 20)
     generator = torch.Generator().manual_seed(23)
     z = torch.randn(6, 15, generator=generator, dtype=torch.float64) * 2
     labels = torch.randint(0, 2, (6, 15), generator=generator)
