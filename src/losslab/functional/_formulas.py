@@ -49,6 +49,7 @@ __all__ = [
     "l_true",
     "l_true_terms",
     "log_clamp_bounds",
+    "log_cosh_of_error",
     "m_false",
     "m_false_terms",
     "m_true",
@@ -56,19 +57,27 @@ __all__ = [
     "parabolic_true",
     "parametric_m_true",
     "probability_log_pair",
+    "smae_of_error",
     "softmax_log_pair",
 ]
+
+_LOG2 = math.log(2.0)
 
 
 class TorchOps:
     """torch's functions under the names the formulas call (``keras.ops``' names and argument
     conventions: ``axis``, reductions keep the reduced axis)."""
 
+    abs = staticmethod(torch.abs)
     exp = staticmethod(torch.exp)
     expm1 = staticmethod(torch.expm1)
     log = staticmethod(torch.log)
     log1p = staticmethod(torch.log1p)
     sin = staticmethod(torch.sin)
+    sinh = staticmethod(torch.sinh)
+    square = staticmethod(torch.square)
+    tanh = staticmethod(torch.tanh)
+    softplus = staticmethod(F.softplus)
     where = staticmethod(torch.where)
     full_like = staticmethod(torch.full_like)
     log_sigmoid = staticmethod(F.logsigmoid)
@@ -80,6 +89,10 @@ class TorchOps:
     @staticmethod
     def clip(x: Tensor, low: float, high: float) -> Tensor:
         return x.clamp(low, high)
+
+    @staticmethod
+    def minimum(x: Tensor, value: float) -> Tensor:
+        return x.clamp_max(value)
 
     @staticmethod
     def log_softmax(x: Tensor, axis: int) -> Tensor:
@@ -253,3 +266,30 @@ def softmax_log_pair(logits: Tensor, axis: int, *, xp: TorchOps = TORCH) -> tupl
     log_p = xp.where(is_top, xp.log_sigmoid(margin), log_p)
     log_q = xp.where(is_top, xp.log_sigmoid(-margin), log_q)
     return log_p, log_q
+
+
+# --- regression, on the error e = input - target ------------------------------------------------
+
+
+def smae_of_error(error: Tensor, *, xp: TorchOps = TORCH) -> Tensor:
+    """The smooth absolute error ``e tanh(e / 2)`` elementwise."""
+    return error * xp.tanh(0.5 * error)
+
+
+def log_cosh_of_error(error: Tensor, *, xp: TorchOps = TORCH) -> Tensor:
+    r"""``log cosh(e)`` elementwise, for the reference, the fused and the Keras log-cosh alike.
+
+    .. math::
+        \log\cosh e = \begin{cases} \operatorname{log1p}(2 \sinh^2(e/2)) & |e| < 1 \\
+                    |e| + \operatorname{softplus}(-2|e|) - \log 2 & \text{otherwise} \end{cases}
+
+    The first form (``cosh e - 1 = 2 sinh^2(e/2)``) has no cancellation against ``log 2``: the
+    loss is exactly 0 at ``e = 0`` and never negative (the second form, rounded, falls one unit
+    below 0 near ``e = 0``); the second never overflows.
+    """
+    absolute = xp.abs(error)
+    # the small-error branch sees |e| clamped to 1, so that sinh never overflows in the
+    # discarded entries (both branches of a where are differentiated)
+    small = xp.log1p(xp.square(xp.sinh(xp.minimum(absolute, 1.0) * 0.5)) * 2.0)
+    large = xp.softplus(absolute * -2.0) + absolute - _LOG2
+    return xp.where(absolute < 1.0, small, large)

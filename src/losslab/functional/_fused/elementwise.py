@@ -11,13 +11,13 @@ log-cosh    ``log cosh(e)``              ``dl/de = tanh(e)``
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losslab.functional._formulas import log_cosh_of_error
 from losslab.functional._fused.autograd import fused_loss
 from losslab.functional._fused.chunks import _chunked_result, _elementwise_forward, _row_chunks
 
@@ -59,26 +59,6 @@ def _regression_chunk(kind: str, input: Tensor, target: Tensor, scale: float, gr
     if scale != 1.0:
         grad.mul_(scale)
     return total
-
-def log_cosh_of_error(error: Tensor) -> Tensor:
-    r"""``log cosh(e)`` elementwise, for the reference and the fused log-cosh loss alike.
-
-    .. math::
-        \log\cosh e = \begin{cases} \operatorname{log1p}(2 \sinh^2(e/2)) & |e| < 1 \\
-                    |e| + \operatorname{softplus}(-2|e|) - \log 2 & \text{otherwise} \end{cases}
-
-    The first form (``cosh e - 1 = 2 sinh^2(e/2)``) has no cancellation against ``log 2``: the
-    loss is exactly 0 at ``e = 0`` and never negative (the second form, rounded, falls one unit
-    below 0 near ``e = 0``); the second never overflows.
-    """
-    absolute = error.abs()
-    # the small-error branch sees |e| clamped to 1, so that sinh never overflows in the
-    # discarded entries (both branches of a where are differentiated)
-    small = torch.log1p(torch.sinh(absolute.clamp_max(1.0).mul(0.5)).square_().mul_(2.0))
-    large = F.softplus(absolute.mul(-2.0)).add_(absolute).sub_(_LOG2)
-    return torch.where(absolute < 1.0, small, large)
-
-_LOG2 = math.log(2.0)
 
 def _regression_forward(input, target, kind, reduction) -> tuple[Tensor, Tensor]:
     """The regression loss and its gradient in the input (the reduction's factor folded in)."""
