@@ -43,6 +43,7 @@ __all__ = [
     "circle_true",
     "clamp_log_pair",
     "cosine_true",
+    "focal_modulation",
     "l_false",
     "l_false_terms",
     "l_log_root",
@@ -293,3 +294,22 @@ def log_cosh_of_error(error: Tensor, *, xp: TorchOps = TORCH) -> Tensor:
     small = xp.log1p(xp.square(xp.sinh(xp.minimum(absolute, 1.0) * 0.5)) * 2.0)
     large = xp.softplus(absolute * -2.0) + absolute - _LOG2
     return xp.where(absolute < 1.0, small, large)
+
+
+# --- the sigmoid focal loss ----------------------------------------------------------------------
+
+
+def focal_modulation(log_miss: Tensor | None, target: Tensor, *, alpha: float, gamma: float,
+                     xp: TorchOps = TORCH) -> Tensor | None:
+    """The sigmoid focal loss's factor on the cross-entropy, ``alpha_t (1 - p_t)^gamma``, from
+    ``log_miss = log(1 - p_t)`` (not read, and may be None, for ``gamma = 0``); None where the
+    factor is 1 (``gamma = 0`` and a negative ``alpha``).
+
+    ``(1 - p_t)^gamma`` is taken as ``exp(gamma log(1 - p_t))`` (finite derivatives for every
+    ``gamma >= 0``), and ``alpha_t = y alpha + (1 - y)(1 - alpha) = y (2 alpha - 1) + (1 - alpha)``.
+    """
+    weight = xp.exp(gamma * log_miss) if gamma != 0.0 else None
+    if alpha >= 0:
+        alpha_t = target * (2.0 * alpha - 1.0) + (1.0 - alpha)
+        weight = alpha_t if weight is None else weight * alpha_t
+    return weight

@@ -23,10 +23,9 @@ Tensor = Any  # a backend tensor (jax.Array, tf.Tensor, torch.Tensor) or array-l
 
 _HALF = {"float16": 2.0**-10, "bfloat16": 2.0**-7}  # machine epsilon of the half dtypes
 
+# the shared validators: one message style for the PyTorch and the Keras forms
 _check_bool = _validation.check_bool
-
 _check_eps = _validation.check_eps
-
 _check_int = _validation.check_int
 
 
@@ -36,11 +35,14 @@ def _canonical_axis(axis: object, ndim: int) -> int:
         raise ValueError(f"axis: expected an axis of y_pred (rank {ndim}), in [{-ndim}, {ndim - 1}], got {axis}")
     return axis % ndim
 
+
 def _shape(x: Tensor) -> tuple[int | None, ...]:
     return tuple(None if d is None else int(d) for d in x.shape)
 
+
 def _compatible(a: tuple[int | None, ...], b: tuple[int | None, ...]) -> bool:
     return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
 
 def _has_values(x: Tensor) -> bool:
     """True when ``x`` holds concrete values (eager), False while a function is traced."""
@@ -61,6 +63,7 @@ def _has_values(x: Tensor) -> bool:
         return not torch.compiler.is_compiling()
     return True
 
+
 def _to_numpy(x: Tensor) -> np.ndarray:
     if keras.backend.backend() == "torch":
         import torch
@@ -70,10 +73,12 @@ def _to_numpy(x: Tensor) -> np.ndarray:
             return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
     return np.asarray(ops.convert_to_numpy(x))
 
+
 def _plain(value: Any) -> int | float:
     """A numpy scalar as Python, integral floats as int (labels reach Loss.call as floats)."""
     value = value.item() if hasattr(value, "item") else value
     return int(value) if isinstance(value, float) and value.is_integer() else value
+
 
 def _check_range(name: str, x: Tensor, low: float, high: float, what: str) -> None:
     """Raise unless every value of ``x`` lies in [low, high] (NaN fails); eager only."""
@@ -88,6 +93,7 @@ def _check_range(name: str, x: Tensor, low: float, high: float, what: str) -> No
         f"{name}: expected {what} in [{low:g}, {high:g}], got {_plain(values[bad].flat[0])!r} "
         f"({int(bad.sum())} of {values.size} entries outside)"
     )
+
 
 def _check_class_indices(y_true: Tensor, num_classes: int, ignore_class: int | None) -> None:
     if not _has_values(y_true) or math.prod(_shape(y_true)) == 0:
@@ -106,6 +112,7 @@ def _check_class_indices(y_true: Tensor, num_classes: int, ignore_class: int | N
             f"{num_classes} classes, got {_plain(values[bad].flat[0])!r}"
         )
 
+
 def _prepare_pred(y_pred: Tensor, eps: float, source_dtype: str | None) -> tuple[Tensor, float]:
     """``y_pred`` as a float tensor in its compute dtype, and the effective ``eps``."""
     y_pred = ops.convert_to_tensor(y_pred)
@@ -122,6 +129,7 @@ def _prepare_pred(y_pred: Tensor, eps: float, source_dtype: str | None) -> tuple
         y_pred = ops.cast(y_pred, "float32")
     return y_pred, eps
 
+
 def _match_binary_rank(y_true: Tensor, y_pred: Tensor) -> Tensor:
     """Keras' one convenience: labels ``(N,)`` for a ``(N, 1)`` output (and the reverse)."""
     true_shape, pred_shape = _shape(y_true), _shape(y_pred)
@@ -130,6 +138,7 @@ def _match_binary_rank(y_true: Tensor, y_pred: Tensor) -> Tensor:
     if len(true_shape) == len(pred_shape) + 1 and true_shape[-1] == 1:
         return ops.squeeze(y_true, axis=-1)
     return y_true
+
 
 def _sparse_labels(y_true: Tensor, pred_shape: tuple[int | None, ...], axis: int) -> Tensor:
     """Class indices of y_pred's shape without ``axis`` (a size-1 ``axis`` is squeezed)."""

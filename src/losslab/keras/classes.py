@@ -64,6 +64,7 @@ class _LosslabLoss(keras.losses.Loss):
         finally:
             self._source_dtype = None
 
+
 class _CategoricalForm(_LosslabLoss):
     """The shared ``call`` and config of the Categorical classes (one-hot or soft labels)."""
 
@@ -89,6 +90,7 @@ class _CategoricalForm(_LosslabLoss):
         if self._full_is_option:
             config["full"] = self.full
         return config
+
 
 class _SparseCategoricalForm(_LosslabLoss):
     """The shared ``call``, ``ignore_class`` weighting and config of the SparseCategorical classes."""
@@ -142,6 +144,7 @@ class _SparseCategoricalForm(_LosslabLoss):
             config["full"] = self.full
         return config
 
+
 class _BinaryForm(_CategoricalForm):
     """The shared ``call`` of the Binary classes (sigmoid per element, mean over ``axis``)."""
 
@@ -150,6 +153,7 @@ class _BinaryForm(_CategoricalForm):
             y_true, y_pred, kind=self._kind, full=self.full, from_logits=self.from_logits,
             axis=self.axis, eps=self.eps, source_dtype=self._source_dtype,
         )
+
 
 class _RegressionForm(_LosslabLoss):
     """The shared ``__init__`` and ``call`` of the regression classes."""

@@ -147,6 +147,7 @@ def _categorical(
     log_p, log_q = _log_pair(y_pred, from_logits=from_logits, eps=eps, softmax_axis=axis)
     return ops.sum(_elementwise(y_true, log_p, log_q, kind, full), axis=axis)
 
+
 def _sparse_categorical(
     y_true: Tensor, y_pred: Tensor, *, kind: str, full: bool, from_logits: bool,
     ignore_class: int | None, axis: int, eps: float, source_dtype: str | None = None,
@@ -178,6 +179,7 @@ def _sparse_categorical(
         # The Loss classes then average over the entries that are not ignored.
         loss = ops.where(valid, loss, 0.0)
     return loss
+
 
 def _binary(
     y_true: Tensor, y_pred: Tensor, *, kind: str, full: bool, from_logits: bool, axis: int,
@@ -242,6 +244,7 @@ def categorical_m_loss(
     """
     return _categorical(y_true, y_pred, kind="m", full=full, from_logits=from_logits, axis=axis, eps=eps)
 
+
 def categorical_l_loss(
     y_true: Tensor, y_pred: Tensor, *, full: bool = False, from_logits: bool = False,
     axis: int = -1, eps: float = 1e-7,
@@ -261,6 +264,7 @@ def categorical_l_loss(
         Noel et al., arXiv:2303.09935; the authors' Keras ``CustomLLoss``, ``CustomLFullLoss``.
     """
     return _categorical(y_true, y_pred, kind="l", full=full, from_logits=from_logits, axis=axis, eps=eps)
+
 
 def sparse_categorical_m_loss(
     y_true: Tensor, y_pred: Tensor, *, full: bool = False, from_logits: bool = False,
@@ -293,6 +297,7 @@ def sparse_categorical_m_loss(
         axis=axis, eps=eps,
     )
 
+
 def sparse_categorical_l_loss(
     y_true: Tensor, y_pred: Tensor, *, full: bool = False, from_logits: bool = False,
     ignore_class: int | None = None, axis: int = -1, eps: float = 1e-7,
@@ -312,6 +317,7 @@ def sparse_categorical_l_loss(
         y_true, y_pred, kind="l", full=full, from_logits=from_logits, ignore_class=ignore_class,
         axis=axis, eps=eps,
     )
+
 
 def binary_m_loss(
     y_true: Tensor, y_pred: Tensor, *, full: bool = False, from_logits: bool = False,
@@ -345,6 +351,7 @@ def binary_m_loss(
     """
     return _binary(y_true, y_pred, kind="m", full=full, from_logits=from_logits, axis=axis, eps=eps)
 
+
 def binary_l_loss(
     y_true: Tensor, y_pred: Tensor, *, full: bool = False, from_logits: bool = False,
     axis: int = -1, eps: float = 1e-7,
@@ -358,6 +365,7 @@ def binary_l_loss(
     Args, Returns and References: as :func:`binary_m_loss`.
     """
     return _binary(y_true, y_pred, kind="l", full=full, from_logits=from_logits, axis=axis, eps=eps)
+
 
 def smae_loss(y_true: Tensor, y_pred: Tensor) -> Tensor:
     r"""Smooth absolute error (SMAE) of Noel et al. 2023, averaged over the last axis.
@@ -378,6 +386,7 @@ def smae_loss(y_true: Tensor, y_pred: Tensor) -> Tensor:
         Noel et al., arXiv:2303.09935, section 3; the second author's ``CustomSMAELoss``.
     """
     return _regression(y_true, y_pred, "smae")
+
 
 def log_cosh_loss(y_true: Tensor, y_pred: Tensor) -> Tensor:
     r"""Log-cosh loss averaged over the last axis, without overflow (Keras' ``log_cosh``).

@@ -35,6 +35,7 @@ def check_impl(impl: object) -> str:
     """``impl``: one of :data:`IMPLS`."""
     return check_choice("impl", impl, IMPLS)
 
+
 def wants_fused(impl: str, *, supported: bool, reason: str, others: tuple[object, ...] = ()) -> bool:
     """Whether to take the fused path.
 
@@ -56,6 +57,7 @@ def wants_fused(impl: str, *, supported: bool, reason: str, others: tuple[object
             )
         return True
     return supported and not needs_other_grad
+
 
 def _keep_for_backward(ctx, grad: Tensor, forward: Callable[..., tuple[Tensor, Tensor]],
                        args: tuple[object, ...], num_tensors: int) -> None:
@@ -84,10 +86,12 @@ def _keep_for_backward(ctx, grad: Tensor, forward: Callable[..., tuple[Tensor, T
         ctx.gradient = grad
         ctx.save_for_backward(*tensors)
 
+
 def _saved_args(ctx) -> tuple[object, ...]:
     """The tensors saved by :func:`_keep_for_backward` (version-checked by autograd)."""
     saved = ctx.saved_tensors
     return saved[1:] if not ctx.gradient_on_ctx else saved
+
 
 def _take_gradient(ctx) -> tuple[Tensor, bool]:
     """``(gradient, owned)``: ``owned`` when backward may scale the gradient in place and
@@ -100,6 +104,7 @@ def _take_gradient(ctx) -> tuple[Tensor, bool]:
         with torch.no_grad():
             _, grad = ctx.forward_function(*_saved_args(ctx), *ctx.static_args)
     return grad, True
+
 
 def _scale_back(grad: Tensor, grad_output: Tensor, unreduced: bool, owned: bool) -> Tensor:
     """``grad * grad_output``: in place when the buffer is ``owned`` (see :func:`_keep_for_backward`),

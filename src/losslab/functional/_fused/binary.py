@@ -38,6 +38,7 @@ def _logit_bounds(eps: float) -> tuple[float, float]:
     low = math.log(eps) - math.log1p(-eps)
     return low, -low
 
+
 def _clamp_active(z: Tensor, low: float, high: float) -> bool | None:
     """Whether any logit lies outside the clamp range; ``None`` when it is unknown (tracing,
     or a device where reading the answer would synchronise), so masking is done anyway."""
@@ -47,6 +48,7 @@ def _clamp_active(z: Tensor, low: float, high: float) -> bool | None:
         return None
     lo, hi = torch.aminmax(z)
     return bool(lo < low) or bool(hi > high)
+
 
 def _l_parts(p: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     """``(1/s - 1, p q^2 / s^3)`` with ``s = sqrt(p (1 + q))``; p and q are left unchanged.
@@ -59,6 +61,7 @@ def _l_parts(p: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     slope = torch.mul(t, r).mul_(p)
     value = t.div_(r.add_(1.0))
     return value, slope
+
 
 def _l_exp_term(e: Tensor, coefficient: Tensor, a: Tensor, w: Tensor, r: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """From ``e = exp(z)`` the y=1 term of L times ``coefficient``, as ``(value, slope, r)``
@@ -79,12 +82,14 @@ def _l_exp_term(e: Tensor, coefficient: Tensor, a: Tensor, w: Tensor, r: Tensor)
     torch.mul(a, c, out=r).mul_(w).reciprocal_().mul_(coefficient)
     return a.mul_(r), c, r
 
+
 def _l_exp_safe(low: float, high: float, dtype: torch.dtype) -> bool:
     """Whether logits within ``[low, high]`` keep ``exp(+-z)`` and ``w (2 + e) (1 + e + w)``
     (about ``2 e^3``) finite and normal in ``dtype``, so the exp form of L is exact to rounding
     (the clamp bounds the logits whenever ``eps > 0``: about +-16 at float32's eps; ``eps = 0``
     or a tiny eps in float64 takes the sigmoid form)."""
     return max(-low, high) <= 0.3 * math.log(torch.finfo(dtype).max)
+
 
 def _l_exp_chunk(full, z, active, low, high, target, pos_weight, weight, grad, scale,
                  workspace: _Workspace) -> Tensor:
@@ -128,8 +133,10 @@ def _l_exp_chunk(full, z, active, low, high, target, pos_weight, weight, grad, s
 # peak memory of a 1M-element call would otherwise exceed BCE-with-logits').
 _L_CHUNK_ELEMENTS = 1 << 18
 
+
 def _l_chunk_elements(numel: int) -> int:
     return _L_CHUNK_ELEMENTS if numel >= 16 * _L_CHUNK_ELEMENTS else min(CHUNK_ELEMENTS, _L_CHUNK_ELEMENTS)
+
 
 def _all_hard(target: Tensor, negative: Tensor) -> bool:
     """Whether every target of the chunk is exactly 0 or 1, from ``sum y (1 - y) == 0`` (each
@@ -138,6 +145,7 @@ def _all_hard(target: Tensor, negative: Tensor) -> bool:
     if torch.compiler.is_compiling() or target.device.type != "cpu" or target.numel() == 0:
         return False
     return bool(torch.dot(target.reshape(-1), negative.reshape(-1)) == 0)
+
 
 def _full_l_hard_chunk(z, active, low, high, target, positive, negative, pos_weight, weight, grad, scale,
                        workspace: _Workspace) -> Tensor:
@@ -159,6 +167,7 @@ def _full_l_hard_chunk(z, active, low, high, target, positive, negative, pos_wei
         value.mul_(weight)
         grad.mul_(weight)
     return value
+
 
 def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale, active,
                   workspace: _Workspace) -> Tensor:
@@ -223,6 +232,7 @@ def _binary_chunk(kind, z, target, pos_weight, weight, low, high, grad, scale, a
     if active is not False:
         grad.masked_fill_((z < low) | (z > high), 0.0)
     return value
+
 
 def _binary_forward(z, target, pos_weight, weight, kind, reduction, eps) -> tuple[Tensor, Tensor]:
     """The binary loss and its gradient in z (the reduction's factor folded in)."""

@@ -22,6 +22,7 @@ __all__ = ["CHUNK_ELEMENTS"]
 # input-sized temporaries (only the gradient it keeps).
 CHUNK_ELEMENTS = 1 << 17
 
+
 def _row_chunks(reference: Tensor, chunk_elements: int | None = None) -> list[slice] | list[type(Ellipsis)]:
     """Slices along dim 0 covering ``reference`` in chunks of about ``CHUNK_ELEMENTS``
     elements; a single slice under ``torch.compile`` (Inductor fuses the whole pass itself)
@@ -35,6 +36,7 @@ def _row_chunks(reference: Tensor, chunk_elements: int | None = None) -> list[sl
     step = max(1, (CHUNK_ELEMENTS if chunk_elements is None else chunk_elements) // row_numel)
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)] or [slice(0, 0)]
 
+
 def _rows_of(tensor: Tensor | None, rows: slice, reference: Tensor) -> Tensor | None:
     """The chunk of a tensor that broadcasts to ``reference``: sliced if it spans dim 0."""
     if tensor is None or reference.dim() == 0:
@@ -42,6 +44,7 @@ def _rows_of(tensor: Tensor | None, rows: slice, reference: Tensor) -> Tensor | 
     if tensor.dim() == reference.dim() and tensor.shape[0] == reference.shape[0] and tensor.shape[0] != 1:
         return tensor[rows]
     return tensor
+
 
 class _Workspace:
     """Chunk-sized scratch buffers reused across the chunks of one call: a fresh tensor per
@@ -58,8 +61,10 @@ class _Workspace:
             self._buffers[slot] = buffer
         return buffer[: like.numel()].view(like.shape)
 
+
 def _zero(like: Tensor) -> Tensor:
     return torch.zeros((), dtype=like.dtype, device=like.device)
+
 
 def _chunked_result(per_element: Tensor | None, partial_sums: list[Tensor], reduction: str,
                     scale: float, like: Tensor) -> Tensor:
@@ -71,6 +76,7 @@ def _chunked_result(per_element: Tensor | None, partial_sums: list[Tensor], redu
     if reduction != "mean":
         return total
     return total * scale if like.numel() else total * math.nan
+
 
 def _elementwise_forward(chunk: Callable[[slice, float, Tensor], Tensor], z: Tensor, reduction: str,
                          chunk_elements: int | None = None) -> tuple[Tensor, Tensor]:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.functional._formulas import log_cosh_of_error
+from losslab.functional._formulas import focal_modulation, log_cosh_of_error
 from losslab.functional._fused.autograd import fused_loss
 from losslab.functional._fused.chunks import _chunked_result, _elementwise_forward, _row_chunks
 
@@ -60,6 +60,7 @@ def _regression_chunk(kind: str, input: Tensor, target: Tensor, scale: float, gr
         grad.mul_(scale)
     return total
 
+
 def _regression_forward(input, target, kind, reduction) -> tuple[Tensor, Tensor]:
     """The regression loss and its gradient in the input (the reduction's factor folded in)."""
     numel = input.numel()
@@ -94,6 +95,7 @@ def regression_fused(
 # 1 << 18 and 1 << 19 the same as 1 << 17).
 _FOCAL_CHUNK_ELEMENTS = 1 << 17
 
+
 def _focal_chunk(z: Tensor, y: Tensor, alpha: float, gamma: float, scale: float, grad: Tensor) -> Tensor:
     r"""Per element sigmoid focal loss of a chunk (returned); writes ``scale`` times its
     derivative into ``grad``:
@@ -108,7 +110,7 @@ def _focal_chunk(z: Tensor, y: Tensor, alpha: float, gamma: float, scale: float,
     """
     log_sig = F.logsigmoid(z)
     bce = F.binary_cross_entropy_with_logits(z, y, reduction="none")
-    log_miss = weight = None
+    log_miss = None
     if gamma != 0.0:
         # log(1 - p_t) = log sigma(z) + log((1 - y) + y e^{-z}); for a hard label one term is
         # log(0) = -inf and logaddexp returns the other. log y without torch.log(0) (a slow
@@ -120,10 +122,7 @@ def _focal_chunk(z: Tensor, y: Tensor, alpha: float, gamma: float, scale: float,
         log_target = torch.log(y.clamp_min(finfo.tiny))
         log_target.add_((y == 0).to(y.dtype), alpha=-finfo.max)
         log_miss = torch.logaddexp(log_target.sub_(z), torch.log1p(-y)).add_(log_sig)
-        weight = log_miss.mul(gamma).exp_()
-    if alpha >= 0:
-        alpha_t = y.mul(2.0 * alpha - 1.0).add_(1.0 - alpha)
-        weight = alpha_t if weight is None else weight.mul_(alpha_t)
+    weight = focal_modulation(log_miss, y, alpha=alpha, gamma=gamma)
     torch.exp(log_sig, out=grad).sub_(y)
     if log_miss is not None:
         # sigma(z) sigma(-z) / (1 - p_t) in log space (log_sig is not needed after this)
@@ -136,6 +135,7 @@ def _focal_chunk(z: Tensor, y: Tensor, alpha: float, gamma: float, scale: float,
     if scale != 1.0:
         grad.mul_(scale)
     return bce
+
 
 def _focal_forward(z: Tensor, target: Tensor, alpha: float, gamma: float,
                    reduction: str) -> tuple[Tensor, Tensor]:
@@ -168,6 +168,7 @@ def sign_of_label(target: Tensor, dtype: torch.dtype) -> Tensor:
     """Binary labels as ``t`` in {-1, +1}: 1 -> +1; 0, -1 or False -> -1."""
     return torch.where(target > 0, 1.0, -1.0).to(dtype)
 
+
 def _hinge_chunk(z: Tensor, target: Tensor, margin: float, squared: bool, scale: float, grad: Tensor) -> Tensor:
     """Per element ``max(0, m - t z)^k`` of a chunk (returned); writes ``scale`` times its
     derivative into ``grad``: ``-t`` (``k = 1``) or ``-2 t h`` (``k = 2``) where
@@ -182,6 +183,7 @@ def _hinge_chunk(z: Tensor, target: Tensor, margin: float, squared: bool, scale:
         return hinge.square_()
     torch.mul(sign, -scale, out=grad).mul_(active)
     return hinge
+
 
 def _hinge_forward(z: Tensor, target: Tensor, margin: float, squared: bool, reduction: str) -> tuple[Tensor, Tensor]:
     """The binary hinge loss and its gradient in z (the reduction's factor folded in)."""

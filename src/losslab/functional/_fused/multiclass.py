@@ -110,6 +110,7 @@ def _multiclass_forward(z, target, weight, kind, ignore_index, reduction, eps) -
         out = weighted_mean(loss.sum(), denominator)
     return out, grad
 
+
 def _indices_pass(base, z, index, sample_weight, eps, scale) -> tuple[Tensor, Tensor]:
     """Class-index targets, M or L (not full): only the target class's term is non-zero.
 
@@ -152,6 +153,7 @@ def _indices_pass(base, z, index, sample_weight, eps, scale) -> tuple[Tensor, Te
 # 1 << 17 1.13x, 1 << 19 the same.
 _MULTICLASS_CHUNK_ELEMENTS = 1 << 18
 
+
 def _any_below(p: Tensor, eps: float) -> bool:
     """Whether some probability may lie below ``eps`` (True when unknown: tracing, or an
     accelerator where reading the answer would synchronise)."""
@@ -160,6 +162,7 @@ def _any_below(p: Tensor, eps: float) -> bool:
     if torch.compiler.is_compiling() or p.device.type != "cpu":
         return True
     return bool(p.amin() < eps)
+
 
 def _false_terms_dense(base: str, p: Tensor, eps: float, clamped: bool, out: Tensor,
                        workspace: _Workspace) -> tuple[Tensor, bool]:
@@ -187,12 +190,14 @@ def _false_terms_dense(base: str, p: Tensor, eps: float, clamped: bool, out: Ten
         out.masked_fill_(mask, 0.0)
     return value, negated
 
+
 def _false_term_at(base: str, p: float) -> float:
     """The y=0 term of M (``p / (1 - p)``) or L (``1 / sqrt(1 - p^2) - 1``) at ``p``."""
     if base == "m":
         return p / (1.0 - p)
     root = math.sqrt(1.0 - p * p)
     return p * p / (root * (1.0 + root))
+
 
 def _indices_full_pass(base, z, index, keep, weight, eps, scale) -> tuple[Tensor, Tensor]:
     """Full M / full L with class indices: the true term at the target class ``y``, false
@@ -306,6 +311,7 @@ def _indices_full_pass(base, z, index, keep, weight, eps, scale) -> tuple[Tensor
         # Unclamped terms can be infinite: an ignored sample's gradient must still be zero.
         grad.masked_fill_(~keep, 0.0)
     return torch.where(keep, loss, 0.0).squeeze(1), grad
+
 
 def _dense_chunk(base, full, z, probabilities, index, keep, weight, eps, scale, grad, class_shape) -> Tensor:
     """Probability targets, or full M / full L: every class has a term. Returns the per-sample
