@@ -24,19 +24,20 @@ if sys.version_info < (3, 11):  # keras 3.15 and jax 0.10 need Python >= 3.11
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import keras
-
 import losslab
-import losslab.keras as LK
 from losslab.functional import alternate as AF
 from losslab.functional import regression as RF
+
+# Keras and losslab.keras are imported when the first test of this module runs, not when it is
+# collected (Keras and its backend take seconds to import): see the autouse fixture below.
+keras = LK = None
 
 # Keras' own torch-to-numpy conversion, under numpy 2 (not losslab's code).
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
 )
 
-BACKEND = keras.backend.backend()
+BACKEND = os.environ["KERAS_BACKEND"]  # Keras takes its backend from this variable
 REQUIRED_BACKENDS = ("torch", "jax")
 CHILD = os.environ.get("LOSSLAB_KERAS_CHILD") == "1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +52,19 @@ ALL_CLASSES += ["SMAELoss", "LogCoshLoss"]
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _keras_modules():
+    """Import Keras and losslab.keras for the tests of this module (module globals, so that the
+    helpers below reach them too)."""
+    global keras, LK
+    import keras as keras_module
+
+    import losslab.keras as losslab_keras
+
+    keras, LK = keras_module, losslab_keras
+    assert keras.backend.backend() == BACKEND
 
 
 def value_and_grad(fn, x: np.ndarray, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
