@@ -530,3 +530,54 @@ def test_binary_hinge_fused_across_chunks_and_label_kinds(monkeypatch, squared):
             (grad,) = torch.autograd.grad(got, z, upstream)
             (expected_grad,) = torch.autograd.grad(expected, z, upstream)
             torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-14)
+
+
+# --- one generic autograd Function ---------------------------------------------------------------
+
+# the forward of each fused loss in CALLS, by the module that holds it
+FORWARDS = {
+    "binary_m": "binary._binary_forward", "binary_full_l": "binary._binary_forward",
+    "m": "multiclass._multiclass_forward", "full_m_probs": "multiclass._multiclass_forward",
+    "l": "multiclass._multiclass_forward", "full_l": "multiclass._multiclass_forward",
+    "smae": "elementwise._regression_forward", "log_cosh": "elementwise._regression_forward",
+    "sigmoid_focal": "elementwise._focal_forward", "squared_hinge": "elementwise._hinge_forward",
+}
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_every_fused_loss_runs_through_the_one_generic_function(name):
+    import importlib
+
+    module_name, function_name = FORWARDS[name].split(".")
+    module = importlib.import_module(f"losslab.functional._fused.{module_name}")
+    leaf = torch.tensor([0.3, -1.2, 2.0, 0.7, -0.4, 1.5], dtype=torch.float64, requires_grad=True)
+    value = CALLS[name](leaf)
+    assert type(value.grad_fn).__name__ == "FusedLossBackward"
+    assert value.grad_fn.forward_function is getattr(module, function_name)
+
+
+def test_the_fused_package_defines_one_autograd_function():
+    import importlib
+    import inspect
+
+    from losslab.functional._fused import FusedLoss
+
+    found = set()
+    for module_name in ("autograd", "binary", "chunks", "elementwise", "multiclass"):
+        module = importlib.import_module(f"losslab.functional._fused.{module_name}")
+        found |= {value for value in vars(module).values()
+                  if inspect.isclass(value) and issubclass(value, torch.autograd.Function)}
+    assert found == {FusedLoss}
+
+
+def test_generic_function_gives_the_target_its_gradient_for_regression_only():
+    # regression: d/dt of l(x - t) is minus d/dx; the others give no gradient to the target
+    x = torch.tensor([0.5, -2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([1.0, 0.5, -1.0], dtype=torch.float64, requires_grad=True)
+    gx, gt = torch.autograd.grad(smae_loss(x, t, impl="fused", reduction="sum"), (x, t))
+    e = (x - t).detach()
+    expected = torch.tanh(e / 2) + (e / 2) * (1 - torch.tanh(e / 2) ** 2)     # d/de e tanh(e/2)
+    torch.testing.assert_close(gx, expected, rtol=1e-14, atol=0)
+    torch.testing.assert_close(gt, -expected, rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match="impl: 'fused' differentiates the input only"):
+        binary_m_loss(x, torch.rand(3, dtype=torch.float64, requires_grad=True), impl="fused")

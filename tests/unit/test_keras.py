@@ -296,6 +296,33 @@ def test_half_precision_inputs_match_torch():
     assert np.isfinite(grad).all()
 
 
+# --- one numeric core ---------------------------------------------------------------------------
+
+
+def test_the_adapter_takes_every_formula_from_the_core():
+    from losslab.functional import _formulas as FM
+    from losslab.keras import functions
+
+    assert functions._KERNELS == {"m": (FM.m_true, FM.m_false), "l": (FM.l_true, FM.l_false)}
+    for name in ("softmax_log_pair", "probability_log_pair", "clamp_log_pair", "smae_of_error",
+                 "log_cosh_of_error"):
+        assert getattr(functions, name) is getattr(FM, name), name
+    # the formulas through keras.ops give the values they give through torch
+    logits = np.concatenate([LOGITS, [[30.0, 0.0, -1.0, 2.0, 0.5]]]).astype(np.float32)
+    through_keras = FM.softmax_log_pair(keras.ops.convert_to_tensor(logits), 1, xp=functions.KERAS)
+    through_torch = FM.softmax_log_pair(torch.tensor(logits), 1)
+    for got, expected in zip(through_keras, through_torch, strict=True):
+        assert_close(keras.ops.convert_to_numpy(got), expected.numpy(), "softmax log pair")
+    log_p, log_q = through_torch
+    for kernel in (FM.m_true, FM.m_false, FM.l_true, FM.l_false):
+        got = kernel(keras.ops.convert_to_tensor(log_p.numpy()), keras.ops.convert_to_tensor(log_q.numpy()),
+                     xp=functions.KERAS)
+        assert_close(keras.ops.convert_to_numpy(got), kernel(log_p, log_q).numpy(), kernel.__name__)
+    error = keras.ops.convert_to_tensor(PRED - TARGET)
+    assert_close(keras.ops.convert_to_numpy(FM.log_cosh_of_error(error, xp=functions.KERAS)),
+                 FM.log_cosh_of_error(torch.tensor(PRED - TARGET)).numpy(), "log cosh")
+
+
 # --- extreme logits, mixed precision ---------------------------------------------------------
 
 EXTREME_LOGITS = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4], [0.0, 0.0, -1e4], [-1e4, -1e4, 1e4]], np.float32)
