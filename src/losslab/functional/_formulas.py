@@ -103,20 +103,32 @@ class TorchOps:
     def logsumexp(x: Tensor, axis: int) -> Tensor:
         return torch.logsumexp(x, axis, keepdim=True)
 
-    @staticmethod
-    def top_mask(x: Tensor, axis: int) -> Tensor:
-        """True at the largest entry along ``axis`` (the first of ties), False elsewhere."""
-        return torch.zeros_like(x, dtype=torch.bool).scatter(axis, x.argmax(axis, keepdim=True), True)
+    # The largest entry along an axis, as the formulas see it: an opaque "top" that the
+    # namespace alone reads (torch: its index, so that taking and replacing it are a gather and
+    # a scatter, one pass each; keras.ops: a one-hot mask).
 
     @staticmethod
-    def top_value(x: Tensor, axis: int) -> Tensor:
-        """The largest entry along ``axis``, as a constant (no gradient)."""
-        return x.detach().amax(axis, keepdim=True)
+    def top(x: Tensor, axis: int) -> tuple[Tensor, Tensor, int]:
+        """Where the largest entry along ``axis`` is (the first of ties), and its value as a
+        constant (no gradient)."""
+        value, index = torch.max(x.detach(), axis, keepdim=True)
+        return index, value, axis
 
     @staticmethod
-    def masked_sum(x: Tensor, mask: Tensor, axis: int) -> Tensor:
-        """The sum of the entries of ``x`` where ``mask`` holds, along ``axis``."""
-        return torch.where(mask, x, 0.0).sum(axis, keepdim=True)
+    def top_value(top: tuple[Tensor, Tensor, int]) -> Tensor:
+        return top[1]
+
+    @staticmethod
+    def take(top: tuple[Tensor, Tensor, int], x: Tensor) -> Tensor:
+        """``x`` at the top entry (the reduced axis kept)."""
+        index, _, axis = top
+        return x.gather(axis, index)
+
+    @staticmethod
+    def put(top: tuple[Tensor, Tensor, int], x: Tensor, value: Tensor | float) -> Tensor:
+        """``x`` with its top entry replaced by ``value`` (a number, or one per slice)."""
+        index, _, axis = top
+        return x.scatter(axis, index, value)
 
 
 #: The torch namespace: the default of every formula here.
@@ -260,12 +272,13 @@ def softmax_log_pair(logits: Tensor, axis: int, *, xp: TorchOps = TORCH) -> tupl
     log_p = xp.log_softmax(logits, axis)
     if num_classes == 1:
         return log_p, xp.full_like(log_p, -math.inf)
-    is_top = xp.top_mask(logits, axis)
-    log_q = xp.log1p(-xp.exp(xp.where(is_top, -1.0, log_p)))
-    shifted = logits - xp.top_value(logits, axis)
-    margin = xp.masked_sum(shifted, is_top, axis) - xp.logsumexp(xp.where(is_top, -math.inf, shifted), axis)
-    log_p = xp.where(is_top, xp.log_sigmoid(margin), log_p)
-    log_q = xp.where(is_top, xp.log_sigmoid(-margin), log_q)
+    top = xp.top(logits, axis)
+    # -1 at the top only keeps log1p finite there (its value is replaced below)
+    log_q = xp.log1p(-xp.exp(xp.put(top, log_p, -1.0)))
+    shifted = logits - xp.top_value(top)
+    margin = xp.take(top, shifted) - xp.logsumexp(xp.put(top, shifted, -math.inf), axis)
+    log_p = xp.put(top, log_p, xp.log_sigmoid(margin))
+    log_q = xp.put(top, log_q, xp.log_sigmoid(-margin))
     return log_p, log_q
 
 

@@ -82,17 +82,25 @@ class KerasOps:
     def logsumexp(x: Tensor, axis: int) -> Tensor:
         return ops.logsumexp(x, axis=axis, keepdims=True)
 
-    @staticmethod
-    def top_mask(x: Tensor, axis: int) -> Tensor:
-        return ops.cast(ops.one_hot(ops.argmax(x, axis=axis), x.shape[axis], axis=axis), "bool")
+    # the top entry as a one-hot mask along the axis, and its value as a constant
 
     @staticmethod
-    def top_value(x: Tensor, axis: int) -> Tensor:
-        return ops.stop_gradient(ops.max(x, axis=axis, keepdims=True))
+    def top(x: Tensor, axis: int) -> tuple[Tensor, Tensor, int]:
+        mask = ops.cast(ops.one_hot(ops.argmax(x, axis=axis), x.shape[axis], axis=axis), "bool")
+        return mask, ops.stop_gradient(ops.max(x, axis=axis, keepdims=True)), axis
 
     @staticmethod
-    def masked_sum(x: Tensor, mask: Tensor, axis: int) -> Tensor:
+    def top_value(top: tuple[Tensor, Tensor, int]) -> Tensor:
+        return top[1]
+
+    @staticmethod
+    def take(top: tuple[Tensor, Tensor, int], x: Tensor) -> Tensor:
+        mask, _, axis = top
         return ops.sum(ops.where(mask, x, 0.0), axis=axis, keepdims=True)
+
+    @staticmethod
+    def put(top: tuple[Tensor, Tensor, int], x: Tensor, value: Tensor | float) -> Tensor:
+        return ops.where(top[0], value, x)
 
 
 #: The Keras namespace handed to every formula.
