@@ -231,7 +231,8 @@ def log_clamp_bounds(eps: float) -> tuple[float, float]:
     return low, math.log1p(-eps)
 
 
-def clamp_log_pair(log_p: Tensor, log_q: Tensor, eps: float, *, xp: TorchOps = TORCH) -> tuple[Tensor, Tensor]:
+def clamp_log_pair(log_p: Tensor, log_q: Tensor, eps: float, *,
+                   xp: TorchOps = TORCH) -> tuple[Tensor, Tensor]:
     """``log p`` and ``log(1 - p)`` clipped into :func:`log_clamp_bounds` (no gradient outside)."""
     low, high = log_clamp_bounds(eps)
     return xp.clip(log_p, low, high), xp.clip(log_q, low, high)

@@ -1,9 +1,9 @@
 """The ``keras.losses.Loss`` subclasses: ``model.compile(loss=...)`` forms of the functions.
 
-Each class is written out (its docstring, its ``__init__`` signature; ``get_config`` from its
-form's base) so that a type checker and an IDE see it; each is registered for
-``keras.saving`` as ``losslab>ClassName``. The ``Full`` classes are always full and take no
-``full`` argument.
+Each class is written out (its docstring, its ``__init__`` signature; ``call`` and
+``get_config`` from its form's base in :mod:`losslab.keras._forms`) so that a type checker and
+an IDE see it; each is registered for ``keras.saving`` as ``losslab>ClassName``. The ``Full``
+classes are always full and take no ``full`` argument.
 """
 
 from __future__ import annotations
@@ -11,18 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras import ops
 
-from losslab.keras._checks import (
-    Tensor,
-    _canonical_axis,
-    _check_bool,
-    _check_eps,
-    _check_int,
-    _shape,
-    _sparse_labels,
+from losslab.keras._forms import (
+    _BinaryForm,
+    _CategoricalForm,
+    _RegressionForm,
+    _SparseCategoricalForm,
 )
-from losslab.keras.functions import _binary, _categorical, _regression, _sparse_categorical
 
 __all__ = [
     "BinaryFullLLoss",
@@ -44,140 +39,12 @@ __all__ = [
 _PACKAGE = "losslab"
 
 
-# --- the shared bases ------------------------------------------------------------------------
-
-
-class _LosslabLoss(keras.losses.Loss):
-    """Records y_pred's dtype before ``Loss.__call__`` casts it to the loss dtype (float32).
-
-    Under a mixed-precision policy the model's output is float16 or bfloat16; the clip must
-    then use that dtype's resolution, so that the gradient cast back to it stays finite.
-    """
-
-    _source_dtype: str | None = None
-
-    def __call__(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> Tensor:
-        dtype = getattr(y_pred, "dtype", None)
-        self._source_dtype = None if dtype is None else keras.backend.standardize_dtype(dtype)
-        try:
-            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
-        finally:
-            self._source_dtype = None
-
-
-class _CategoricalForm(_LosslabLoss):
-    """The shared ``call`` and config of the Categorical classes (one-hot or soft labels)."""
-
-    _kind = "m"
-    # False in the Full classes: always full, and no "full" in their config
-    _full_is_option = True
-
-    def _configure(self, *, full: bool, from_logits: bool, axis: int, eps: float) -> None:
-        self.full = _check_bool("full", full)
-        self.from_logits = _check_bool("from_logits", from_logits)
-        self.axis = _check_int("axis", axis)
-        self.eps = _check_eps(eps)
-
-    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
-        return _categorical(
-            y_true, y_pred, kind=self._kind, full=self.full, from_logits=self.from_logits,
-            axis=self.axis, eps=self.eps, source_dtype=self._source_dtype,
-        )
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(from_logits=self.from_logits, axis=self.axis, eps=self.eps)
-        if self._full_is_option:
-            config["full"] = self.full
-        return config
-
-
-class _SparseCategoricalForm(_LosslabLoss):
-    """The shared ``call``, ``ignore_class`` weighting and config of the SparseCategorical classes."""
-
-    _kind = "m"
-    _full_is_option = True
-
-    def _configure(self, *, full: bool, from_logits: bool, ignore_class: int | None, axis: int,
-                   eps: float) -> None:
-        self.full = _check_bool("full", full)
-        self.from_logits = _check_bool("from_logits", from_logits)
-        self.ignore_class = _check_int("ignore_class", ignore_class, optional=True)
-        self.axis = _check_int("axis", axis)
-        self.eps = _check_eps(eps)
-
-    def __call__(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> Tensor:
-        if self.ignore_class is None:
-            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
-        # As keras.losses.SparseCategoricalCrossentropy: ignored entries weigh 0, and the
-        # mean reductions divide by the number of the others (sum(w loss) / count).
-        y_pred = ops.convert_to_tensor(y_pred)
-        pred_shape = _shape(y_pred)
-        labels = _sparse_labels(y_true, pred_shape, _canonical_axis(self.axis, len(pred_shape)))
-        weight = ops.cast(ops.not_equal(ops.cast(labels, "int32"), self.ignore_class), "float32")
-        if self.reduction in ("sum_over_batch_size", "mean"):
-            weight = weight * ops.divide_no_nan(1.0, ops.mean(weight))
-        if sample_weight is not None:
-            sample_weight = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
-            extra = len(weight.shape) - len(sample_weight.shape)
-            if extra < 0:
-                raise ValueError(
-                    f"sample_weight: expected at most the rank of y_true {_shape(labels)}, "
-                    f"got shape {_shape(sample_weight)}"
-                )
-            sample_weight = ops.reshape(sample_weight, _shape(sample_weight) + (1,) * extra)
-            weight = weight * sample_weight
-        return super().__call__(y_true, y_pred, sample_weight=weight)
-
-    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
-        return _sparse_categorical(
-            y_true, y_pred, kind=self._kind, full=self.full, from_logits=self.from_logits,
-            ignore_class=self.ignore_class, axis=self.axis, eps=self.eps,
-            source_dtype=self._source_dtype,
-        )
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(from_logits=self.from_logits, ignore_class=self.ignore_class,
-                      axis=self.axis, eps=self.eps)
-        if self._full_is_option:
-            config["full"] = self.full
-        return config
-
-
-class _BinaryForm(_CategoricalForm):
-    """The shared ``call`` of the Binary classes (sigmoid per element, mean over ``axis``)."""
-
-    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
-        return _binary(
-            y_true, y_pred, kind=self._kind, full=self.full, from_logits=self.from_logits,
-            axis=self.axis, eps=self.eps, source_dtype=self._source_dtype,
-        )
-
-
-class _RegressionForm(_LosslabLoss):
-    """The shared ``__init__`` and ``call`` of the regression classes."""
-
-    _kind = "smae"
-
-    def __init__(
-        self, *, reduction: str | None = "sum_over_batch_size", name: str | None = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-
-    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
-        return _regression(y_true, y_pred, self._kind)
-
-
-# --- the classes ------------------------------------------------------------------------------
-
-
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class CategoricalMLoss(_CategoricalForm):
     """M loss for one-hot or soft labels: ``sum_c y_c (1/p_c - 1)``.
 
-    ``keras.losses.Loss`` form of :func:`categorical_m_loss`; ``model.compile(loss=...)``.
+    ``keras.losses.Loss`` form of :func:`~losslab.keras.functions.categorical_m_loss`;
+    ``model.compile(loss=...)``.
 
     Args:
         full: the full form (default False).
@@ -191,7 +58,8 @@ class CategoricalMLoss(_CategoricalForm):
 
     ``sample_weight`` (in ``__call__`` and ``fit``) weighs each sample's loss, as in Keras.
     The config (``get_config`` / ``from_config``) holds every argument, so a model saved with
-    this loss reloads with it (``keras.saving.load_model``; registered as ``losslab>CategoricalMLoss``).
+    this loss reloads with it (``keras.saving.load_model``; registered as
+    ``losslab>CategoricalMLoss``).
 
     References:
         Noel et al., arXiv:2303.09935.
@@ -211,7 +79,8 @@ class CategoricalMLoss(_CategoricalForm):
 class CategoricalFullMLoss(_CategoricalForm):
     """Full M loss for one-hot or soft labels.
 
-    ``keras.losses.Loss`` form of :func:`categorical_m_loss` with ``full=True``; ``model.compile(loss=...)``.
+    ``keras.losses.Loss`` form of :func:`~losslab.keras.functions.categorical_m_loss`
+    with ``full=True``; ``model.compile(loss=...)``.
 
     Args:
         from_logits: ``y_pred`` holds logits rather than probabilities (default False).
@@ -224,7 +93,8 @@ class CategoricalFullMLoss(_CategoricalForm):
 
     ``sample_weight`` (in ``__call__`` and ``fit``) weighs each sample's loss, as in Keras.
     The config (``get_config`` / ``from_config``) holds every argument, so a model saved with
-    this loss reloads with it (``keras.saving.load_model``; registered as ``losslab>CategoricalFullMLoss``).
+    this loss reloads with it (``keras.saving.load_model``; registered as
+    ``losslab>CategoricalFullMLoss``).
 
     References:
         Noel et al., arXiv:2303.09935.
@@ -245,7 +115,8 @@ class CategoricalFullMLoss(_CategoricalForm):
 class CategoricalLLoss(_CategoricalForm):
     """L loss for one-hot or soft labels: ``sum_c y_c (1/sqrt(p_c (2 - p_c)) - 1)``.
 
-    ``keras.losses.Loss`` form of :func:`categorical_l_loss`; ``model.compile(loss=...)``.
+    ``keras.losses.Loss`` form of :func:`~losslab.keras.functions.categorical_l_loss`;
+    ``model.compile(loss=...)``.
 
     Args:
         full: the full form (default False).
@@ -259,7 +130,8 @@ class CategoricalLLoss(_CategoricalForm):
 
     ``sample_weight`` (in ``__call__`` and ``fit``) weighs each sample's loss, as in Keras.
     The config (``get_config`` / ``from_config``) holds every argument, so a model saved with
-    this loss reloads with it (``keras.saving.load_model``; registered as ``losslab>CategoricalLLoss``).
+    this loss reloads with it (``keras.saving.load_model``; registered as
+    ``losslab>CategoricalLLoss``).
 
     References:
         Noel et al., arXiv:2303.09935.
@@ -279,7 +151,8 @@ class CategoricalLLoss(_CategoricalForm):
 class CategoricalFullLLoss(_CategoricalForm):
     """Full L loss for one-hot or soft labels.
 
-    ``keras.losses.Loss`` form of :func:`categorical_l_loss` with ``full=True``; ``model.compile(loss=...)``.
+    ``keras.losses.Loss`` form of :func:`~losslab.keras.functions.categorical_l_loss`
+    with ``full=True``; ``model.compile(loss=...)``.
 
     Args:
         from_logits: ``y_pred`` holds logits rather than probabilities (default False).
@@ -292,7 +165,8 @@ class CategoricalFullLLoss(_CategoricalForm):
 
     ``sample_weight`` (in ``__call__`` and ``fit``) weighs each sample's loss, as in Keras.
     The config (``get_config`` / ``from_config``) holds every argument, so a model saved with
-    this loss reloads with it (``keras.saving.load_model``; registered as ``losslab>CategoricalFullLLoss``).
+    this loss reloads with it (``keras.saving.load_model``; registered as
+    ``losslab>CategoricalFullLLoss``).
 
     References:
         Noel et al., arXiv:2303.09935.
@@ -313,7 +187,8 @@ class CategoricalFullLLoss(_CategoricalForm):
 class SparseCategoricalMLoss(_SparseCategoricalForm):
     """M loss for integer class indices: ``1/p_y - 1``.
 
-    ``keras.losses.Loss`` form of :func:`sparse_categorical_m_loss`; ``model.compile(loss=...)``.
+    ``keras.losses.Loss`` form of :func:`~losslab.keras.functions.sparse_categorical_m_loss`;
+    ``model.compile(loss=...)``.
 
     Args:
         full: the full form (default False).
@@ -322,13 +197,15 @@ class SparseCategoricalMLoss(_SparseCategoricalForm):
         axis: the class axis (default -1).
         eps: probabilities are clipped into ``[eps, 1 - eps]`` (default 1e-7).
         reduction: as in ``keras.losses``: ``"sum_over_batch_size"`` (default: the mean over
-            samples that are not ``ignore_class``), ``"sum"``, ``"mean"``, ``"mean_with_sample_weight"``, ``None``.
+            samples that are not ``ignore_class``), ``"sum"``, ``"mean"``,
+            ``"mean_with_sample_weight"``, ``None``.
         name: the loss's name.
         dtype: the dtype of the reduction (default: ``keras.backend.floatx()``).
 
     ``sample_weight`` (in ``__call__`` and ``fit``) weighs each sample's loss, as in Keras.
     The config (``get_config`` / ``from_config``) holds every argument, so a model saved with
-    this loss reloads with it (``keras.saving.load_model``; registered as ``losslab>SparseCategoricalMLoss``).
+    this loss reloads with it (``keras.saving.load_model``; registered as
+    ``losslab>SparseCategoricalMLoss``).
 
     References:
         Noel et al., arXiv:2303.09935.
@@ -337,7 +214,8 @@ class SparseCategoricalMLoss(_SparseCategoricalForm):
     _kind = "m"
 
     def __init__(
-        self, *, full: bool = False, from_logits: bool = False, ignore_class: int | None = None, axis: int = -1, eps: float = 1e-7,
+        self, *, full: bool = False, from_logits: bool = False, ignore_class: int | None = None,
+        axis: int = -1, eps: float = 1e-7,
         reduction: str | None = "sum_over_batch_size", name: str | None = None, dtype: Any = None,
     ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
@@ -348,7 +226,8 @@ class SparseCategoricalMLoss(_SparseCategoricalForm):
 class SparseCategoricalFullMLoss(_SparseCategoricalForm):
     """Full M loss for integer class indices.
 
-    ``keras.losses.Loss`` form of :func:`sparse_categorical_m_loss` with ``full=True``; ``model.compile(loss=...)``.
+    ``keras.losses.Loss`` form of :func:`~losslab.keras.functions.sparse_categorical_m_loss`
+    with ``full=True``; ``model.compile(loss=...)``.
 
     Args:
         from_logits: ``y_pred`` holds logits rather than probabilities (default False).
@@ -356,13 +235,15 @@ class SparseCategoricalFullMLoss(_SparseCategoricalForm):
         axis: the class axis (default -1).
         eps: probabilities are clipped into ``[eps, 1 - eps]`` (default 1e-7).
         reduction: as in ``keras.losses``: ``"sum_over_batch_size"`` (default: the mean over
-            samples that are not ``ignore_class``), ``"sum"``, ``"mean"``, ``"mean_with_sample_weight"``, ``None``.
+            samples that are not ``ignore_class``), ``"sum"``, ``"mean"``,
+            ``"mean_with_sample_weight"``, ``None``.
         name: the loss's name.
         dtype: the dtype of the reduction (default: ``keras.backend.floatx()``).
 
     ``sample_weight`` (in ``__call__`` and ``fit``) weighs each sample's loss, as in Keras.
     The config (``get_config`` / ``from_config``) holds every argument, so a model saved with
-    this loss reloads with it (``keras.saving.load_model``; registered as ``losslab>SparseCategoricalFullMLoss``).
+    this loss reloads with it (``keras.saving.load_model``; registered as
+    ``losslab>SparseCategoricalFullMLoss``).
 
     References:
         Noel et al., arXiv:2303.09935.
@@ -372,7 +253,8 @@ class SparseCategoricalFullMLoss(_SparseCategoricalForm):
     _full_is_option = False
 
     def __init__(
-        self, *, from_logits: bool = False, ignore_class: int | None = None, axis: int = -1, eps: float = 1e-7,
+        self, *, from_logits: bool = False, ignore_class: int | None = None, axis: int = -1,
+        eps: float = 1e-7,
         reduction: str | None = "sum_over_batch_size", name: str | None = None, dtype: Any = None,
     ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
@@ -383,7 +265,8 @@ class SparseCategoricalFullMLoss(_SparseCategoricalForm):
 class SparseCategoricalLLoss(_SparseCategoricalForm):
     """L loss for integer class indices.
 
-    ``keras.losses.Loss`` form of :func:`sparse_categorical_l_loss`; ``model.compile(loss=...)``.
+    ``keras.losses.Loss`` form of :func:`~losslab.keras.functions.sparse_categorical_l_loss`;
+    ``model.compile(loss=...)``.
 
     Args:
         full: the full form (default False).
@@ -392,13 +275,15 @@ class SparseCategoricalLLoss(_SparseCategoricalForm):
         axis: the class axis (default -1).
         eps: probabilities are clipped into ``[eps, 1 - eps]`` (default 1e-7).
         reduction: as in ``keras.losses``: ``"sum_over_batch_size"`` (default: the mean over
-            samples that are not ``ignore_class``), ``"sum"``, ``"mean"``, ``"mean_with_sample_weight"``, ``None``.
+            samples that are not ``ignore_class``), ``"sum"``, ``"mean"``,
+            ``"mean_with_sample_weight"``, ``None``.
         name: the loss's name.
         dtype: the dtype of the reduction (default: ``keras.backend.floatx()``).
 
     ``sample_weight`` (in ``__call__`` and ``fit``) weighs each sample's loss, as in Keras.
     The config (``get_config`` / ``from_config``) holds every argument, so a model saved with
-    this loss reloads with it (``keras.saving.load_model``; registered as ``losslab>SparseCategoricalLLoss``).
+    this loss reloads with it (``keras.saving.load_model``; registered as
+    ``losslab>SparseCategoricalLLoss``).
 
     References:
         Noel et al., arXiv:2303.09935.
@@ -407,7 +292,8 @@ class SparseCategoricalLLoss(_SparseCategoricalForm):
     _kind = "l"
 
     def __init__(
-        self, *, full: bool = False, from_logits: bool = False, ignore_class: int | None = None, axis: int = -1, eps: float = 1e-7,
+        self, *, full: bool = False, from_logits: bool = False, ignore_class: int | None = None,
+        axis: int = -1, eps: float = 1e-7,
         reduction: str | None = "sum_over_batch_size", name: str | None = None, dtype: Any = None,
     ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
@@ -418,7 +304,8 @@ class SparseCategoricalLLoss(_SparseCategoricalForm):
 class SparseCategoricalFullLLoss(_SparseCategoricalForm):
     """Full L loss for integer class indices.
 
-    ``keras.losses.Loss`` form of :func:`sparse_categorical_l_loss` with ``full=True``; ``model.compile(loss=...)``.
+    ``keras.losses.Loss`` form of :func:`~losslab.keras.functions.sparse_categorical_l_loss`
+    with ``full=True``; ``model.compile(loss=...)``.
 
     Args:
         from_logits: ``y_pred`` holds logits rather than probabilities (default False).
@@ -426,13 +313,15 @@ class SparseCategoricalFullLLoss(_SparseCategoricalForm):
         axis: the class axis (default -1).
         eps: probabilities are clipped into ``[eps, 1 - eps]`` (default 1e-7).
         reduction: as in ``keras.losses``: ``"sum_over_batch_size"`` (default: the mean over
-            samples that are not ``ignore_class``), ``"sum"``, ``"mean"``, ``"mean_with_sample_weight"``, ``None``.
+            samples that are not ``ignore_class``), ``"sum"``, ``"mean"``,
+            ``"mean_with_sample_weight"``, ``None``.
         name: the loss's name.
         dtype: the dtype of the reduction (default: ``keras.backend.floatx()``).
 
     ``sample_weight`` (in ``__call__`` and ``fit``) weighs each sample's loss, as in Keras.
     The config (``get_config`` / ``from_config``) holds every argument, so a model saved with
-    this loss reloads with it (``keras.saving.load_model``; registered as ``losslab>SparseCategoricalFullLLoss``).
+    this loss reloads with it (``keras.saving.load_model``; registered as
+    ``losslab>SparseCategoricalFullLLoss``).
 
     References:
         Noel et al., arXiv:2303.09935.
@@ -442,7 +331,8 @@ class SparseCategoricalFullLLoss(_SparseCategoricalForm):
     _full_is_option = False
 
     def __init__(
-        self, *, from_logits: bool = False, ignore_class: int | None = None, axis: int = -1, eps: float = 1e-7,
+        self, *, from_logits: bool = False, ignore_class: int | None = None, axis: int = -1,
+        eps: float = 1e-7,
         reduction: str | None = "sum_over_batch_size", name: str | None = None, dtype: Any = None,
     ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
@@ -453,7 +343,8 @@ class SparseCategoricalFullLLoss(_SparseCategoricalForm):
 class BinaryMLoss(_BinaryForm):
     """Binary / multilabel M loss: ``y (1/p - 1)``, ``p = sigmoid(z)``.
 
-    ``keras.losses.Loss`` form of :func:`binary_m_loss`; ``model.compile(loss=...)``.
+    ``keras.losses.Loss`` form of :func:`~losslab.keras.functions.binary_m_loss`;
+    ``model.compile(loss=...)``.
 
     Args:
         full: the full form (default False).
@@ -461,13 +352,15 @@ class BinaryMLoss(_BinaryForm):
         axis: the label axis (default -1).
         eps: probabilities are clipped into ``[eps, 1 - eps]`` (default 1e-7).
         reduction: as in ``keras.losses``: ``"sum_over_batch_size"`` (default: the mean over
-            samples, each the mean over ``axis``: the mean over all elements), ``"sum"``, ``"mean"``, ``"mean_with_sample_weight"``, ``None``.
+            samples, each the mean over ``axis``: the mean over all elements), ``"sum"``,
+            ``"mean"``, ``"mean_with_sample_weight"``, ``None``.
         name: the loss's name.
         dtype: the dtype of the reduction (default: ``keras.backend.floatx()``).
 
     ``sample_weight`` (in ``__call__`` and ``fit``) weighs each sample's loss, as in Keras.
     The config (``get_config`` / ``from_config``) holds every argument, so a model saved with
-    this loss reloads with it (``keras.saving.load_model``; registered as ``losslab>BinaryMLoss``).
+    this loss reloads with it (``keras.saving.load_model``; registered as
+    ``losslab>BinaryMLoss``).
 
     References:
         Noel et al., arXiv:2303.09935.
@@ -487,20 +380,23 @@ class BinaryMLoss(_BinaryForm):
 class BinaryFullMLoss(_BinaryForm):
     """Binary / multilabel full M loss (from logits: the exponential loss).
 
-    ``keras.losses.Loss`` form of :func:`binary_m_loss` with ``full=True``; ``model.compile(loss=...)``.
+    ``keras.losses.Loss`` form of :func:`~losslab.keras.functions.binary_m_loss`
+    with ``full=True``; ``model.compile(loss=...)``.
 
     Args:
         from_logits: ``y_pred`` holds logits rather than probabilities (default False).
         axis: the label axis (default -1).
         eps: probabilities are clipped into ``[eps, 1 - eps]`` (default 1e-7).
         reduction: as in ``keras.losses``: ``"sum_over_batch_size"`` (default: the mean over
-            samples, each the mean over ``axis``: the mean over all elements), ``"sum"``, ``"mean"``, ``"mean_with_sample_weight"``, ``None``.
+            samples, each the mean over ``axis``: the mean over all elements), ``"sum"``,
+            ``"mean"``, ``"mean_with_sample_weight"``, ``None``.
         name: the loss's name.
         dtype: the dtype of the reduction (default: ``keras.backend.floatx()``).
 
     ``sample_weight`` (in ``__call__`` and ``fit``) weighs each sample's loss, as in Keras.
     The config (``get_config`` / ``from_config``) holds every argument, so a model saved with
-    this loss reloads with it (``keras.saving.load_model``; registered as ``losslab>BinaryFullMLoss``).
+    this loss reloads with it (``keras.saving.load_model``; registered as
+    ``losslab>BinaryFullMLoss``).
 
     References:
         Noel et al., arXiv:2303.09935.
@@ -521,7 +417,8 @@ class BinaryFullMLoss(_BinaryForm):
 class BinaryLLoss(_BinaryForm):
     """Binary / multilabel L loss: ``y (1/sqrt(p (2 - p)) - 1)``.
 
-    ``keras.losses.Loss`` form of :func:`binary_l_loss`; ``model.compile(loss=...)``.
+    ``keras.losses.Loss`` form of :func:`~losslab.keras.functions.binary_l_loss`;
+    ``model.compile(loss=...)``.
 
     Args:
         full: the full form (default False).
@@ -529,13 +426,15 @@ class BinaryLLoss(_BinaryForm):
         axis: the label axis (default -1).
         eps: probabilities are clipped into ``[eps, 1 - eps]`` (default 1e-7).
         reduction: as in ``keras.losses``: ``"sum_over_batch_size"`` (default: the mean over
-            samples, each the mean over ``axis``: the mean over all elements), ``"sum"``, ``"mean"``, ``"mean_with_sample_weight"``, ``None``.
+            samples, each the mean over ``axis``: the mean over all elements), ``"sum"``,
+            ``"mean"``, ``"mean_with_sample_weight"``, ``None``.
         name: the loss's name.
         dtype: the dtype of the reduction (default: ``keras.backend.floatx()``).
 
     ``sample_weight`` (in ``__call__`` and ``fit``) weighs each sample's loss, as in Keras.
     The config (``get_config`` / ``from_config``) holds every argument, so a model saved with
-    this loss reloads with it (``keras.saving.load_model``; registered as ``losslab>BinaryLLoss``).
+    this loss reloads with it (``keras.saving.load_model``; registered as
+    ``losslab>BinaryLLoss``).
 
     References:
         Noel et al., arXiv:2303.09935.
@@ -555,20 +454,23 @@ class BinaryLLoss(_BinaryForm):
 class BinaryFullLLoss(_BinaryForm):
     """Binary / multilabel full L loss.
 
-    ``keras.losses.Loss`` form of :func:`binary_l_loss` with ``full=True``; ``model.compile(loss=...)``.
+    ``keras.losses.Loss`` form of :func:`~losslab.keras.functions.binary_l_loss`
+    with ``full=True``; ``model.compile(loss=...)``.
 
     Args:
         from_logits: ``y_pred`` holds logits rather than probabilities (default False).
         axis: the label axis (default -1).
         eps: probabilities are clipped into ``[eps, 1 - eps]`` (default 1e-7).
         reduction: as in ``keras.losses``: ``"sum_over_batch_size"`` (default: the mean over
-            samples, each the mean over ``axis``: the mean over all elements), ``"sum"``, ``"mean"``, ``"mean_with_sample_weight"``, ``None``.
+            samples, each the mean over ``axis``: the mean over all elements), ``"sum"``,
+            ``"mean"``, ``"mean_with_sample_weight"``, ``None``.
         name: the loss's name.
         dtype: the dtype of the reduction (default: ``keras.backend.floatx()``).
 
     ``sample_weight`` (in ``__call__`` and ``fit``) weighs each sample's loss, as in Keras.
     The config (``get_config`` / ``from_config``) holds every argument, so a model saved with
-    this loss reloads with it (``keras.saving.load_model``; registered as ``losslab>BinaryFullLLoss``).
+    this loss reloads with it (``keras.saving.load_model``; registered as
+    ``losslab>BinaryFullLLoss``).
 
     References:
         Noel et al., arXiv:2303.09935.
@@ -587,7 +489,8 @@ class BinaryFullLLoss(_BinaryForm):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class SMAELoss(_RegressionForm):
-    """Smooth absolute error ``e tanh(e / 2)``: the ``keras.losses.Loss`` form of :func:`smae_loss`.
+    """Smooth absolute error ``e tanh(e / 2)``: the ``keras.losses.Loss`` form of
+    :func:`~losslab.keras.functions.smae_loss`.
 
     Args:
         reduction, name, dtype: as in ``keras.losses`` (default reduction
@@ -603,7 +506,8 @@ class SMAELoss(_RegressionForm):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class LogCoshLoss(_RegressionForm):
-    """Log-cosh ``log cosh(e)`` without overflow: the Loss form of :func:`log_cosh_loss`.
+    """Log-cosh ``log cosh(e)`` without overflow: the Loss form of
+    :func:`~losslab.keras.functions.log_cosh_loss`.
 
     The values of ``keras.losses.LogCosh`` to float rounding, finite for any error, and exactly
     0 at ``e = 0`` (``log1p(2 sinh^2(e / 2))`` for ``|e| < 1``, as the PyTorch form).

@@ -10,9 +10,10 @@ memory, which is what bounds these losses on a CPU or GPU:
   respect to the logits (or the error) in one sweep, mostly in place;
 * the only input-sized tensor kept for backward is that gradient (the input and the other
   tensor arguments are saved too, which costs no memory since the caller holds them anyway);
-* on a CPU the elementwise work runs in chunks of :data:`~losslab.functional._fused.chunks.CHUNK_ELEMENTS` (rows of the
-  input), so the temporaries stay in cache and no input-sized temporary is allocated: the
-  loss costs about one pass over memory plus the arithmetic. Under ``torch.compile`` the
+* on a CPU the elementwise work runs in chunks of
+  :data:`~losslab.functional._fused.chunks.CHUNK_ELEMENTS` (rows of the input), so the
+  temporaries stay in cache and no input-sized temporary is allocated: the loss costs about
+  one pass over memory plus the arithmetic. Under ``torch.compile`` the
   whole input is one chunk and Inductor fuses the pass itself;
 * backward scales that gradient in place and hands the buffer itself to autograd (no
   input-sized allocation in backward; see :mod:`~losslab.functional._fused.autograd`). A

@@ -162,7 +162,8 @@ class FusedLoss(torch.autograd.Function):
         grads: list[Tensor | None] = [None] * ctx.num_args
         if torch.is_grad_enabled():
             count = 2 if ctx.target_gradient else 1
-            for position, grad in enumerate(_reference_grads(ctx.reference, _saved_args(ctx), grad_output, count)):
+            exact = _reference_grads(ctx.reference, _saved_args(ctx), grad_output, count)
+            for position, grad in enumerate(exact):
                 grads[position] = grad if needs[position] else None
         else:
             grad, owned = _take_gradient(ctx)

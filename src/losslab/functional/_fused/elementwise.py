@@ -158,7 +158,8 @@ def sigmoid_focal_fused(
     """Fused sigmoid focal loss from logits (arguments validated; target in the input's dtype,
     not requiring grad). ``reference(input, target)``: the formula under autograd, capturing
     no tensor (used only for higher-order derivatives)."""
-    return fused_loss(_focal_forward, reference, (input, target), (alpha, gamma, reduction), reduction=reduction)
+    return fused_loss(_focal_forward, reference, (input, target), (alpha, gamma, reduction),
+                      reduction=reduction)
 
 
 # --- binary hinge --------------------------------------------------------------------------------
