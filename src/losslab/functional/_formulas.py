@@ -20,7 +20,13 @@ L, y=0       ``1/t - 1``, t=sqrt(q(1+p))  L, y=1 with p, q swapped    ``p^2 / t^
 
 The derivative factor ``k`` is what the fused kernels need beside the value: for a softmax
 ``dL/dz_j = k_j - p_j sum_c k_c``, for a sigmoid ``dl/dz = q k``. The ``*_terms`` functions
-return ``(value, k)`` and share the intermediate (``log s``) between the two.
+return ``(value, k)`` and share the intermediate (``log s``) between the two; their values are
+the kernels' bit for bit. Also here: the first version's extras (parametric M, parabolic,
+circle, cosine), SMAE and log-cosh of the error, and the sigmoid focal loss's factor.
+
+Formulas in other variables stay beside the kernels that need them for speed: the binary fused
+pass works in logit space (``exp(-z)`` for M, one exp and one sqrt for L), and the multiclass
+pass with class indices takes the wrong classes' terms directly from the probabilities.
 """
 
 from __future__ import annotations
