@@ -18,6 +18,9 @@ for a sigmoid it is ``logsigmoid(-z)``. The identities that follow:
 * binary M from a logit is ``y exp(-z)``; binary full M is ``y exp(-z) + (1 - y) exp(z)``,
   the exponential (AdaBoost) loss on the margin.
 
+The kernels and the log-probability pairs are written once, in the numeric core
+:mod:`losslab.functional._formulas`, which the fused kernels and :mod:`losslab.keras` use too.
+
 Probabilities are clamped into ``[eps, 1 - eps]`` (``eps=1e-7``, Keras' epsilon;
 ``eps=0`` disables the clamp). The authors' notebooks never clip: they divide with
 ``tf.math.divide_no_nan``, which gives 0 where a probability is exactly 0 or 1; losslab clamps
@@ -97,6 +100,7 @@ Kernel = Callable[[Tensor, Tensor], Tensor]
 
 # --- per-element kernels and log-probabilities: the numeric core ---------------------------
 # (written once in losslab.functional._formulas, shared with the fused kernels and Keras)
+
 
 def _parametric_m_true(alpha: float) -> Kernel:
     return functools.partial(parametric_m_true, alpha=alpha)
