@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -112,23 +113,24 @@ def test_triplet_margin_zero_margin_by_formula():
 
 # --- pytorch-metric-learning ---------------------------------------------------------------------
 
-pml = pytest.importorskip("pytorch_metric_learning")
-from pytorch_metric_learning import distances as pml_distances  # noqa: E402
-from pytorch_metric_learning import losses as pml_losses  # noqa: E402
-from pytorch_metric_learning import miners as pml_miners  # noqa: E402
-from pytorch_metric_learning import reducers as pml_reducers  # noqa: E402
+@pytest.fixture(scope="module")
+def pml():
+    """pytorch-metric-learning's modules, imported by the tests that use them (not when the
+    module is collected: the import takes seconds). ``pml.lp``: PML's LpDistance normalises
+    embeddings by default; losslab's "euclidean" does not, so PML gets
+    LpDistance(normalize_embeddings=False) (p=2, power=1). PML's triplet reducer defaults to
+    AvgNonZeroReducer; MeanReducer gives the plain mean over the mined triplets."""
+    from pytorch_metric_learning import distances, losses, miners, reducers
 
-# Mapping: PML's LpDistance normalises embeddings by default; losslab's "euclidean" does not,
-# so PML gets LpDistance(normalize_embeddings=False) (p=2, power=1). PML's triplet reducer
-# defaults to AvgNonZeroReducer; MeanReducer gives the plain mean over the mined triplets.
-LP = pml_distances.LpDistance(normalize_embeddings=False)
+    return SimpleNamespace(distances=distances, losses=losses, miners=miners, reducers=reducers,
+                           lp=distances.LpDistance(normalize_embeddings=False))
 
 
 @pytest.mark.parametrize("margin", [0.2, 1.0, 3.0])
-def test_batch_hard_equals_pml_batch_hard_miner(margin):
+def test_batch_hard_equals_pml_batch_hard_miner(margin, pml):
     x = randn(12, 4, seed=5, requires_grad=True)
-    triplets = pml_miners.BatchHardMiner(distance=LP)(x, LABELS)
-    pml_loss = pml_losses.TripletMarginLoss(margin=margin, distance=LP, reducer=pml_reducers.MeanReducer())
+    triplets = pml.miners.BatchHardMiner(distance=pml.lp)(x, LABELS)
+    pml_loss = pml.losses.TripletMarginLoss(margin=margin, distance=pml.lp, reducer=pml.reducers.MeanReducer())
     ref = pml_loss(x, LABELS, triplets)
     ours = LF.batch_triplet_loss(x, LABELS, mining="hard", margin=margin)
     close(ours, ref)
@@ -136,31 +138,31 @@ def test_batch_hard_equals_pml_batch_hard_miner(margin):
 
 
 @pytest.mark.parametrize("margin", [0.2, 1.0, 3.0])
-def test_batch_all_equals_pml(margin):
+def test_batch_all_equals_pml(margin, pml):
     x = randn(12, 4, seed=6, requires_grad=True)
     # Batch-all averaged over the non-zero triplets: the miner keeps the margin violators,
     # MeanReducer averages them (PML's default AvgNonZeroReducer without a miner is the same).
-    triplets = pml_miners.TripletMarginMiner(margin=margin, type_of_triplets="all", distance=LP)(x, LABELS)
-    ref = pml_losses.TripletMarginLoss(margin=margin, distance=LP, reducer=pml_reducers.MeanReducer())(x, LABELS, triplets)
+    triplets = pml.miners.TripletMarginMiner(margin=margin, type_of_triplets="all", distance=pml.lp)(x, LABELS)
+    ref = pml.losses.TripletMarginLoss(margin=margin, distance=pml.lp, reducer=pml.reducers.MeanReducer())(x, LABELS, triplets)
     ours = LF.batch_triplet_loss(x, LABELS, mining="all", margin=margin)
     close(ours, ref)
     close(grads(ours, x)[0], grads(ref, x)[0])
-    close(ours, pml_losses.TripletMarginLoss(margin=margin, distance=LP)(x, LABELS))
+    close(ours, pml.losses.TripletMarginLoss(margin=margin, distance=pml.lp)(x, LABELS))
     # Averaged over all valid triplets: PML with every triplet and MeanReducer.
-    ref_all = pml_losses.TripletMarginLoss(margin=margin, distance=LP, reducer=pml_reducers.MeanReducer())(x, LABELS)
+    ref_all = pml.losses.TripletMarginLoss(margin=margin, distance=pml.lp, reducer=pml.reducers.MeanReducer())(x, LABELS)
     close(LF.batch_triplet_loss(x, LABELS, mining="all", margin=margin, average="all"), ref_all)
 
 
-def test_batch_triplet_soft_margin_and_cosine_equal_pml():
+def test_batch_triplet_soft_margin_and_cosine_equal_pml(pml):
     x = randn(12, 4, seed=7)
-    triplets = pml_miners.BatchHardMiner(distance=LP)(x, LABELS)
-    ref = pml_losses.TripletMarginLoss(margin=0.0, smooth_loss=True, distance=LP,
-                                       reducer=pml_reducers.MeanReducer())(x, LABELS, triplets)
+    triplets = pml.miners.BatchHardMiner(distance=pml.lp)(x, LABELS)
+    ref = pml.losses.TripletMarginLoss(margin=0.0, smooth_loss=True, distance=pml.lp,
+                                       reducer=pml.reducers.MeanReducer())(x, LABELS, triplets)
     close(LF.batch_triplet_loss(x, LABELS, margin=0.0, soft_margin=True), ref)
     # PML's CosineSimilarity is a similarity; cosine distance = 1 - it, so margins agree.
-    cs = pml_distances.CosineSimilarity()
-    triplets = pml_miners.BatchHardMiner(distance=cs)(x, LABELS)
-    ref = pml_losses.TripletMarginLoss(margin=0.3, distance=cs, reducer=pml_reducers.MeanReducer())(x, LABELS, triplets)
+    cs = pml.distances.CosineSimilarity()
+    triplets = pml.miners.BatchHardMiner(distance=cs)(x, LABELS)
+    ref = pml.losses.TripletMarginLoss(margin=0.3, distance=cs, reducer=pml.reducers.MeanReducer())(x, LABELS, triplets)
     close(LF.batch_triplet_loss(x, LABELS, margin=0.3, distance="cosine"), ref)
 
 
@@ -256,12 +258,12 @@ def test_batch_hard_finite_and_exact_with_identical_embeddings():
     (g,) = grads(loss, same_point)
     assert loss.item() == 1.0 and torch.isfinite(g).all()
 
-def test_contrastive_equals_pml_unsquared():
+def test_contrastive_equals_pml_unsquared(pml):
     x = randn(12, 4, seed=10, requires_grad=True)
     # PML ContrastiveLoss(pos_margin=0, neg_margin=m) on every ordered pair (a != b), summed:
     # pos term D, neg term max(0, m - D): our squared=False with label 1 = similar.
-    ref = pml_losses.ContrastiveLoss(pos_margin=0, neg_margin=1.3, distance=LP,
-                                     reducer=pml_reducers.SumReducer())(x, LABELS)
+    ref = pml.losses.ContrastiveLoss(pos_margin=0, neg_margin=1.3, distance=pml.lp,
+                                     reducer=pml.reducers.SumReducer())(x, LABELS)
     i, j = torch.triu_indices(12, 12, 1)
     i, j = torch.cat([i, j]), torch.cat([j, i])
     ours = LF.contrastive_loss(x[i], x[j], (LABELS[i] == LABELS[j]).long(), margin=1.3,
@@ -271,10 +273,10 @@ def test_contrastive_equals_pml_unsquared():
 
 
 @pytest.mark.parametrize("temperature", [0.07, 0.5])
-def test_nt_xent_equals_pml(temperature):
+def test_nt_xent_equals_pml(temperature, pml):
     v1, v2 = randn(6, 5, seed=11, requires_grad=True), randn(6, 5, seed=12, requires_grad=True)
     labels = torch.cat([torch.arange(6), torch.arange(6)])
-    ref = pml_losses.NTXentLoss(temperature=temperature)(torch.cat([v1, v2]), labels)
+    ref = pml.losses.NTXentLoss(temperature=temperature)(torch.cat([v1, v2]), labels)
     ours = LF.nt_xent_loss(v1, v2, temperature=temperature)
     close(ours, ref)
     for g_ours, g_ref in zip(grads(ours, v1, v2), grads(ref, v1, v2)):
@@ -294,10 +296,10 @@ def test_nt_xent_reference_formula():
 
 
 @pytest.mark.parametrize("margin_rad", [0.5, 0.2, 1.2])
-def test_arcface_equals_pml(margin_rad):
+def test_arcface_equals_pml(margin_rad, pml):
     x = randn(12, 4, seed=15, requires_grad=True)
     # PML: margin in degrees, W of shape (embedding_size, num_classes); losslab: radians, (C, D).
-    pml_arc = pml_losses.ArcFaceLoss(5, 4, margin=math.degrees(margin_rad), scale=64).to(DT)
+    pml_arc = pml.losses.ArcFaceLoss(5, 4, margin=math.degrees(margin_rad), scale=64).to(DT)
     centers = pml_arc.W.detach().T.clone().requires_grad_(True)
     ref = pml_arc(x, LABELS)
     ours = LF.arcface_loss(x, LABELS, centers, margin=margin_rad)
@@ -351,15 +353,23 @@ def test_arcface_computes_in_float32_under_autocast_and_half_input():
 
 # --- sentence-transformers -------------------------------------------------------------------------
 
-st_losses = pytest.importorskip("sentence_transformers.sentence_transformer.losses")
 # ST's losses take a model only to embed texts; the loss math runs on fixed tensors through
 # compute_loss_from_embeddings, so a bare Module stands in for the model (no download).
 STUB_MODEL = torch.nn.Module()
 
 
+@pytest.fixture(scope="module")
+def st_losses():
+    """sentence-transformers' losses, imported by the tests that use them (not when the module
+    is collected: the import takes several seconds)."""
+    from sentence_transformers.sentence_transformer import losses
+
+    return losses
+
+
 @pytest.mark.parametrize("num_negatives", [0, 1, 2])
 @pytest.mark.parametrize("scale", [20.0, 7.0])
-def test_mnr_equals_sentence_transformers(num_negatives, scale):
+def test_mnr_equals_sentence_transformers(num_negatives, scale, st_losses):
     a, p = randn(6, 8, seed=20, requires_grad=True), randn(6, 8, seed=21, requires_grad=True)
     negs = [randn(6, 8, seed=22 + k, requires_grad=True) for k in range(num_negatives)]
     ref = st_losses.MultipleNegativesRankingLoss(STUB_MODEL, scale=scale).compute_loss_from_embeddings([a, p, *negs], None)
@@ -371,7 +381,7 @@ def test_mnr_equals_sentence_transformers(num_negatives, scale):
 
 
 @pytest.mark.parametrize("num_negatives", [0, 1])
-def test_mnr_symmetric_equals_sentence_transformers(num_negatives):
+def test_mnr_symmetric_equals_sentence_transformers(num_negatives, st_losses):
     a, p = randn(5, 8, seed=30, requires_grad=True), randn(5, 8, seed=31, requires_grad=True)
     negs = [randn(5, 8, seed=32)] * num_negatives
     st = st_losses.MultipleNegativesRankingLoss(STUB_MODEL, directions=("query_to_doc", "doc_to_query"),
@@ -383,7 +393,7 @@ def test_mnr_symmetric_equals_sentence_transformers(num_negatives):
     close(LN.MultipleNegativesRankingLoss(symmetric=True)(a, p, negs[0] if negs else None), ref)
 
 
-def test_mnr_dot_similarity_equals_sentence_transformers():
+def test_mnr_dot_similarity_equals_sentence_transformers(st_losses):
     from sentence_transformers.util import dot_score
 
     a, p = randn(5, 8, seed=33), randn(5, 8, seed=34)
@@ -392,7 +402,7 @@ def test_mnr_dot_similarity_equals_sentence_transformers():
 
 
 @pytest.mark.parametrize("margin", [0.5, 0.9])
-def test_contrastive_cosine_equals_sentence_transformers(margin):
+def test_contrastive_cosine_equals_sentence_transformers(margin, st_losses):
     a, b = randn(8, 6, seed=40, requires_grad=True), randn(8, 6, seed=41, requires_grad=True)
     y = torch.tensor([1, 0, 1, 1, 0, 0, 1, 0])  # ST: 1 = similar
     ref = st_losses.ContrastiveLoss(STUB_MODEL, margin=margin).compute_loss_from_embeddings([a, b], y)

@@ -325,11 +325,16 @@ def test_auto_falls_back_when_the_target_needs_a_gradient():
 
 
 def test_auto_uses_the_fused_path():
+    from losslab.functional._fused import binary, elementwise
+
     z = torch.randn(8, requires_grad=True)
     value = binary_m_loss(z, torch.rand(8))
-    assert type(value.grad_fn).__name__ == "_BinaryFusedBackward"
+    assert type(value.grad_fn).__name__ == "FusedLossBackward"
+    assert value.grad_fn.forward_function is binary._binary_forward
     value = smae_loss(z, torch.rand(8))
-    assert type(value.grad_fn).__name__ == "_RegressionFusedBackward"
+    assert type(value.grad_fn).__name__ == "FusedLossBackward"
+    assert value.grad_fn.forward_function is elementwise._regression_forward
+    assert type(binary_m_loss(z, torch.rand(8), impl="reference").grad_fn).__name__ != "FusedLossBackward"
 
 
 @pytest.mark.parametrize("function", [m_loss, l_loss], ids=["full_m", "full_l"])
@@ -367,9 +372,9 @@ def test_binary_l_chunks_mixing_hard_and_soft_targets(monkeypatch, full):
     # Chunks of two rows: the full-L fast path for hard 0/1 targets is chosen per chunk, so
     # hard chunks, soft chunks and a chunk with one soft value must all match the reference,
     # with the clamp active in some chunks (|z| > 16.1) and weights broadcast over rows.
-    from losslab.functional import _fused
+    from losslab.functional._fused import binary
 
-    monkeypatch.setattr(_fused, "_L_CHUNK_ELEMENTS", 64)
+    monkeypatch.setattr(binary, "_L_CHUNK_ELEMENTS", 64)
     generator = torch.Generator().manual_seed(5)
     z = _logits(8, 32, scale=8.0, seed=4)
     target = torch.randint(0, 2, (8, 32), generator=generator).double()
@@ -397,9 +402,9 @@ def test_multiclass_full_indices_across_chunks(monkeypatch, function):
     # line up with them; the clamp acts in some chunks only (rows 0-2 and 9-11 hold
     # near-certain and underflowing classes), targets hit the top class, ignored samples are
     # spread over chunks, and spatial dims ride along.
-    from losslab.functional import _fused
+    from losslab.functional._fused import multiclass
 
-    monkeypatch.setattr(_fused, "_MULTICLASS_CHUNK_ELEMENTS", 3 * 7 * 2)
+    monkeypatch.setattr(multiclass, "_MULTICLASS_CHUNK_ELEMENTS", 3 * 7 * 2)
     generator = torch.Generator().manual_seed(12)
     z = torch.randn(14, 7, 2, generator=generator, dtype=torch.float64)
     z[0:3, 2] += 30.0
@@ -476,9 +481,9 @@ def _focal_by_autograd(z, y, alpha, gamma, reduction):
 @pytest.mark.parametrize("alpha", [0.25, -1.0])
 def test_sigmoid_focal_fused_gradient_across_chunks(monkeypatch, gamma, alpha):
     # chunks of 24 elements over an (8, 30) input: rows of hard and soft targets mixed
-    from losslab.functional import _fused
+    from losslab.functional._fused import elementwise
 
-    monkeypatch.setattr(_fused, "_FOCAL_CHUNK_ELEMENTS", 24)
+    monkeypatch.setattr(elementwise, "_FOCAL_CHUNK_ELEMENTS", 24)
     generator = torch.Generator().manual_seed(21)
     z = (torch.randn(8, 30, generator=generator, dtype=torch.float64) * 4).requires_grad_()
     y = torch.randint(0, 2, (8, 30), generator=generator).double()
@@ -505,9 +510,9 @@ def test_sigmoid_focal_fused_gradient_across_chunks(monkeypatch, gamma, alpha):
 def test_binary_hinge_fused_across_chunks_and_label_kinds(monkeypatch, squared):
     # chunks of 20 elements; labels as {0, 1} floats, {-1, +1} ints and bools give the same
     # loss; scores placed exactly on the kink (m - t z = 0) take clamp_min's subgradient
-    from losslab.functional import _fused
+    from losslab.functional._fused import chunks
 
-    monkeypatch.setattr(_fused, "CHUNK_ELEMENTS", 20)
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 20)
     generator = torch.Generator().manual_seed(23)
     z = torch.randn(6, 15, generator=generator, dtype=torch.float64) * 2
     labels = torch.randint(0, 2, (6, 15), generator=generator)
@@ -525,3 +530,54 @@ def test_binary_hinge_fused_across_chunks_and_label_kinds(monkeypatch, squared):
             (grad,) = torch.autograd.grad(got, z, upstream)
             (expected_grad,) = torch.autograd.grad(expected, z, upstream)
             torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-14)
+
+
+# --- one generic autograd Function ---------------------------------------------------------------
+
+# the forward of each fused loss in CALLS, by the module that holds it
+FORWARDS = {
+    "binary_m": "binary._binary_forward", "binary_full_l": "binary._binary_forward",
+    "m": "multiclass._multiclass_forward", "full_m_probs": "multiclass._multiclass_forward",
+    "l": "multiclass._multiclass_forward", "full_l": "multiclass._multiclass_forward",
+    "smae": "elementwise._regression_forward", "log_cosh": "elementwise._regression_forward",
+    "sigmoid_focal": "elementwise._focal_forward", "squared_hinge": "elementwise._hinge_forward",
+}
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_every_fused_loss_runs_through_the_one_generic_function(name):
+    import importlib
+
+    module_name, function_name = FORWARDS[name].split(".")
+    module = importlib.import_module(f"losslab.functional._fused.{module_name}")
+    leaf = torch.tensor([0.3, -1.2, 2.0, 0.7, -0.4, 1.5], dtype=torch.float64, requires_grad=True)
+    value = CALLS[name](leaf)
+    assert type(value.grad_fn).__name__ == "FusedLossBackward"
+    assert value.grad_fn.forward_function is getattr(module, function_name)
+
+
+def test_the_fused_package_defines_one_autograd_function():
+    import importlib
+    import inspect
+
+    from losslab.functional._fused import FusedLoss
+
+    found = set()
+    for module_name in ("autograd", "binary", "chunks", "elementwise", "multiclass"):
+        module = importlib.import_module(f"losslab.functional._fused.{module_name}")
+        found |= {value for value in vars(module).values()
+                  if inspect.isclass(value) and issubclass(value, torch.autograd.Function)}
+    assert found == {FusedLoss}
+
+
+def test_generic_function_gives_the_target_its_gradient_for_regression_only():
+    # regression: d/dt of l(x - t) is minus d/dx; the others give no gradient to the target
+    x = torch.tensor([0.5, -2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([1.0, 0.5, -1.0], dtype=torch.float64, requires_grad=True)
+    gx, gt = torch.autograd.grad(smae_loss(x, t, impl="fused", reduction="sum"), (x, t))
+    e = (x - t).detach()
+    expected = torch.tanh(e / 2) + (e / 2) * (1 - torch.tanh(e / 2) ** 2)     # d/de e tanh(e/2)
+    torch.testing.assert_close(gx, expected, rtol=1e-14, atol=0)
+    torch.testing.assert_close(gt, -expected, rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match="impl: 'fused' differentiates the input only"):
+        binary_m_loss(x, torch.rand(3, dtype=torch.float64, requires_grad=True), impl="fused")

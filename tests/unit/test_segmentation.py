@@ -27,7 +27,14 @@ import losslab
 from losslab import functional as LF
 from losslab import nn as LN
 
-monai_losses = pytest.importorskip("monai.losses", reason="MONAI is a test extra (pip install losslab[test])")
+
+@pytest.fixture(scope="module")
+def monai_losses():
+    """MONAI's losses, imported by the tests that compare with them (not when the module is
+    collected: the import takes seconds)."""
+    from monai import losses
+
+    return losses
 
 
 def close(got, expected, rtol=1e-6, atol=1e-9):
@@ -59,7 +66,7 @@ def reference_dice(prob, truth, squared, smooth_nr, smooth_dr, batch):
 
 class TestAgainstMonai:
     @pytest.mark.parametrize(("squared", "batch", "include_background"), list(itertools.product((True, False), repeat=3)))
-    def test_multiclass(self, squared, batch, include_background):
+    def test_multiclass(self, squared, batch, include_background, monai_losses):
         logits, index, _ = case()
         kw = dict(squared_denominator=squared, batch=batch, include_background=include_background,
                   smooth_nr=1e-4, smooth_dr=2e-4)
@@ -73,7 +80,7 @@ class TestAgainstMonai:
             close(LF.dice_loss(logits, one_hot(index, 3), reduction=reduction, **kw), ref_oh.reshape(got.shape))
 
     @pytest.mark.parametrize(("squared", "batch"), list(itertools.product((True, False), repeat=2)))
-    def test_multilabel_and_soft_labels(self, squared, batch):
+    def test_multilabel_and_soft_labels(self, squared, batch, monai_losses):
         logits, _, multilabel = case(seed=1)
         for target in (multilabel, torch.rand(multilabel.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)):
             for reduction in ("mean", "sum", "none"):
@@ -82,7 +89,7 @@ class TestAgainstMonai:
                 close(got, ref.reshape(got.shape))
 
     @pytest.mark.parametrize("squared", [True, False])
-    def test_binary(self, squared):
+    def test_binary(self, squared, monai_losses):
         logits, _, multilabel = case((3, 1, 4, 4), seed=3)
         for reduction in ("mean", "none"):
             ref = monai_losses.DiceLoss(sigmoid=True, squared_pred=squared, reduction=reduction)(logits, multilabel)
@@ -93,7 +100,7 @@ class TestAgainstMonai:
             close(LF.dice_loss(logits, multilabel, mode="binary", squared_denominator=squared, reduction=reduction), got)
 
     @pytest.mark.parametrize("ignore_index", [255, 1])
-    def test_ignore_index(self, ignore_index):
+    def test_ignore_index(self, ignore_index, monai_losses):
         logits, index, _ = case(seed=4)
         target = index.clone()
         target[0, :2] = ignore_index
@@ -105,7 +112,7 @@ class TestAgainstMonai:
             close(got, ref.reshape(got.shape).double(), atol=1e-6)
 
     @pytest.mark.parametrize(("batch", "include_background"), list(itertools.product((True, False), repeat=2)))
-    def test_class_weight(self, batch, include_background):
+    def test_class_weight(self, batch, include_background, monai_losses):
         # MONAI's weight: each class's term times its weight, then the plain mean / sum
         logits, index, multilabel = case(seed=6)
         classes = 3 if include_background else 2

@@ -200,7 +200,7 @@ def test_module_constructors_validate(call, error, message):
 def test_keras_adapter_uses_the_same_validators():
     os.environ.setdefault("KERAS_BACKEND", "torch")    # as tests/unit/test_keras.py: no TensorFlow here
     pytest.importorskip("keras", reason="the Keras adapter needs Keras 3 (Python >= 3.11)")
-    from losslab.keras import losses as LK
+    from losslab.keras import _checks as LK
 
     assert LK._check_bool is check_bool and LK._check_eps is check_eps and LK._check_int is check_int
 

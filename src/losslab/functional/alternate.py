@@ -18,6 +18,9 @@ for a sigmoid it is ``logsigmoid(-z)``. The identities that follow:
 * binary M from a logit is ``y exp(-z)``; binary full M is ``y exp(-z) + (1 - y) exp(z)``,
   the exponential (AdaBoost) loss on the margin.
 
+The kernels and the log-probability pairs are written once, in the numeric core
+:mod:`losslab.functional._formulas`, which the fused kernels and :mod:`losslab.keras` use too.
+
 Probabilities are clamped into ``[eps, 1 - eps]`` (``eps=1e-7``, Keras' epsilon;
 ``eps=0`` disables the clamp). The authors' notebooks never clip: they divide with
 ``tf.math.divide_no_nan``, which gives 0 where a probability is exactly 0 or 1; losslab clamps
@@ -40,7 +43,7 @@ here too. They are NOT convex in ``p``; they are offered for experiments, not as
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Callable
 
 import torch
@@ -62,7 +65,19 @@ from losslab._validation import (
     effective_eps,
     reduce,
 )
-from losslab.functional import _fused
+from losslab.functional import _formulas, _fused
+from losslab.functional._formulas import (
+    circle_true,
+    clamp_log_pair,
+    cosine_true,
+    l_false,
+    l_true,
+    m_false,
+    m_true,
+    parabolic_true,
+    parametric_m_true,
+    probability_log_pair,
+)
 
 __all__ = [
     "binary_circle_loss",
@@ -83,105 +98,28 @@ __all__ = [
 Kernel = Callable[[Tensor, Tensor], Tensor]
 
 
-# --- per-element kernels -----------------------------------------------------------------
-
-
-def _m_true(log_p: Tensor, log_q: Tensor) -> Tensor:
-    # 1/p - 1 = (1 - p) / p
-    return torch.exp(log_q - log_p)
-
-
-def _m_false(log_p: Tensor, log_q: Tensor) -> Tensor:
-    # 1/(1 - p) - 1 = p / (1 - p)
-    return torch.exp(log_p - log_q)
-
-
-def _l_true(log_p: Tensor, log_q: Tensor) -> Tensor:
-    # 1/sqrt(1 - q^2) - 1 = q^2 / (s (1 + s)) with s = sqrt(1 - q^2) = sqrt(p (1 + q)):
-    # no cancellation as q -> 0.
-    q = torch.exp(log_q)
-    log_s = 0.5 * (log_p + torch.log1p(q))
-    return torch.exp(2.0 * log_q - log_s) / (1.0 + torch.exp(log_s))
-
-
-def _l_false(log_p: Tensor, log_q: Tensor) -> Tensor:
-    # 1/sqrt(1 - p^2) - 1: the same expression with the roles of p and 1 - p swapped.
-    return _l_true(log_q, log_p)
+# --- per-element kernels and log-probabilities: the numeric core ---------------------------
+# (written once in losslab.functional._formulas, shared with the fused kernels and Keras)
 
 
 def _parametric_m_true(alpha: float) -> Kernel:
-    def kernel(log_p: Tensor, log_q: Tensor) -> Tensor:
-        return torch.expm1(-alpha * log_p)
-
-    return kernel
-
-
-def _parabolic_true(log_p: Tensor, log_q: Tensor) -> Tensor:
-    # 1 - p^2 = (1 - p)(1 + p)
-    return torch.exp(log_q) * (1.0 + torch.exp(log_p))
-
-
-def _circle_true(log_p: Tensor, log_q: Tensor) -> Tensor:
-    # sqrt(1 - p^2) = sqrt((1 - p)(1 + p))
-    return torch.exp(0.5 * (log_q + torch.log1p(torch.exp(log_p))))
-
-
-def _cosine_true(log_p: Tensor, log_q: Tensor) -> Tensor:
-    # cos(pi p / 2) = sin(pi (1 - p) / 2)
-    return torch.sin(0.5 * math.pi * torch.exp(log_q))
-
-
-# --- log-probabilities ---------------------------------------------------------------------
-
-
-def _clamp_bounds(eps: float) -> tuple[float, float]:
-    low = math.log(eps) if eps > 0 else -math.inf
-    return low, math.log1p(-eps)
+    return functools.partial(parametric_m_true, alpha=alpha)
 
 
 def softmax_log_pair(logits: Tensor, dim: int) -> tuple[Tensor, Tensor]:
-    """``log p`` and ``log(1 - p)`` of a softmax, accurate for p near 0 and near 1.
+    """``log p`` and ``log(1 - p)`` of a softmax over ``dim``, accurate for p near 0 and near 1
+    (:func:`losslab.functional._formulas.softmax_log_pair` in torch).
 
     Shared with the focal and poly losses of :mod:`losslab.functional.classification`.
     """
-    num_classes = logits.shape[dim]
-    log_p = torch.log_softmax(logits, dim)
-    if num_classes == 1:
-        return log_p, torch.full_like(log_p, -math.inf)
-    # Only the largest class can have p > 1/2; for the others log1p(-p) is well conditioned.
-    top = logits.argmax(dim, keepdim=True)
-    is_top = torch.zeros_like(logits, dtype=torch.bool).scatter(dim, top, True)
-    log_q = torch.log1p(-torch.exp(torch.where(is_top, -1.0, log_p)))
-    # For the largest class p = sigmoid(margin), margin = z_top - logsumexp(z_others).
-    # Taken on logits shifted by the top logit (a detached constant: the softmax does not depend
-    # on it): z - z_top is exact for logits within a factor 2 of each other, whereas a
-    # log-sum-exp of logits of 1e4 rounds to float32's spacing there (1e-3), which exp(-margin)
-    # would turn into a relative error of that size.
-    shifted = logits - logits.detach().gather(dim, top)
-    margin = shifted.gather(dim, top) - torch.logsumexp(shifted.masked_fill(is_top, -math.inf), dim, keepdim=True)
-    log_p = torch.where(is_top, F.logsigmoid(margin), log_p)
-    log_q = torch.where(is_top, F.logsigmoid(-margin), log_q)
-    return log_p, log_q
+    return _formulas.softmax_log_pair(logits, dim)
 
 
 def _probability_log_pair(probs: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-    """``log p`` and ``log(1 - p)`` of probabilities, clamped into ``[log eps, log1p(-eps)]``.
-
-    The clamp acts in log space: ``probs.clamp(eps, 1 - eps)`` would apply ``1 - 1.19e-7`` in
-    float32 for ``eps = 1e-7`` (the nearest float to ``1 - 1e-7``), not the documented value.
-    Clamped entries take the bound as a constant (no gradient, as Keras' clip), and the log of
-    the unclamped entries never sees 0 or 1 (its derivative would be infinite there).
-    """
+    """``log p`` and ``log(1 - p)`` of probabilities checked to lie in [0, 1], clamped in log
+    space (:func:`losslab.functional._formulas.probability_log_pair`)."""
     check_values_in_range("input", probs, 0.0, 1.0, "probabilities (from_logits=False)")
-    if eps <= 0:
-        return torch.log(probs), torch.log1p(-probs)
-    low, high = _clamp_bounds(eps)
-    below = probs < eps
-    above = (1.0 - probs) < eps                  # 1 - p is exact for p >= 1/2
-    safe = torch.where(below | above, 0.5, probs)
-    log_p = torch.where(below, low, torch.where(above, high, torch.log(safe)))
-    log_q = torch.where(above, low, torch.where(below, high, torch.log1p(-safe)))
-    return log_p, log_q
+    return probability_log_pair(probs, eps)
 
 
 def _log_pair(
@@ -193,8 +131,7 @@ def _log_pair(
         log_p, log_q = F.logsigmoid(input), F.logsigmoid(-input)
     else:
         log_p, log_q = softmax_log_pair(input, softmax_dim)
-    low, high = _clamp_bounds(eps)
-    return log_p.clamp(low, high), log_q.clamp(low, high)
+    return clamp_log_pair(log_p, log_q, eps)
 
 
 # --- assembly ------------------------------------------------------------------------------
@@ -401,7 +338,7 @@ def m_loss(
     """
     full = check_bool("full", full)
     return multiclass_loss(
-        input, target, true_kernel=_m_true, false_kernel=_m_false if full else None,
+        input, target, true_kernel=m_true, false_kernel=m_false if full else None,
         from_logits=from_logits, weight=weight, ignore_index=ignore_index,
         reduction=reduction, eps=eps,
         impl=impl, fused_kind="full_m" if full else "m",
@@ -433,7 +370,7 @@ def l_loss(
     """
     full = check_bool("full", full)
     return multiclass_loss(
-        input, target, true_kernel=_l_true, false_kernel=_l_false if full else None,
+        input, target, true_kernel=l_true, false_kernel=l_false if full else None,
         from_logits=from_logits, weight=weight, ignore_index=ignore_index,
         reduction=reduction, eps=eps,
         impl=impl, fused_kind="full_l" if full else "l",
@@ -483,7 +420,7 @@ def binary_m_loss(
     """
     full = check_bool("full", full)
     return binary_loss(
-        input, target, true_kernel=_m_true, false_kernel=_m_false if full else None,
+        input, target, true_kernel=m_true, false_kernel=m_false if full else None,
         from_logits=from_logits, pos_weight=pos_weight, weight=weight,
         reduction=reduction, eps=eps,
         impl=impl, fused_kind="full_m" if full else "m",
@@ -512,7 +449,7 @@ def binary_l_loss(
     """
     full = check_bool("full", full)
     return binary_loss(
-        input, target, true_kernel=_l_true, false_kernel=_l_false if full else None,
+        input, target, true_kernel=l_true, false_kernel=l_false if full else None,
         from_logits=from_logits, pos_weight=pos_weight, weight=weight,
         reduction=reduction, eps=eps,
         impl=impl, fused_kind="full_l" if full else "l",
@@ -632,19 +569,19 @@ def binary_parametric_m_loss(
 
 
 parabolic_loss = _make_multiclass_extra(
-    "parabolic_loss", _parabolic_true, "Parabolic loss.", r"\ell_n = \sum_c w_c\, y_c (1 - p_c^2)")
+    "parabolic_loss", parabolic_true, "Parabolic loss.", r"\ell_n = \sum_c w_c\, y_c (1 - p_c^2)")
 circle_loss = _make_multiclass_extra(
-    "circle_loss", _circle_true, "Circle loss.", r"\ell_n = \sum_c w_c\, y_c \sqrt{1 - p_c^2}")
+    "circle_loss", circle_true, "Circle loss.", r"\ell_n = \sum_c w_c\, y_c \sqrt{1 - p_c^2}")
 cosine_loss = _make_multiclass_extra(
-    "cosine_loss", _cosine_true, "Cosine loss.", r"\ell_n = \sum_c w_c\, y_c \cos(\pi p_c / 2)")
+    "cosine_loss", cosine_true, "Cosine loss.", r"\ell_n = \sum_c w_c\, y_c \cos(\pi p_c / 2)")
 binary_parabolic_loss = _make_binary_extra(
-    "binary_parabolic_loss", _parabolic_true, "Binary / multilabel parabolic loss.",
+    "binary_parabolic_loss", parabolic_true, "Binary / multilabel parabolic loss.",
     r"\ell = w\, w_+ y (1 - p^2)")
 binary_circle_loss = _make_binary_extra(
-    "binary_circle_loss", _circle_true, "Binary / multilabel circle loss.",
+    "binary_circle_loss", circle_true, "Binary / multilabel circle loss.",
     r"\ell = w\, w_+ y \sqrt{1 - p^2}")
 binary_cosine_loss = _make_binary_extra(
-    "binary_cosine_loss", _cosine_true, "Binary / multilabel cosine loss.",
+    "binary_cosine_loss", cosine_true, "Binary / multilabel cosine loss.",
     r"\ell = w\, w_+ y \cos(\pi p / 2)")
 
 

@@ -43,6 +43,7 @@ from losslab._validation import (
     validation_enabled,
 )
 from losslab.functional import _fused
+from losslab.functional._formulas import focal_modulation
 from losslab.functional._softmax import log_softmax, softmax
 from losslab.functional.alternate import softmax_log_pair
 
@@ -538,7 +539,11 @@ def sigmoid_focal_loss(
 
 
 def _sigmoid_focal_formula(input: Tensor, target: Tensor, alpha: float, gamma: float, reduction: str) -> Tensor:
-    """The sigmoid focal loss as a plain formula (autograd differentiates it)."""
+    """The sigmoid focal loss as a plain formula (autograd differentiates it, to any order and in
+    the target too): the reference of the fused kernel
+    (:func:`losslab.functional._fused.elementwise._focal_chunk`, which computes the same
+    cross-entropy and :func:`~losslab.functional._formulas.focal_modulation`, and its
+    derivative beside them)."""
     loss = F.binary_cross_entropy_with_logits(input, target, reduction="none")
     if gamma != 0.0:
         # log(1 - p_t) = log(y sigmoid(-z) + (1 - y) sigmoid(z)), by logaddexp.
@@ -560,10 +565,10 @@ def _sigmoid_focal_formula(input: Tensor, target: Tensor, alpha: float, gamma: f
                 F.logsigmoid((1.0 - 2.0 * target) * input),
                 _logaddexp(torch.log(soft) + F.logsigmoid(-input), torch.log1p(-soft) + F.logsigmoid(input)),
             )
-        loss = torch.exp(gamma * log_miss) * loss
-    if alpha >= 0:
-        loss = (target * alpha + (1.0 - target) * (1.0 - alpha)) * loss
-    return reduce(loss, reduction)
+    else:
+        log_miss = None
+    weight = focal_modulation(log_miss, target, alpha=alpha, gamma=gamma)
+    return reduce(loss if weight is None else weight * loss, reduction)
 
 
 def _logaddexp(a: Tensor, b: Tensor) -> Tensor:

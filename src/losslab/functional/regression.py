@@ -28,7 +28,8 @@ from losslab._validation import (
     reduce,
 )
 from losslab.functional import _fused
-from losslab.functional._fused import check_impl, log_cosh_of_error
+from losslab.functional._formulas import log_cosh_of_error, smae_of_error
+from losslab.functional._fused import check_impl
 
 __all__ = [
     "huber_loss",
@@ -107,8 +108,7 @@ def _smae(input: Tensor, target: Tensor, reduction: str, impl: str) -> Tensor:
     fused = _fused_regression("smae", impl, input, target, reduction, smae_loss)
     if fused is not None:
         return fused
-    error = input - target
-    return reduce(error * torch.tanh(0.5 * error), reduction)
+    return reduce(smae_of_error(input - target), reduction)
 
 
 smooth_absolute_error = smae_loss
