@@ -57,3 +57,16 @@ def test_wider_than_the_target_says_why():
     assert "Holm's step level widens it" in verdict_width(comparisons, 1.0, met)["statement"]
     assert verdict_width(comparisons, None)["within_target"] is None
     assert verdict_width(compare_losses({"cross_entropy": {0: 0.9}}), 1.0) is None
+
+
+def test_the_target_is_read_as_printed():
+    from types import SimpleNamespace
+
+    def row(half_points: float) -> SimpleNamespace:
+        return SimpleNamespace(loss="m", decision="worse", paired=SimpleNamespace(n=8),
+                               adjusted_low=-0.03 - half_points / 100, adjusted_high=-0.03 + half_points / 100,
+                               adjusted_confidence=0.9875,
+                               precision=SimpleNamespace(half_width=0.0071))
+    assert verdict_width([row(1.004)], 1.0)["within_target"] is True  # printed "±1.00"
+    assert "±1.00 points" in verdict_width([row(1.004)], 1.0)["statement"]
+    assert verdict_width([row(1.006)], 1.0)["within_target"] is False  # printed "±1.01"
