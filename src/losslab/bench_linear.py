@@ -33,7 +33,12 @@ from torch import Tensor
 
 from losslab.bench import peak_memory_bytes, time_round_robin
 from losslab.bench.measure import load_average
-from losslab.functional.linear import LINEAR_LOSSES, linear_loss, linear_loss_chunk_size
+from losslab.functional.linear import (
+    FACTORED_LOSSES,
+    LINEAR_LOSSES,
+    linear_loss,
+    linear_loss_chunk_size,
+)
 from losslab.registry import get_info
 
 __all__ = [
@@ -251,7 +256,8 @@ def linear_case(name: str, shape: LinearShape, *, repeats: int, warmup: int, see
         "shape": shape.label,
         "tokens": shape.tokens, "hidden": shape.hidden, "vocabulary": shape.vocabulary,
         "dtype": str(dtype).removeprefix("torch."),
-        "chunk_size": linear_loss_chunk_size(shape.tokens, shape.vocabulary),
+        "chunk_size": linear_loss_chunk_size(shape.tokens, shape.vocabulary, factored=(
+            name in FACTORED_LOSSES and dtype in (torch.float32, torch.float64))),
         "logits_bytes": shape.tokens * shape.vocabulary * torch.empty((), dtype=dtype).element_size(),
         "median_s": medians,
         "samples": {label: len(samples) for label, samples in times.items()},

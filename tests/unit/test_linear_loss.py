@@ -256,6 +256,9 @@ def test_automatic_chunk_size_rule():
     assert linear_loss_chunk_size(4096, 32768) == CHUNK_LOGIT_BYTES // (4 * 32768)
     assert linear_loss_chunk_size(4096, 131072) == 128
     assert linear_loss_chunk_size(10, 32768) == 10                 # never more than N
+    # the losses that form the gradient in the logits' buffer take chunks of twice the bytes
+    assert linear_loss_chunk_size(4096, 32768, factored=True) == 2 * CHUNK_LOGIT_BYTES // (4 * 32768)
+    assert linear_loss_chunk_size(4096, 131072, factored=True) == 256
     assert linear_loss_chunk_size(4096, 50_000_000) == 8            # at least 8 rows
     assert linear_loss_chunk_size(0, 100) == 1
     assert linear_loss_chunk_size(4096, 1000) % 8 == 0
