@@ -52,11 +52,14 @@ __all__ = ["CHUNK_ELEMENTS", "Formulas", "full_indices_one_pass", "one_pass_appl
 
 # Elements per chunk: the chunk's softmax (the gradient's rows) and three scratch buffers are
 # touched about ten times each, so they should stay in cache, while every chunk costs about
-# twenty small operations. Measured (CPU time, one thread, 2 shared cores) at 4096 x 1000
+# twenty small operations and, on a busy machine, every elementwise operation a wait for the
+# second thread of torch's pool. Measured (CPU time, one thread, 2 shared cores) at 4096 x 1000
 # float32, full M / full L against F.cross_entropy: 1 << 16 1.36 / 1.62, 1 << 17 1.26 / 1.54,
-# 1 << 18 1.26 / 1.59, 1 << 19 1.30 / 1.70, 1 << 20 1.29 / 1.64; at 512 x 32000 the same
-# from 1 << 17 to 1 << 20 (0.63 / 0.75).
-CHUNK_ELEMENTS = 1 << 18
+# 1 << 18 1.26 / 1.59, 1 << 19 1.30 / 1.70, 1 << 20 1.29 / 1.64; at 512 x 32000 the same from
+# 1 << 17 to 1 << 20 (0.63 / 0.75). With two threads at a load average of 7, 1 << 20 took
+# 1.96 / 1.62 at 4096 x 1000 where 1 << 18 took 2.66 / 3.16, and 6.5 / 9.0 at 512 x 32000
+# where 1 << 18 took 27 (the pool's waits, once per operation): fewer, larger chunks.
+CHUNK_ELEMENTS = 1 << 20
 
 # Narrower rows take the two-pass form: torch's softmax leaves its vectorised kernel below
 # 16 classes (see losslab.functional._softmax), and the per-row work dominates there.
