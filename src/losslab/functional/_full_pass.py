@@ -152,14 +152,25 @@ def full_indices_one_pass(base: str, z: Tensor, index: Tensor, keep: Tensor, wei
     q_big = torch.empty((rows_total, 1), dtype=z.dtype, device=z.device)
     # a row's 0/1 mask of the classes with p > 1/2 (at most one) times this: that class's index
     class_index = torch.arange(classes, dtype=z.dtype, device=z.device)
+    clamped = []                      # per chunk: whether some probability is below eps
+    clamped_rows = torch.empty((rows_total, 1), dtype=torch.bool, device=z.device)
     for rows in chunks:
         g, y = grad[rows], index[rows]
         torch.softmax(z[rows], 1, out=g)
-        # The class with p > 1/2, the only one whose 1 - p loses digits (found with a compare
-        # and a matrix-vector product, faster than max with indices); a row without one gets
-        # index 0, which the check p > 1/2 rejects, and takes the target as its special entry.
-        big = torch.mv(torch.gt(g, 0.5, out=workspace.get(0, g)), class_index).long().unsqueeze_(1)
-        torch.where(g.gather(1, big) > 0.5, big, y, out=special[rows])
+        # One reduction tells whether the chunk has a probability below the clamp (else the
+        # dense pass skips the clamp's two passes) and one above 1/2 (else no search for it).
+        low, high = (float(value) for value in torch.aminmax(g))
+        clamped.append(low < eps)
+        clamped_rows[rows] = clamped[-1]
+        if high > 0.5:
+            # The class with p > 1/2, the only one whose 1 - p loses digits (found with a
+            # compare and a matrix-vector product, faster than max with indices); a row
+            # without one gets index 0, which the check p > 1/2 rejects, and takes the target
+            # as its special entry.
+            big = torch.mv(torch.gt(g, 0.5, out=workspace.get(0, g)), class_index).long().unsqueeze_(1)
+            torch.where(g.gather(1, big) > 0.5, big, y, out=special[rows])
+        else:
+            special[rows] = y
         torch.gather(g, 1, torch.cat((special[rows], y), 1), out=p[rows])
         g.scatter_(1, special[rows], 0.0)
         torch.sum(g, 1, keepdim=True, out=q_big[rows])
@@ -168,7 +179,7 @@ def full_indices_one_pass(base: str, z: Tensor, index: Tensor, keep: Tensor, wei
     # 2. the special entries' terms, for the batch
     row_scale = torch.where(keep, scale, 0.0).to(z.dtype)
     extra_value, extra_k, k_y, grad_y_terms, grad_special_terms = _special_entries(
-        base, index, special, p, q_big, weight, eps, row_scale, formulas)
+        base, index, special, p, q_big, weight, eps, row_scale, clamped_rows, formulas)
 
     # 3. the dense terms and the gradient
     # the scale as a number, folded into k as it is computed (no pass to scale the gradient);
@@ -178,9 +189,10 @@ def full_indices_one_pass(base: str, z: Tensor, index: Tensor, keep: Tensor, wei
     weight_row = None if weight is None else weight.view(1, classes)
     dense_value = torch.empty((rows_total, 1), dtype=z.dtype, device=z.device)
     any_ignored = not bool(keep.all())
-    for rows in chunks:
+    for rows, chunk_clamped in zip(chunks, clamped, strict=True):
         g = grad[rows]
-        k, dense_value[rows], dense_k = _dense_false_terms(base, g, s, thresholds, weight_row, workspace)
+        k, dense_value[rows], dense_k = _dense_false_terms(base, g, s, thresholds if chunk_clamped else None,
+                                                           weight_row, workspace)
         # K without the special class's k, summed apart: as p -> 1 its k can dwarf the others
         k_rest = dense_k.add_(k_y[rows])
         total_k = extra_k[rows] + k_rest
@@ -196,7 +208,7 @@ def full_indices_one_pass(base: str, z: Tensor, index: Tensor, keep: Tensor, wei
     return loss, grad
 
 
-def _dense_false_terms(base: str, p: Tensor, s: float, thresholds: tuple[float, float],
+def _dense_false_terms(base: str, p: Tensor, s: float, thresholds: tuple[float, float] | None,
                        weight_row: Tensor | None, workspace: _Workspace) -> tuple[Tensor, Tensor, Tensor]:
     """The false term of every entry of ``p`` (each at most 1/2; the two special entries of a
     row are 0) and ``s`` times its ``k = p dl/dp``; entries below the clamp get the term at
@@ -213,24 +225,29 @@ def _dense_false_terms(base: str, p: Tensor, s: float, thresholds: tuple[float, 
       x / (1 + r)`` (no cancellation as p -> 0) and ``k = p^2 / (1 - p^2)^(3/2) = x r``.
 
     ``thresholds``: ``(s F(eps), s k(eps))`` as these kernels round them
-    (:func:`_clamp_thresholds`). Returns the buffer holding ``s w k``, the rows' sums of
+    (:func:`_clamp_thresholds`), or None when no entry is below the clamp (the two passes are
+    skipped; the zeroed entries then have a term of 0). Returns the buffer holding ``s w k``, the rows' sums of
     ``w F`` and of ``w k`` ``(rows, 1)``, ``w`` the class weights (1 without).
     """
-    value_at_eps, k_at_eps = thresholds
+    value_at_eps, k_at_eps = thresholds if thresholds is not None else (None, None)
     k = workspace.get(_K_SLOT, p)
     if base == "m":
         q = torch.sub(_scalar(p, 1.0), p, out=workspace.get(1, p))
         value = torch.addcdiv(_scalar(p, 0.0), p, q, value=s, out=q)         # s F
-        value.clamp_min_(value_at_eps)
+        if value_at_eps is not None:
+            value.clamp_min_(value_at_eps)
         torch.addcmul(value, value, value, value=1.0 / s, out=k)               # s (F + F^2)
         unscale = 1.0 / s
     else:
         r = torch.addcmul(_scalar(p, 1.0), p, p, value=-1.0, out=workspace.get(1, p)).rsqrt_()
         x = torch.mul(p, r, out=workspace.get(0, p)).square_()
         torch.addcmul(_scalar(p, 0.0), x, r, value=s, out=k)                   # s x r
-        value = x.div_(r.add_(1.0)).clamp_min_(value_at_eps)
+        value = x.div_(r.add_(1.0))
+        if value_at_eps is not None:
+            value.clamp_min_(value_at_eps)
         unscale = 1.0
-    torch.nn.functional.threshold_(k, k_at_eps, 0.0)
+    if k_at_eps is not None:
+        torch.nn.functional.threshold_(k, k_at_eps, 0.0)
     if weight_row is not None:
         value.mul_(weight_row)
         k.mul_(weight_row)
@@ -264,13 +281,12 @@ def _clamp_thresholds(base: str, eps: float, s: float, like: Tensor) -> tuple[fl
         def get(self, slot: int, tensor: Tensor) -> Tensor:
             return buffers.setdefault(slot, torch.empty_like(tensor))
 
-    no_clamp = (-math.inf, -math.inf)
-    k, _, _ = _dense_false_terms(base, p, s, no_clamp, None, _Buffers())
+    k, _, _ = _dense_false_terms(base, p, s, None, None, _Buffers())
     value = buffers[1] if base == "m" else buffers[0]
     return float(value.max()), float(k.max())
 
 
-def _special_entries(base, y, special, p, q_big, weight, eps, row_scale,
+def _special_entries(base, y, special, p, q_big, weight, eps, row_scale, clamped_rows,
                      formulas: Formulas) -> tuple[Tensor, ...]:
     """The two entries of each row the dense pass left out, in log space: ``special`` (the
     class with p > 1/2, or the target in a row without one) with its false term, and the
@@ -301,9 +317,11 @@ def _special_entries(base, y, special, p, q_big, weight, eps, row_scale,
         k_pair.mul_(w_pair)
     # the special class's false term has no part when it is the target
     value_pair[:, :1].masked_fill_(special_is_y, 0.0)
-    # the dense pass gave the zeroed entries (one or two) the term at eps: take it back
+    # in a chunk with the clamp on, the dense pass gave the zeroed entries (one or two) the
+    # term at eps: take it back
     zeroed = (torch.where(special_is_y, 1.0, 2.0) if w_pair is None
               else torch.where(special_is_y, w_pair[:, :1], w_pair.sum(1, keepdim=True)))
+    zeroed.masked_fill_(~clamped_rows, 0.0)
     extra_value = value_pair.sum(1, keepdim=True).sub_(zeroed * _false_term_at(base, eps))
     k_special, k_y = k_pair[:, :1], k_pair[:, 1:]
     k_at_special = torch.where(special_is_y, k_y, k_special)
