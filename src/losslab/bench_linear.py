@@ -22,7 +22,6 @@ needs on top of what training needs anyway, which is what the 25 % target is abo
 
 from __future__ import annotations
 
-import os
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losslab.bench import peak_memory_bytes, time_round_robin
-from losslab.functional.linear import LINEAR_LOSSES, linear_loss, linear_loss_chunk_size
+from losslab.bench.measure import load_average
+from losslab.functional.linear import (
+    FACTORED_LOSSES,
+    LINEAR_LOSSES,
+    linear_loss,
+    linear_loss_chunk_size,
+)
 from losslab.registry import get_info
 
 __all__ = [
@@ -251,7 +256,8 @@ def linear_case(name: str, shape: LinearShape, *, repeats: int, warmup: int, see
         "shape": shape.label,
         "tokens": shape.tokens, "hidden": shape.hidden, "vocabulary": shape.vocabulary,
         "dtype": str(dtype).removeprefix("torch."),
-        "chunk_size": linear_loss_chunk_size(shape.tokens, shape.vocabulary),
+        "chunk_size": linear_loss_chunk_size(shape.tokens, shape.vocabulary, factored=(
+            name in FACTORED_LOSSES and dtype in (torch.float32, torch.float64))),
         "logits_bytes": shape.tokens * shape.vocabulary * torch.empty((), dtype=dtype).element_size(),
         "median_s": medians,
         "samples": {label: len(samples) for label, samples in times.items()},
@@ -266,13 +272,6 @@ def linear_case(name: str, shape: LinearShape, *, repeats: int, warmup: int, see
         "values": values,
         "peers_missing": {**missing, **failed},
     }
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(value, 2) for value in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def run_linear_benchmarks(
@@ -300,7 +299,7 @@ def run_linear_benchmarks(
                    "warmup": warmup, "seed": seed, "device": str(parsed), "dtype": dtype,
                    "memory": memory},
         "environment": environment_info(("cut-cross-entropy", "triton", "liger-kernel")),
-        "load_average": {"before": _load(), "after": None},
+        "load_average": {"before": load_average(), "after": None},
         "cases": cases,
     }
     for shape in chosen:
@@ -309,7 +308,7 @@ def run_linear_benchmarks(
                 log(f"linear {name} @ {shape.label}")
             cases.append(linear_case(name, shape, repeats=repeats, warmup=warmup, seed=seed,
                                      dtype=DTYPES[dtype], device=parsed, memory=memory, peers=peers))
-            result["load_average"]["after"] = _load()
+            result["load_average"]["after"] = load_average()
             if on_case is not None:
                 on_case(result)
     return result

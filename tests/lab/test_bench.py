@@ -148,6 +148,10 @@ def test_markdown_table_lists_every_case():
                                   memory=False, end_to_end_step=False)
     text = bench.markdown_table(result)
     assert "| binary_m | tiny-elementwise |" in text and "| smae | tiny-elementwise |" in text
+    # the machine's load around the run, which the ratios depend on
+    before, after = result["load_average"]["before"], result["load_average"]["after"]
+    assert len(before) == 3 and len(after) == 3 and all(value >= 0 for value in before + after)
+    assert f"Load average (1, 5, 15 min) before {before}, after {after}" in text
     assert all(case["peak_bytes"] == {} for case in result["cases"])
 
 

@@ -256,6 +256,9 @@ def test_automatic_chunk_size_rule():
     assert linear_loss_chunk_size(4096, 32768) == CHUNK_LOGIT_BYTES // (4 * 32768)
     assert linear_loss_chunk_size(4096, 131072) == 128
     assert linear_loss_chunk_size(10, 32768) == 10                 # never more than N
+    # the losses that form the gradient in the logits' buffer take chunks of twice the bytes
+    assert linear_loss_chunk_size(4096, 32768, factored=True) == 2 * CHUNK_LOGIT_BYTES // (4 * 32768)
+    assert linear_loss_chunk_size(4096, 131072, factored=True) == 256
     assert linear_loss_chunk_size(4096, 50_000_000) == 8            # at least 8 rows
     assert linear_loss_chunk_size(0, 100) == 1
     assert linear_loss_chunk_size(4096, 1000) % 8 == 0
@@ -450,3 +453,45 @@ def test_gpu_check_without_cuda_stops_before_any_step(tmp_path):
     assert run.returncode == 3
     assert "no CUDA device: torch.cuda.is_available() is False" in run.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "m", "l"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_in_place_target_term_path_equals_the_naive_path(monkeypatch, name, reduction):
+    # Cross-entropy, M and L without class weights form the chunk's gradient in its logits'
+    # buffer (factored as c e' + b onehot); with the z-loss, rows near certainty (1 - p_y from
+    # the other classes), a target far below M's and L's clamp, ignored rows and a bias.
+    from losslab.functional import linear
+
+    taken = []
+    original = linear._true_term_chunk
+    monkeypatch.setattr(linear, "_true_term_chunk", lambda *a, **k: taken.append(1) or original(*a, **k))
+    hidden, weight, bias, target = _tensors(seed=8)
+    hidden = hidden.clone()
+    hidden[0] *= 40.0                       # a confident row
+    target[1] = int(F.linear(hidden[1], weight, bias).argmin())   # a target at the smallest logit
+    hidden[1] *= 30.0
+    coefficient = 1e-2 if name == "cross_entropy" else 0.0
+
+    def naive(h, w, b):
+        logits = F.linear(h, w, b)
+        per_row = NAIVE[name](logits, target, reduction="none")
+        keep = (target != -100).to(logits.dtype)
+        per_row = per_row + coefficient * keep * torch.logsumexp(logits, 1).square()
+        if reduction == "none":
+            return per_row
+        return per_row.sum() if reduction == "sum" else per_row.sum() / keep.sum()
+
+    expected = _value_and_grads(naive, hidden, weight, bias)
+    for chunk_size in (1, 7, None):
+        got = _value_and_grads(
+            lambda h, w, b, c=chunk_size: linear_loss(h, w, target, loss=name, bias=b, reduction=reduction,
+                                                      chunk_size=c, z_loss=coefficient),
+            hidden, weight, bias)
+        _assert_same(got, expected)
+    assert taken
+    # the reference formula, class weights and label smoothing take the autograd path
+    taken.clear()
+    options = {"impl": "reference"} if name != "cross_entropy" else {"label_smoothing": 0.1}
+    linear_loss(hidden.requires_grad_(), weight, target, loss=name, **options).backward()
+    assert not taken

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from losslab.bench.cases import bench_case
-from losslab.bench.measure import time_round_robin
+from losslab.bench.measure import load_average, time_round_robin
 from losslab.bench.sizes import DEFAULT_SIZES, SIZES, TINY_SIZES, SizeSpec, kind_of
 from losslab.registry import PAPER_LOSSES, LossInfo, get_info, list_losses
 
@@ -62,6 +62,7 @@ def run_benchmarks(
         raise ValueError(f"repeats: expected >= 1 (warmup >= 0), got repeats={repeats}, warmup={warmup}")
     infos, specs = select_losses(losses), select_sizes(sizes)
     cases: list[dict[str, Any]] = []
+    load_before = load_average()
     with _value_checks(value_checks):
         for info in infos:
             for spec in specs:
@@ -78,6 +79,7 @@ def run_benchmarks(
                    "memory": memory, "compiled": compiled, "value_checks": value_checks,
                    "min_time_s": min_time},
         "environment": environment_info(("pytorch-metric-learning", "sentence-transformers", "monai")),
+        "load_average": {"before": load_before, "after": load_average()},
         "cases": cases,
     }
     if end_to_end_step:

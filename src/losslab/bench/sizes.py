@@ -23,6 +23,8 @@ SIZES: dict[str, SizeSpec] = {
         SizeSpec("10M", "elementwise", (10_000_000,)),
         SizeSpec("4096x10", "multiclass", (4096, 10)),
         SizeSpec("4096x1000", "multiclass", (4096, 1000)),
+        # a language model's vocabulary at a short sequence (65 MB of float32 logits)
+        SizeSpec("512x32000", "multiclass", (512, 32000)),
         SizeSpec("1024x256", "embedding", (1024, 256)),
         # pytorch-metric-learning's NT-Xent forms every (positive, negative) pair: 34 GB at
         # B=1024, so its ratio is measured at a batch where it runs
@@ -34,7 +36,7 @@ SIZES: dict[str, SizeSpec] = {
         SizeSpec("tiny-segmentation", "segmentation", (2, 3, 4, 4)),
     )
 }
-DEFAULT_SIZES: tuple[str, ...] = ("1M", "10M", "4096x10", "4096x1000", "1024x256", "256x256", "16x4x64x64")
+DEFAULT_SIZES: tuple[str, ...] = ("1M", "10M", "4096x10", "4096x1000", "512x32000", "1024x256", "256x256", "16x4x64x64")
 TINY_SIZES: tuple[str, ...] = tuple(label for label in SIZES if label.startswith("tiny-"))
 
 _FAMILY_KIND = {

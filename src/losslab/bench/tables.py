@@ -56,6 +56,11 @@ def markdown_table(result: dict[str, Any]) -> str:
     if by_reason:
         text += "\n\nNo peer baseline:\n" + "\n".join(
             f"- {reason}: {', '.join(losses)}" for reason, losses in by_reason.items())
+    load = result.get("load_average")
+    if load:
+        threads = result.get("environment", {}).get("torch_threads")
+        text += (f"\n\nLoad average (1, 5, 15 min) before {load.get('before')}, after {load.get('after')}"
+                 f"{f'; {threads} torch threads' if threads else ''}.")
     e2e = result.get("end_to_end")
     if e2e:
         text += (f"\n\nEnd to end ({e2e['model']}, batch {e2e['batch']}): one training step, "

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma list of loss names, 'paper' (the paper's losses) or 'all' "
                              "(default: every non-experimental registered loss)")
     parser.add_argument("--sizes", type=comma_list, default=None,
-                        help="comma list of sizes (1M, 10M, 4096x10, 4096x1000, 1024x256, 256x256, "
+                        help="comma list of sizes (1M, 10M, 4096x10, 4096x1000, 512x32000, 1024x256, 256x256, "
                              "16x4x64x64, or 'tiny' for a quick check; default: all but tiny)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed calls per contender (default 10; 3 with --linear)")

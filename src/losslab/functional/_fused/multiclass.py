@@ -18,6 +18,7 @@ from losslab._validation import weighted_mean
 from losslab.functional._formulas import TERMS, TorchOps, log_clamp_bounds, softmax_log_pair
 from losslab.functional._fused.autograd import fused_loss
 from losslab.functional._fused.chunks import _row_chunks, _Workspace, _zero
+from losslab.functional._full_pass import Formulas, full_indices_one_pass, one_pass_applies
 from losslab.functional._softmax import log_softmax as _log_softmax
 from losslab.functional._softmax import softmax as _softmax
 
@@ -90,6 +91,9 @@ def _multiclass_forward(z, target, weight, kind, ignore_index, reduction, eps) -
         # One softmax buffer becomes the gradient in place: no chunks needed (the per-sample
         # math is on (N,) tensors, where chunking would only add per-call overhead).
         loss, grad = _indices_pass(base, zf, index, sample_weight, eps, scale)
+    elif index is not None and one_pass_applies(zf, eps):
+        formulas = Formulas(_true_kernel, _false_kernel, _clamped_log_pair, _Workspace)
+        loss, grad = full_indices_one_pass(base, zf, index, keep, weight, eps, scale, formulas=formulas)
     elif index is not None:
         loss, grad = _indices_full_pass(base, zf, index, keep, weight, eps, scale)
     else:
