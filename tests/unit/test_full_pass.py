@@ -1,4 +1,4 @@
-"""The one-pass full M / full L kernel (losslab.functional._full_pass) against the reference.
+"""The one-pass full M / full L kernel (losslab.functional._fused.full_pass) against the reference.
 
 The pass handles (N, C) logits with class indices, C >= 16 and eps > 0 on a CPU; these tests
 check that it is the path taken there, and that its values and gradients equal the float64

@@ -18,7 +18,7 @@ from losslab._validation import weighted_mean
 from losslab.functional._formulas import TERMS, TorchOps, log_clamp_bounds, softmax_log_pair
 from losslab.functional._fused.autograd import fused_loss
 from losslab.functional._fused.chunks import _row_chunks, _Workspace, _zero
-from losslab.functional._full_pass import Formulas, full_indices_one_pass, one_pass_applies
+from losslab.functional._fused.full_pass import Formulas, full_indices_one_pass, one_pass_applies
 from losslab.functional._softmax import log_softmax as _log_softmax
 from losslab.functional._softmax import softmax as _softmax
 
