@@ -56,6 +56,10 @@ MODEL_FAMILY = "causal-lm"
 END_OF_TEXT = "<|endoftext|>"
 # Bumped when the tokenizer or pretraining recipe changes: old cache files are then unused.
 _RECIPE = 1
+# Bumped when the pretraining's numerics change (2: linear_loss forms cross-entropy's gradient
+# in the logits' buffer, equal to float rounding, not bit for bit), so a cached checkpoint is
+# always the one this code trains.
+_PRETRAIN_RECIPE = 2
 # The architecture options and their defaults (documented on LanguageModelSource).
 ARCHITECTURE: dict[str, Any] = {"vocab_size": 1024, "block": 64, "hidden_size": 64, "layers": 2,
                                 "heads": 4, "intermediate_size": 256}
@@ -233,7 +237,7 @@ def pretrained_checkpoint(blocks: Tensor, architecture: dict[str, Any], *, epoch
     from losslab.integrations.transformers import causal_lm_loss
 
     folder = ensure_folder(cache_dir, option="cache_dir")
-    key = _digest("pretrain", _RECIPE, sorted(architecture.items()), epochs, lr, batch_size, seed,
+    key = _digest("pretrain", _RECIPE, _PRETRAIN_RECIPE, sorted(architecture.items()), epochs, lr, batch_size, seed,
                   torch.__version__, blocks.numpy().tobytes())
     path = inside(folder, f"pretrained-{key}.pt")
     if path.is_file():
