@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from losslab.functional import _full_pass, _fused
+from losslab.functional._fused import full_pass as _full_pass
+from losslab.functional._fused import multiclass as _multiclass
 from losslab.functional.alternate import l_loss, m_loss
 
 FUNCTIONS = [m_loss, l_loss]
@@ -51,7 +52,7 @@ def calls(monkeypatch):
         seen.append(args[1].shape)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(_fused, "full_indices_one_pass", counted)
+    monkeypatch.setattr(_multiclass, "full_indices_one_pass", counted)
     return seen
 
 

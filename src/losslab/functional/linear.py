@@ -69,7 +69,7 @@ from losslab.functional._fused.multiclass import _clamped_log_pair, _true_kernel
 from losslab.functional.alternate import l_loss, m_loss
 from losslab.functional.classification import cross_entropy, poly_loss, softmax_focal_loss
 
-__all__ = ["FACTORED_LOSSES", "linear_loss", "linear_loss_chunk_size"]
+__all__ = ["linear_loss", "linear_loss_chunk_size"]
 
 # One chunk's float32 logits: 64 MiB (512 rows at V = 32768, 128 at V = 131072). The loss's
 # temporaries on the chunk take 2-4 times that. On 2 shared CPU cores, cross-entropy at
