@@ -37,52 +37,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 if not _keras.__version__.startswith("3."):  # pragma: no cover
     raise ImportError(f"losslab.keras needs Keras 3, found keras {_keras.__version__}")
 
-from losslab.keras.losses import (
-    BinaryFullLLoss,
-    BinaryFullMLoss,
-    BinaryLLoss,
-    BinaryMLoss,
-    CategoricalFullLLoss,
-    CategoricalFullMLoss,
-    CategoricalLLoss,
-    CategoricalMLoss,
-    LogCoshLoss,
-    SMAELoss,
-    SparseCategoricalFullLLoss,
-    SparseCategoricalFullMLoss,
-    SparseCategoricalLLoss,
-    SparseCategoricalMLoss,
-    binary_l_loss,
-    binary_m_loss,
-    categorical_l_loss,
-    categorical_m_loss,
-    log_cosh_loss,
-    smae_loss,
-    sparse_categorical_l_loss,
-    sparse_categorical_m_loss,
-)
+from losslab.keras import losses as _losses
+from losslab.keras.losses import *  # noqa: F403
 
-__all__ = [
-    "BinaryFullLLoss",
-    "BinaryFullMLoss",
-    "BinaryLLoss",
-    "BinaryMLoss",
-    "CategoricalFullLLoss",
-    "CategoricalFullMLoss",
-    "CategoricalLLoss",
-    "CategoricalMLoss",
-    "LogCoshLoss",
-    "SMAELoss",
-    "SparseCategoricalFullLLoss",
-    "SparseCategoricalFullMLoss",
-    "SparseCategoricalLLoss",
-    "SparseCategoricalMLoss",
-    "binary_l_loss",
-    "binary_m_loss",
-    "categorical_l_loss",
-    "categorical_m_loss",
-    "log_cosh_loss",
-    "smae_loss",
-    "sparse_categorical_l_loss",
-    "sparse_categorical_m_loss",
-]
+__all__ = list(_losses.__all__)

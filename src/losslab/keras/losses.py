@@ -34,54 +34,9 @@ from __future__ import annotations
 
 # The module is split by role: losslab.keras._checks (argument and value checks),
 # losslab.keras.functions (the public functions), losslab.keras.classes (the Loss subclasses).
-from losslab.keras.classes import (
-    BinaryFullLLoss,
-    BinaryFullMLoss,
-    BinaryLLoss,
-    BinaryMLoss,
-    CategoricalFullLLoss,
-    CategoricalFullMLoss,
-    CategoricalLLoss,
-    CategoricalMLoss,
-    LogCoshLoss,
-    SMAELoss,
-    SparseCategoricalFullLLoss,
-    SparseCategoricalFullMLoss,
-    SparseCategoricalLLoss,
-    SparseCategoricalMLoss,
-)
-from losslab.keras.functions import (
-    binary_l_loss,
-    binary_m_loss,
-    categorical_l_loss,
-    categorical_m_loss,
-    log_cosh_loss,
-    smae_loss,
-    sparse_categorical_l_loss,
-    sparse_categorical_m_loss,
-)
+from losslab.keras import classes as _classes
+from losslab.keras import functions as _functions
+from losslab.keras.classes import *  # noqa: F403
+from losslab.keras.functions import *  # noqa: F403
 
-__all__ = [
-    "BinaryFullLLoss",
-    "BinaryFullMLoss",
-    "BinaryLLoss",
-    "BinaryMLoss",
-    "CategoricalFullLLoss",
-    "CategoricalFullMLoss",
-    "CategoricalLLoss",
-    "CategoricalMLoss",
-    "LogCoshLoss",
-    "SMAELoss",
-    "SparseCategoricalFullLLoss",
-    "SparseCategoricalFullMLoss",
-    "SparseCategoricalLLoss",
-    "SparseCategoricalMLoss",
-    "binary_l_loss",
-    "binary_m_loss",
-    "categorical_l_loss",
-    "categorical_m_loss",
-    "log_cosh_loss",
-    "smae_loss",
-    "sparse_categorical_l_loss",
-    "sparse_categorical_m_loss",
-]
+__all__ = [*_classes.__all__, *_functions.__all__]
